@@ -1,0 +1,46 @@
+"""The ``fwbench`` command line: Typer app, thin by design.
+
+Each area's commands live in ``fwbench/commands/<area>.py``; this module only assembles them and
+turns a ``FwbenchError`` into one line on stderr and exit code 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from fwbench.commands import config_cmd, data_cmd, env_cmd
+from fwbench.errors import FwbenchError
+
+app = typer.Typer(
+    name="fwbench",
+    help="Does training an image classifier in PyTorch or in Keras give a different result, "
+    "and at what speed? Evidence from raw data to report.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+app.command("env")(env_cmd.env)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(data_cmd.app, name="data")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except FwbenchError as e:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[bold red]error:[/] {e.message}"
+        )
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""``fwbench config show``: the resolved configuration and each stage's run count."""
+
+from __future__ import annotations
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from fwbench.commands.options import MatrixOpt, OptPath, TrainConfigOpt, WorkspaceOpt
+from fwbench.config import (
+    EXPERIMENT_MATRIX,
+    TRAIN_CONFIG,
+    find_user_config,
+    load_matrix,
+    load_train_config,
+)
+from fwbench.paths import Workspace
+
+app = typer.Typer(help="Show and check configuration.", no_args_is_help=True)
+
+
+@app.command("show")
+def show(
+    config: OptPath = TrainConfigOpt, matrix: OptPath = MatrixOpt, workspace: OptPath = WorkspaceOpt
+) -> None:
+    """Print the resolved train config and experiment matrix, with each stage's run count."""
+    ws = Workspace.from_env(workspace)
+    train_path = find_user_config(ws.configs_dir, TRAIN_CONFIG, config)
+    matrix_path = find_user_config(ws.configs_dir, EXPERIMENT_MATRIX, matrix)
+    train = load_train_config(train_path)
+    stages = load_matrix(matrix_path)
+    out = Console()
+    out.print(f"[bold]# train_config[/] ({train_path or 'package defaults'})")
+    out.print(yaml.safe_dump(train.model_dump(mode="json"), sort_keys=False), highlight=False)
+    out.print(f"[bold]# experiment_matrix[/] ({matrix_path or 'package defaults'})")
+    out.print(yaml.safe_dump(stages.model_dump(mode="json"), sort_keys=False), highlight=False)
+    table = Table("stage", "datasets", "models", "precisions", "seeds", "frameworks", "runs")
+    for name, s in stages.stages.items():
+        table.add_row(
+            name,
+            *(str(len(a)) for a in (s.datasets, s.models, s.precisions, s.seeds, s.frameworks)),
+            str(s.run_count),
+        )
+    out.print(table)

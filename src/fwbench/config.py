@@ -1,0 +1,281 @@
+"""Validated configuration: pydantic models for every YAML file fwbench reads.
+
+Package defaults live in ``fwbench/configs/``; a user's file is merged over them key by key.
+Any typo, unknown key, wrong type or unknown name is one line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fwbench.data.catalog import DATASETS
+from fwbench.errors import FwbenchError
+from fwbench.models import FRAMEWORKS, MODELS, PRECISIONS, VARIANTS
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+
+
+class Strict(BaseModel):
+    """A config section: unknown keys are errors, values are not coerced silently."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _known_datasets(mapping: dict[str, Any]) -> dict[str, Any]:
+    unknown = [k for k in mapping if k not in DATASETS]
+    if unknown:
+        raise ValueError(f"unknown dataset '{unknown[0]}'; known: {', '.join(DATASETS)}")
+    return mapping
+
+
+class OptimizerConfig(Strict):
+    """SGD with Nesterov momentum; weight decay is L2 coupled into the gradient in both arms."""
+
+    name: Literal["sgd"] = "sgd"
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    nesterov: bool = True
+    weight_decay: NonNegFloat = 5e-4
+
+
+class LRConfig(Strict):
+    """Linear warmup then cosine decay, evaluated at every optimizer step."""
+
+    base_lr: Annotated[float, Field(gt=0)] = 0.1
+    warmup_epochs: NonNegFloat = 5.0
+    min_lr: NonNegFloat = 0.0
+    schedule: Literal["cosine"] = "cosine"
+
+
+class TrainingConfig(Strict):
+    """Batching, accumulation and input-pipeline settings shared by both arms."""
+
+    batch_size: PositiveInt = 256
+    eval_batch_size: PositiveInt = 512
+    gradient_accumulation_steps: PositiveInt = 1
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    num_workers: Annotated[int, Field(ge=0)] = 8
+    pin_memory: bool = True
+    persistent_workers: bool = True
+    prefetch_factor: PositiveInt = 2
+    deterministic: bool = True
+    stop_on_divergence: bool = True
+
+
+class AugmentationConfig(Strict):
+    """Train-time augmentation; evaluation never augments."""
+
+    random_crop_padding: Annotated[int, Field(ge=0)] = 4
+    horizontal_flip: bool = True
+
+
+class TrainConfig(Strict):
+    """``train_config.yaml``: the recipe both arms follow."""
+
+    optimizer: OptimizerConfig = OptimizerConfig()
+    lr: LRConfig = LRConfig()
+    training: TrainingConfig = TrainingConfig()
+    epochs: dict[str, PositiveInt]
+    augmentation: dict[str, AugmentationConfig]
+    input_size: dict[str, PositiveInt]
+
+    _check_epochs = field_validator("epochs", "augmentation", "input_size")(_known_datasets)
+
+    def for_dataset(self, dataset: str) -> tuple[int, AugmentationConfig, int]:
+        """Epochs, augmentation and input size for ``dataset``."""
+        missing = [
+            s
+            for s, m in (("epochs", self.epochs), ("augmentation", self.augmentation))
+            if dataset not in m
+        ] + ([] if dataset in self.input_size else ["input_size"])
+        if missing:
+            raise FwbenchError(
+                f"train config has no {'/'.join(missing)} entry for dataset '{dataset}'",
+                fix=f"add '{dataset}:' under {', '.join(missing)} in your train_config.yaml",
+            )
+        return self.epochs[dataset], self.augmentation[dataset], self.input_size[dataset]
+
+
+class Stage(Strict):
+    """One stage of the experiment matrix: the cross product of its lists."""
+
+    description: str = ""
+    datasets: list[str]
+    models: list[str]
+    precisions: list[str]
+    seeds: list[int]
+    frameworks: list[str]
+    variant: str = "library"
+    epochs_override: PositiveInt | None = None
+    subset: PositiveInt | None = None
+
+    @field_validator("datasets")
+    @classmethod
+    def _datasets(cls, v: list[str]) -> list[str]:
+        return _check_names(v, "dataset", tuple(DATASETS))
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: list[str]) -> list[str]:
+        return _check_names(v, "model", tuple(MODELS))
+
+    @field_validator("precisions")
+    @classmethod
+    def _precisions(cls, v: list[str]) -> list[str]:
+        return _check_names(v, "precision", PRECISIONS)
+
+    @field_validator("frameworks")
+    @classmethod
+    def _frameworks(cls, v: list[str]) -> list[str]:
+        return _check_names(v, "framework", FRAMEWORKS)
+
+    @field_validator("variant")
+    @classmethod
+    def _variant(cls, v: str) -> str:
+        return _check_names([v], "variant", VARIANTS)[0]
+
+    @property
+    def run_count(self) -> int:
+        """Number of runs: datasets x models x precisions x seeds x frameworks."""
+        n = 1
+        for axis in (self.datasets, self.models, self.precisions, self.seeds, self.frameworks):
+            n *= len(axis)
+        return n
+
+
+def _check_names(values: list[str], kind: str, known: tuple[str, ...]) -> list[str]:
+    if not values:
+        raise ValueError(f"at least one {kind} is needed")
+    for v in values:
+        if v not in known:
+            raise ValueError(f"unknown {kind} '{v}'; known: {', '.join(known)}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"a {kind} is listed twice")
+    return values
+
+
+class ExperimentMatrix(Strict):
+    """``experiment_matrix.yaml``: named stages (the seed's ``stage1``, ``stage2``, ...)."""
+
+    stages: dict[str, Stage]
+
+    def stage(self, name: str) -> Stage:
+        """The stage called ``name``; unknown names are a user error listing the known ones."""
+        if name not in self.stages:
+            raise FwbenchError(
+                f"unknown stage '{name}'; known: {', '.join(self.stages)}",
+                fix="pick a stage defined in experiment_matrix.yaml",
+            )
+        return self.stages[name]
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+TRAIN_CONFIG = "train_config.yaml"
+EXPERIMENT_MATRIX = "experiment_matrix.yaml"
+
+
+def default_config_text(name: str) -> str:
+    """Text of a shipped default config file."""
+    return resources.files("fwbench.configs").joinpath(name).read_text(encoding="utf-8")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Parse a YAML mapping; missing files and syntax errors are user errors."""
+    if not path.is_file():
+        raise FwbenchError("config file not found", path=path, fix="check the path")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise FwbenchError(
+            f"invalid YAML{where}: {getattr(e, 'problem', e)}", path=path, fix="correct the syntax"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FwbenchError("config must be a YAML mapping", path=path, fix="use 'key: value' lines")
+    return data
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` merged into ``base`` recursively (mappings merge, everything else replaces)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _validate(model: type[Strict], data: dict[str, Any], source: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        extra = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise FwbenchError(
+            f"invalid config key '{key}': {msg}{extra}",
+            path=source,
+            fix="see the defaults with `fwbench config show`",
+        ) from None
+
+
+def _load(name: str, model: type[Strict], path: Path | None, merge_key: str | None) -> Any:
+    base = yaml.safe_load(default_config_text(name))
+    if path is None:
+        return _validate(model, base, f"<package default {name}>")
+    user = read_yaml(Path(path))
+    merged = deep_merge(base, user) if merge_key is None else _merge_named(base, user, merge_key)
+    return _validate(model, merged, str(path))
+
+
+def _merge_named(base: dict, user: dict, key: str) -> dict:
+    # stages are replaced whole by name: a user's stage1 is their stage1, not a blend
+    out = {k: v for k, v in base.items() if k != key} | {k: v for k, v in user.items() if k != key}
+    out[key] = dict(base.get(key, {})) | dict(user.get(key) or {})
+    return out
+
+
+def load_train_config(path: str | Path | None = None) -> TrainConfig:
+    """The train config: package defaults, with ``path`` merged over them if given."""
+    return _load(TRAIN_CONFIG, TrainConfig, None if path is None else Path(path), None)
+
+
+def load_matrix(path: str | Path | None = None) -> ExperimentMatrix:
+    """The experiment matrix: package stages plus (and replaced by) those in ``path``."""
+    return _load(
+        EXPERIMENT_MATRIX, ExperimentMatrix, None if path is None else Path(path), "stages"
+    )
+
+
+def find_user_config(
+    workspace_configs: Path, name: str, explicit: str | Path | None
+) -> Path | None:
+    """The user's config: ``explicit`` if given, else ``configs/<name>`` in the workspace, else None."""
+    if explicit is not None:
+        return Path(explicit)
+    candidate = workspace_configs / name
+    return candidate if candidate.is_file() else None
+
+
+def config_hash(*objs: BaseModel | dict) -> str:
+    """Short SHA-256 of the canonical JSON of resolved configs (recorded in every run)."""
+    h = hashlib.sha256()
+    for obj in objs:
+        data = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
+        h.update(json.dumps(data, sort_keys=True).encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""Datasets: raw files -> prepared arrays, fixed stratified splits, train-only channel stats."""

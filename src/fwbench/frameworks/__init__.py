@@ -1,0 +1,1 @@
+"""The two arms. Only modules under ``frameworks/<name>/`` import that framework."""

@@ -1,0 +1,1 @@
+"""The Keras arm (Keras 3 on the TensorFlow backend)."""

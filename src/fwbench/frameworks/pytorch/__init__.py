@@ -1,0 +1,1 @@
+"""The PyTorch arm (torch + torchvision)."""

@@ -1,0 +1,188 @@
+"""RunSpec, run ids and the run directory: the contract between train, executors and analysis.
+
+```
+runs/<dataset>-<model>-<precision>-s<seed>-<framework>[-<variant>]/
+  spec.json  env.json  status.json  epochs.jsonl  test.json  train.log  checkpoints/
+```
+Every write is atomic; the run directory is the source of truth, every table is derived.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from fwbench.config import TrainConfig, config_hash
+from fwbench.errors import FwbenchError
+from fwbench.fileio import read_jsonl, write_json
+
+State = Literal["pending", "running", "done", "failed", "diverged"]
+STATES: tuple[str, ...] = ("pending", "running", "done", "failed", "diverged")
+
+
+class RunSpec(BaseModel):
+    """Everything one training run needs, fully resolved (written to ``spec.json``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str
+    model: str
+    precision: str
+    seed: int
+    framework: str
+    variant: str = "library"
+    epochs: int
+    input_size: int
+    subset: int | None = None
+    num_workers: int | None = None
+    stage: str | None = None
+    train_config: TrainConfig
+    config_hash: str = ""
+
+    @property
+    def run_id(self) -> str:
+        """``<dataset>-<model>-<precision>-s<seed>-<framework>``, plus ``-<variant>`` if not library."""
+        base = f"{self.dataset}-{self.model}-{self.precision}-s{self.seed}-{self.framework}"
+        return base if self.variant == "library" else f"{base}-{self.variant}"
+
+    @property
+    def cell(self) -> tuple[str, str, str]:
+        """The (dataset, model, precision) cell this run is a replicate of."""
+        return (self.dataset, self.model, self.precision)
+
+    def with_hash(self) -> RunSpec:
+        """This spec with ``config_hash`` set from the resolved train config and run settings."""
+        fields = self.model_dump(mode="json", exclude={"config_hash", "stage"})
+        return self.model_copy(update={"config_hash": config_hash(fields)})
+
+
+def make_spec(
+    train_config: TrainConfig,
+    *,
+    dataset: str,
+    model: str,
+    precision: str,
+    seed: int,
+    framework: str,
+    variant: str = "library",
+    epochs_override: int | None = None,
+    subset: int | None = None,
+    num_workers: int | None = None,
+    stage: str | None = None,
+) -> RunSpec:
+    """Resolve a RunSpec from the train config and the run's identity."""
+    epochs, _, input_size = train_config.for_dataset(dataset)
+    return RunSpec(
+        dataset=dataset,
+        model=model,
+        precision=precision,
+        seed=seed,
+        framework=framework,
+        variant=variant,
+        epochs=epochs_override or epochs,
+        input_size=input_size,
+        subset=subset,
+        num_workers=num_workers,
+        stage=stage,
+        train_config=train_config,
+    ).with_hash()
+
+
+class RunDir:
+    """One run directory: typed access to its files. Creating the object touches nothing."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    spec_path = property(lambda self: self.path / "spec.json")
+    env_path = property(lambda self: self.path / "env.json")
+    status_path = property(lambda self: self.path / "status.json")
+    epochs_path = property(lambda self: self.path / "epochs.jsonl")
+    test_path = property(lambda self: self.path / "test.json")
+    log_path = property(lambda self: self.path / "train.log")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    # --- spec -------------------------------------------------------------------------------
+    def write_spec(self, spec: RunSpec) -> None:
+        """Write ``spec.json``; a different spec already there is a user error (never clobbered)."""
+        if self.spec_path.exists():
+            old = self.read_spec()
+            if old.config_hash != spec.config_hash:
+                raise FwbenchError(
+                    f"run directory already holds a run with other settings "
+                    f"(config hash {old.config_hash}, new {spec.config_hash})",
+                    path=self.path,
+                    fix="use another --run-dir, or delete that directory to start over",
+                )
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json(self.spec_path, spec.model_dump(mode="json"))
+
+    def read_spec(self) -> RunSpec:
+        """The RunSpec in ``spec.json``."""
+        try:
+            return RunSpec.model_validate_json(self.spec_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FwbenchError(
+                "no spec.json in run directory", path=self.path, fix="pass the run's own directory"
+            ) from None
+
+    # --- status -----------------------------------------------------------------------------
+    def read_status(self) -> dict[str, Any]:
+        """``status.json`` as a dict; ``{"state": "pending"}`` when absent or unreadable."""
+        try:
+            return json.loads(self.status_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {"state": "pending"}
+
+    @property
+    def state(self) -> str:
+        return self.read_status().get("state", "pending")
+
+    def set_status(self, state: State, **fields: Any) -> dict[str, Any]:
+        """Atomically update ``status.json`` (keeps earlier fields, stamps host, pid and time)."""
+        status = self.read_status()
+        now = time.time()
+        status.update(fields)
+        status.update(state=state, host=socket.gethostname(), pid=os.getpid(), updated_at=now)
+        if state == "running":
+            status.setdefault("started_at", now)
+            status.pop("error", None)
+        if state in ("done", "failed", "diverged"):
+            status["finished_at"] = now
+        write_json(self.status_path, status)
+        return status
+
+    # --- results ----------------------------------------------------------------------------
+    def epochs(self) -> list[dict[str, Any]]:
+        """Every finished epoch's record from ``epochs.jsonl``."""
+        return read_jsonl(self.epochs_path)
+
+    def test_metrics(self) -> dict[str, Any] | None:
+        """``test.json`` or None if the run has not reached test evaluation."""
+        try:
+            return json.loads(self.test_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines of ``train.log`` (for failure reports)."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+def run_dir_for(runs_root: str | Path, spec: RunSpec) -> RunDir:
+    """The run directory of ``spec`` under ``runs_root``."""
+    return RunDir(Path(runs_root) / spec.run_id)
