@@ -11,7 +11,7 @@ import sys
 import typer
 from rich.console import Console
 
-from fwbench.commands import config_cmd, data_cmd, env_cmd
+from fwbench.commands import config_cmd, data_cmd, env_cmd, parity_cmd
 from fwbench.errors import FwbenchError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app = typer.Typer(
 app.command("env")(env_cmd.env)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(data_cmd.app, name="data")
+app.add_typer(parity_cmd.app, name="parity")
 
 
 def main() -> None:

@@ -115,6 +115,9 @@ class Stage(Strict):
     variant: str = "library"
     epochs_override: PositiveInt | None = None
     subset: PositiveInt | None = None
+    # A partial train_config merged over the resolved one for this stage's runs only
+    # (e.g. the demo's smaller batch). Validated like train_config.yaml itself.
+    overrides: dict[str, Any] = {}
 
     @field_validator("datasets")
     @classmethod
@@ -140,6 +143,14 @@ class Stage(Strict):
     @classmethod
     def _variant(cls, v: str) -> str:
         return _check_names([v], "variant", VARIANTS)[0]
+
+    def train_config(
+        self, base: TrainConfig, source: str = "experiment_matrix.yaml"
+    ) -> TrainConfig:
+        """``base`` with this stage's ``overrides`` merged over it."""
+        if not self.overrides:
+            return base
+        return _validate(TrainConfig, deep_merge(base.model_dump(), self.overrides), source)
 
     @property
     def run_count(self) -> int:

@@ -64,8 +64,18 @@ def host_info() -> dict:
         "cpu_cores": os.cpu_count(),
         "packages": {
             d: _version(d)
-            for d in ("fwbench", "numpy", "torch", "torchvision", "tensorflow", "tensorflow-cpu",
-                      "keras", "scikit-learn", "scipy", "pandas")
+            for d in (
+                "fwbench",
+                "numpy",
+                "torch",
+                "torchvision",
+                "tensorflow",
+                "tensorflow-cpu",
+                "keras",
+                "scikit-learn",
+                "scipy",
+                "pandas",
+            )
         },
     }
 

@@ -15,8 +15,9 @@ from fwbench.data.prepare import prepare
 from fwbench.errors import FwbenchError
 from fwbench.paths import Workspace
 
-app = typer.Typer(help="Prepare datasets: splits (seed 42) and train-only statistics.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Prepare datasets: splits (seed 42) and train-only statistics.", no_args_is_help=True
+)
 
 
 def _read_checksums(path: Path | None) -> dict[str, str] | None:
@@ -61,12 +62,21 @@ def prepare_cmd(
                 fix="use one of the known dataset names",
             )
         with out.status(f"preparing {name} ..."):
-            result = prepare(ws, name, source=source, download=download, checksums=sums,
-                             partial=partial, force=force)
+            result = prepare(
+                ws,
+                name,
+                source=source,
+                download=download,
+                checksums=sums,
+                partial=partial,
+                force=force,
+            )
         if result.up_to_date:
             s = result.manifest["sizes"]
-            out.print(f"{name}: up to date, nothing to do "
-                      f"(train/val/test = {s['train']:,} / {s['val']:,} / {s['test']:,})")
+            out.print(
+                f"{name}: up to date, nothing to do "
+                f"(train/val/test = {s['train']:,} / {s['val']:,} / {s['test']:,})"
+            )
             continue
         table = Table("check", "result", "detail", title=f"{name}: validations")
         for c in result.checks:
