@@ -24,9 +24,10 @@ NonNegFloat = Annotated[float, Field(ge=0)]
 
 
 class Strict(BaseModel):
-    """A config section: unknown keys are errors, values are not coerced silently."""
+    """A config section: unknown keys are errors; values must convert to the declared type."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # not strict: PyYAML reads "5e-4" as a string, which must still mean 0.0005
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _known_datasets(mapping: dict[str, Any]) -> dict[str, Any]:
@@ -276,7 +277,7 @@ def load_matrix(path: str | Path | None = None) -> ExperimentMatrix:
 def find_user_config(
     workspace_configs: Path, name: str, explicit: str | Path | None
 ) -> Path | None:
-    """The user's config: ``explicit`` if given, else ``configs/<name>`` in the workspace, else None."""
+    """The user's config: ``explicit``, else ``configs/<name>`` in the workspace, else None."""
     if explicit is not None:
         return Path(explicit)
     candidate = workspace_configs / name

@@ -47,7 +47,7 @@ class RunSpec(BaseModel):
 
     @property
     def run_id(self) -> str:
-        """``<dataset>-<model>-<precision>-s<seed>-<framework>``, plus ``-<variant>`` if not library."""
+        """``<dataset>-<model>-<precision>-s<seed>-<framework>[-<variant> unless library]``."""
         base = f"{self.dataset}-{self.model}-{self.precision}-s{self.seed}-{self.framework}"
         return base if self.variant == "library" else f"{base}-{self.variant}"
 

@@ -10,7 +10,7 @@ from fwbench.paths import Workspace
 
 
 def env(workspace: OptPath = WorkspaceOpt) -> None:
-    """Write environment.txt, env.json and requirements_lock.txt (no GPU is recorded, not an error)."""
+    """Write environment.txt, env.json, requirements_lock.txt (no GPU is recorded, not an error)."""
     ws = Workspace.from_env(workspace)
     out = Console()
     info = write_environment(ws.root)
