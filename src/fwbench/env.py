@@ -24,15 +24,16 @@ PROBES = {
 }
 
 
-def _run(cmd: list[str], timeout: float = 120) -> tuple[bool, str]:
+def _run(cmd: list[str], timeout: float = 120, stdout_only: bool = False) -> tuple[bool, str]:
     if shutil.which(cmd[0]) is None and not Path(cmd[0]).exists():
         return False, f"{cmd[0]} not found on PATH"
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as e:
         return False, f"{' '.join(cmd)} failed: {e}"
-    out = (p.stdout + p.stderr).strip()
-    return p.returncode == 0, out if p.returncode == 0 else f"exit {p.returncode}: {out}"
+    if p.returncode == 0:
+        return True, (p.stdout if stdout_only else p.stdout + p.stderr).strip()
+    return False, f"exit {p.returncode}: {(p.stdout + p.stderr).strip()}"
 
 
 def cpu_model() -> str:
@@ -82,7 +83,7 @@ def host_info() -> dict:
 
 def probe_framework(name: str) -> dict:
     """Run the framework's envinfo in a subprocess; failure is recorded as ``error``."""
-    ok, out = _run([sys.executable, "-m", PROBES[name]], timeout=300)
+    ok, out = _run([sys.executable, "-m", PROBES[name]], timeout=300, stdout_only=True)
     if ok:
         try:
             return json.loads(out.strip().splitlines()[-1])
@@ -136,6 +137,6 @@ def write_environment(out_dir: Path) -> dict:
     info = capture()
     write_json(out_dir / "env.json", info)
     write_text(out_dir / "environment.txt", render_text(info))
-    ok, freeze = _run([sys.executable, "-m", "pip", "freeze"])
+    ok, freeze = _run([sys.executable, "-m", "pip", "freeze"], stdout_only=True)
     write_text(out_dir / "requirements_lock.txt", (freeze if ok else f"# {freeze}") + "\n")
     return info
