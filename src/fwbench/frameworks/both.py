@@ -15,6 +15,8 @@ def import_both():
     import torch
     import torchvision
 
+    # isort: split
+    # (the order above is load-bearing: ruff's import sorting must not move tensorflow first)
     import keras
     import tensorflow as tf
 
