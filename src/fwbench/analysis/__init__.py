@@ -1,0 +1,1 @@
+"""Statistics, plots and the report, computed from collected results (never imports a framework)."""

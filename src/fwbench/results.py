@@ -1,0 +1,291 @@
+"""Run directories -> one table per run and one per epoch (``fwbench collect``).
+
+Every run the matrix expects is a row, found or not: a missing directory or status is
+``pending``, and failed, diverged and running runs keep their state. Nothing is dropped;
+the statistics decide later which rows count.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fwbench.config import (
+    EXPERIMENT_MATRIX,
+    TRAIN_CONFIG,
+    find_user_config,
+    load_matrix,
+    load_train_config,
+)
+from fwbench.errors import FwbenchError
+from fwbench.fileio import atomic_write
+from fwbench.paths import Workspace
+from fwbench.runs import RunDir, RunSpec, make_spec
+
+ID_COLUMNS = ["run_id", "stage", "dataset", "model", "precision", "seed", "framework", "variant"]
+RUN_COLUMNS = [
+    *ID_COLUMNS,
+    "epochs",
+    "input_size",
+    "subset",
+    "config_hash",
+    "state",
+    "error",
+    "note",
+    "epochs_done",
+    "best_epoch",
+    "best_val_accuracy",
+    "test_accuracy",
+    "test_macro_f1",
+    "test_loss",
+    "epoch_time_s",
+    "images_per_second",
+    "data_time_s",
+    "train_time_s",
+    "wall_time_s",
+    "host",
+    "cpu_model",
+    "device",
+    "amp_dtype",
+    "run_dir",
+]
+EPOCH_FIELDS = [
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "val_macro_f1",
+    "epoch_time_seconds",
+    "learning_rate",
+    "images_per_second",
+    "data_time_seconds",
+]
+RUNS_CSV, RUNS_PARQUET, EPOCHS_PARQUET = "runs.csv", "runs.parquet", "epochs.parquet"
+
+
+def expected_specs(
+    stage_names: Iterable[str],
+    matrix_path: str | Path | None = None,
+    config_path: str | Path | None = None,
+) -> list[RunSpec]:
+    """The RunSpecs the experiment matrix expects for ``stage_names`` (stage overrides applied)."""
+    matrix = load_matrix(matrix_path)
+    base = load_train_config(config_path)
+    specs: list[RunSpec] = []
+    for name in stage_names:
+        stage = matrix.stage(name)
+        train_config = stage.train_config(base, str(matrix_path or EXPERIMENT_MATRIX))
+        for dataset in stage.datasets:
+            for model in stage.models:
+                for precision in stage.precisions:
+                    for seed in stage.seeds:
+                        for framework in stage.frameworks:
+                            specs.append(
+                                make_spec(
+                                    train_config,
+                                    dataset=dataset,
+                                    model=model,
+                                    precision=precision,
+                                    seed=seed,
+                                    framework=framework,
+                                    variant=stage.variant,
+                                    epochs_override=stage.epochs_override,
+                                    subset=stage.subset,
+                                    stage=name,
+                                )
+                            )
+    return specs
+
+
+def find_run_dirs(runs_root: Path) -> list[RunDir]:
+    """Every run directory (a folder holding ``spec.json``) under ``runs_root``, sorted."""
+    if not runs_root.is_dir():
+        return []
+    found = (p.parent for p in runs_root.rglob("spec.json") if "checkpoints" not in p.parts)
+    return [RunDir(p) for p in sorted(found)]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def epochs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One run's epoch records as a frame sorted by epoch; a resumed epoch keeps its last line."""
+    frame = pd.DataFrame.from_records(records)
+    for field in EPOCH_FIELDS:
+        if field not in frame:
+            frame[field] = np.nan
+    if frame.empty:
+        return frame[EPOCH_FIELDS]
+    frame[EPOCH_FIELDS] = frame[EPOCH_FIELDS].apply(pd.to_numeric, errors="coerce")
+    frame = frame.drop_duplicates("epoch", keep="last").sort_values("epoch", kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def _steady(values: pd.Series) -> float:
+    # The first epoch carries warm-up (graph tracing, compilation, caches): leave it out of
+    # speed means whenever a later epoch exists.
+    values = values.dropna()
+    if len(values) > 1:
+        values = values.iloc[1:]
+    return float(values.mean()) if len(values) else np.nan
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def spec_fields(spec: RunSpec) -> dict[str, Any]:
+    """The identifying columns of one run."""
+    return {
+        "run_id": spec.run_id,
+        "stage": spec.stage,
+        "dataset": spec.dataset,
+        "model": spec.model,
+        "precision": spec.precision,
+        "seed": spec.seed,
+        "framework": spec.framework,
+        "variant": spec.variant,
+        "epochs": spec.epochs,
+        "input_size": spec.input_size,
+        "subset": spec.subset,
+        "config_hash": spec.config_hash,
+    }
+
+
+def run_row(run: RunDir, spec: RunSpec, epochs: pd.DataFrame, root: Path) -> dict[str, Any]:
+    """The summary row of one run: identity, state, best epoch, test metrics, timing, host."""
+    status = run.read_status() if run.path.is_dir() else {"state": "pending"}
+    test = run.test_metrics() or {}
+    env = _read_json(run.env_path)
+    row = {col: None for col in RUN_COLUMNS} | spec_fields(spec)
+    row["state"] = status.get("state", "pending")
+    row["error"] = status.get("error")
+    row["run_dir"] = str(run.path.relative_to(root)) if run.path.is_relative_to(root) else None
+    row["epochs_done"] = len(epochs)
+    if len(epochs) and epochs["val_accuracy"].notna().any():
+        best = epochs.loc[epochs["val_accuracy"].idxmax()]
+        best_epoch = test.get("best_epoch", best["epoch"])
+        at_best = epochs[epochs["epoch"] == best_epoch]
+        row["best_epoch"] = int(best_epoch)
+        source = at_best.iloc[0] if len(at_best) else best
+        row["best_val_accuracy"] = float(source["val_accuracy"])
+    elif "best_epoch" in test:
+        row["best_epoch"] = int(test["best_epoch"])
+    row["test_accuracy"] = test.get("accuracy")
+    row["test_macro_f1"] = test.get("macro_f1")
+    row["test_loss"] = test.get("loss")
+    row["epoch_time_s"] = _steady(epochs["epoch_time_seconds"])
+    row["images_per_second"] = _steady(epochs["images_per_second"])
+    row["data_time_s"] = _steady(epochs["data_time_seconds"])
+    row["train_time_s"] = float(epochs["epoch_time_seconds"].sum()) if len(epochs) else np.nan
+    started, finished = status.get("started_at"), status.get("finished_at")
+    if isinstance(started, int | float) and isinstance(finished, int | float):
+        row["wall_time_s"] = float(finished - started)
+    row["host"] = env.get("hostname") or status.get("host")
+    row["cpu_model"] = env.get("cpu_model")
+    row["device"] = _scalar(env.get("device"))
+    row["amp_dtype"] = _scalar(env.get("amp_dtype"))
+    if row["state"] == "done" and not test:
+        row["note"] = "state is done but test.json is missing or unreadable"
+    return row
+
+
+def _epoch_rows(spec: RunSpec, state: str, epochs: pd.DataFrame) -> pd.DataFrame:
+    ids = {k: v for k, v in spec_fields(spec).items() if k in ID_COLUMNS}
+    return epochs.assign(**ids, state=state)[[*ID_COLUMNS, "state", *EPOCH_FIELDS]]
+
+
+def collect_runs(
+    ws: Workspace, stages: list[str] | None = None, matrix_path: Path | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(runs, epochs)`` tables for the workspace: all run dirs, or the given stages' runs.
+
+    With ``stages``, the rows are the matrix's expected runs of those stages (missing ones
+    ``pending``) plus any other run directory whose spec names one of the stages.
+    """
+    found = {}
+    for run in find_run_dirs(ws.runs_dir):
+        try:
+            found[run.run_id] = (run, run.read_spec())
+        except (FwbenchError, ValueError) as e:
+            raise FwbenchError(
+                f"unreadable spec.json: {str(e).splitlines()[0]}",
+                path=run.spec_path,
+                fix="delete or repair that run directory",
+            ) from None
+    planned: list[tuple[RunDir, RunSpec, str | None]] = []
+    if stages:
+        matrix_path = find_user_config(ws.configs_dir, EXPERIMENT_MATRIX, matrix_path)
+        config_path = find_user_config(ws.configs_dir, TRAIN_CONFIG, None)
+        for spec in expected_specs(stages, matrix_path, config_path):
+            run, on_disk = found.pop(spec.run_id, (RunDir(ws.runs_dir / spec.run_id), None))
+            note = None
+            if on_disk is None:
+                note = "no run directory"
+            elif on_disk.config_hash != spec.config_hash:
+                note = (
+                    f"spec differs from matrix (hash {on_disk.config_hash} vs {spec.config_hash})"
+                )
+            planned.append((run, on_disk or spec, note))
+        planned += [(run, spec, None) for run, spec in found.values() if spec.stage in stages]
+    else:
+        planned = [(run, spec, None) for run, spec in found.values()]
+    rows, epoch_tables = [], []
+    for run, spec, note in planned:
+        epochs = epochs_frame(run.epochs())
+        row = run_row(run, spec, epochs, ws.root)
+        row["note"] = "; ".join(n for n in (note, row["note"]) if n) or None
+        rows.append(row)
+        if len(epochs):
+            epoch_tables.append(_epoch_rows(spec, row["state"], epochs))
+    runs = pd.DataFrame.from_records(rows, columns=RUN_COLUMNS)
+    runs = _typed(runs).sort_values(ID_COLUMNS[2:7], kind="stable").reset_index(drop=True)
+    empty = pd.DataFrame(columns=[*ID_COLUMNS, "state", *EPOCH_FIELDS])
+    epochs_all = pd.concat(epoch_tables, ignore_index=True) if epoch_tables else empty
+    return runs, epochs_all
+
+
+def _typed(runs: pd.DataFrame) -> pd.DataFrame:
+    for col in ("seed", "epochs", "input_size", "subset", "epochs_done", "best_epoch"):
+        runs[col] = pd.to_numeric(runs[col]).astype("Int64")
+    floats = RUN_COLUMNS[RUN_COLUMNS.index("best_val_accuracy") : RUN_COLUMNS.index("host")]
+    for col in floats:
+        runs[col] = pd.to_numeric(runs[col]).astype("float64")
+    for col in ("stage", "error", "note", "host", "cpu_model", "device", "amp_dtype", "run_dir"):
+        runs[col] = runs[col].astype("string")
+    return runs
+
+
+def write_results(ws: Workspace, runs: pd.DataFrame, epochs: pd.DataFrame) -> list[Path]:
+    """Write ``results/runs.csv``, ``runs.parquet`` and ``epochs.parquet`` atomically."""
+    out = ws.results_dir
+    return [
+        atomic_write(out / RUNS_CSV, lambda p: runs.to_csv(p, index=False)),
+        atomic_write(out / RUNS_PARQUET, lambda p: runs.to_parquet(p, index=False)),
+        atomic_write(out / EPOCHS_PARQUET, lambda p: epochs.to_parquet(p, index=False)),
+    ]
+
+
+def load_results(ws: Workspace) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The collected ``(runs, epochs)`` tables; a user error if ``fwbench collect`` has not run."""
+    runs_path = ws.results_dir / RUNS_PARQUET
+    if not runs_path.is_file():
+        raise FwbenchError(
+            "no collected results", path=runs_path, fix="run `fwbench collect` first"
+        )
+    epochs_path = ws.results_dir / EPOCHS_PARQUET
+    epochs = pd.read_parquet(epochs_path) if epochs_path.is_file() else pd.DataFrame()
+    return pd.read_parquet(runs_path), epochs
