@@ -1,0 +1,182 @@
+"""``fwbench run`` (a stage through the local or Slurm executor) and ``fwbench status``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from fwbench.commands.options import MatrixOpt, OptPath, TrainConfigOpt, WorkspaceOpt
+from fwbench.config import (
+    EXECUTOR,
+    SlurmExecutorConfig,
+    find_user_config,
+    load_executor_config,
+    read_yaml,
+)
+from fwbench.errors import FwbenchError
+from fwbench.executors.base import Executor
+from fwbench.matrix import (
+    UNSUCCESSFUL,
+    VIEW_STATES,
+    PlannedRun,
+    SmokeOptions,
+    count_states,
+    error_line,
+    load_configs,
+    plan,
+    spec_conflict,
+    to_launch,
+)
+from fwbench.paths import Workspace
+
+StageOpt = typer.Option(None, "--stage", "-s", help="Matrix stage: stage1, stage2, demo, ...")
+OnlyOpt = typer.Option(
+    None, "--only", help="Filter runs, e.g. 'dataset=cifar10,model=resnet50|mobilenetv2'."
+)
+Opt = typer.Option
+
+
+def _stage_name(stage: str | None, matrix: Path | None) -> str:
+    if stage:
+        return stage
+    if matrix is not None:
+        names = list(read_yaml(Path(matrix)).get("stages") or {})
+        if len(names) == 1:
+            return names[0]
+        raise FwbenchError(
+            f"{matrix} defines {len(names)} stages ({', '.join(names)})",
+            fix="pick one with --stage",
+        )
+    raise FwbenchError("no stage given", fix="pass --stage stage1|stage2|demo, or --matrix FILE")
+
+
+def _sbatch_options(pairs: list[str]) -> dict[str, str | bool]:
+    out: dict[str, str | bool] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not key.strip():
+            raise FwbenchError(f"bad --sbatch-opt '{pair}'", fix="write KEY=VALUE (or KEY)")
+        out[key.strip().lstrip("-")] = value if sep else True
+    return out
+
+
+def _slurm_config(base: SlurmExecutorConfig, updates: dict[str, Any]) -> SlurmExecutorConfig:
+    data = base.model_dump() | {k: v for k, v in updates.items() if v is not None}
+    try:
+        return SlurmExecutorConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise FwbenchError(
+            f"invalid slurm option '{'.'.join(map(str, err['loc']))}': {err['msg']}",
+            fix="check the --partition/--time-min/--mem-gb/--cpus/--gpus values",
+        ) from None
+
+
+def _print_runs(out: Console, runs: list[PlannedRun]) -> None:
+    for r in runs:
+        state = r.state
+        note = f"  {error_line(r.run_dir)}" if state in UNSUCCESSFUL else ""
+        if spec_conflict(r):
+            note += "  (run directory holds other settings)"
+        out.print(f"{state:<12} {r.run_id}{note}", highlight=False, soft_wrap=True)
+
+
+def _summary(name: str, runs: list[PlannedRun]) -> str:
+    counts = count_states(runs)
+    return f"{name}: {len(runs)} runs (" + ", ".join(f"{counts[s]} {s}" for s in VIEW_STATES) + ")"
+
+
+def run(
+    stage: str | None = StageOpt,
+    matrix: OptPath = MatrixOpt,
+    executor: str = Opt("local", "--executor", "-e", help="local or slurm."),
+    dry_run: bool = Opt(False, "--dry-run", help="List the runs and their state; launch nothing."),
+    only: list[str] | None = OnlyOpt,
+    retry_failed: bool = Opt(False, "--retry-failed", help="Rerun failed and diverged runs."),
+    parallel: int | None = Opt(None, "--parallel", "-j", min=1, help="Local: runs at once."),
+    epochs_override: int | None = Opt(None, "--epochs-override", min=1, help="Smoke: epochs."),
+    subset: int | None = Opt(None, "--subset", min=1, help="Smoke: train on N images."),
+    num_workers: int | None = Opt(None, "--num-workers", min=0, help="DataLoader workers."),
+    partition: str | None = Opt(None, "--partition", help="Slurm partition."),
+    time_min: int | None = Opt(None, "--time-min", help="Slurm time limit per run (minutes)."),
+    mem_gb: int | None = Opt(None, "--mem-gb", help="Slurm memory per run (GB)."),
+    cpus: int | None = Opt(None, "--cpus", help="Slurm CPUs per run."),
+    gpus: int | None = Opt(None, "--gpus", help="Slurm GPUs per run (0: none)."),
+    account: str | None = Opt(None, "--account", help="Slurm account."),
+    sbatch_opt: list[str] | None = Opt(None, "--sbatch-opt", help="Extra sbatch KEY=VALUE."),
+    executor_config: OptPath = Opt(None, "--executor-config", help="Your executor.yaml."),
+    config: OptPath = TrainConfigOpt,
+    workspace: OptPath = WorkspaceOpt,
+) -> None:
+    """Run a stage of the matrix: finished runs are skipped, interrupted ones resume."""
+    if executor not in ("local", "slurm"):
+        raise FwbenchError(f"unknown executor '{executor}'; known: local, slurm")
+    ws = Workspace.from_env(workspace)
+    name = _stage_name(stage, matrix)
+    smoke = SmokeOptions(epochs_override, subset, num_workers)
+    runs = plan(ws, name, config=config, matrix=matrix, only=only, smoke=smoke)
+    launch = to_launch(runs, retry_failed)
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(_summary(name, runs))
+    if dry_run:
+        _print_runs(out, runs)
+        out.print(f"would launch {len(launch)} run(s) with the {executor} executor")
+        return
+    launching = {r.run_id for r in launch}
+    skipped = [r for r in runs if r.state in UNSUCCESSFUL and r.run_id not in launching]
+    for r in skipped:
+        out.print(f"skipped {r.state} {r.run_id}: {error_line(r.run_dir)} (--retry-failed reruns)")
+    for r in launch:  # a changed config is refused before anything starts
+        r.run_dir.write_spec(r.spec)
+    if launch:
+        exec_cfg = load_executor_config(find_user_config(ws.configs_dir, EXECUTOR, executor_config))
+        chosen = _executor(executor, ws, exec_cfg, out, parallel=parallel, slurm=dict(
+            partition=partition, time_min=time_min, mem_gb=mem_gb, cpus=cpus, gpus=gpus,
+            account=account, sbatch=exec_cfg.slurm.sbatch | _sbatch_options(sbatch_opt or []),
+        ))  # fmt: skip
+        out.print(f"launching {len(launch)} run(s) with the {executor} executor")
+        chosen.run(launch)
+    out.print(_summary(name, runs))
+    failed = [r for r in runs if r.state == "failed"]
+    for r in failed:
+        out.print(f"failed {r.run_id}: {error_line(r.run_dir)} (log: {r.run_dir.log_path})")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _executor(kind: str, ws: Workspace, cfg: Any, out: Console, **options: Any) -> Executor:
+    if kind == "local":
+        from fwbench.executors.local import LocalExecutor
+
+        return LocalExecutor(options["parallel"] or cfg.local.parallel, console=out)
+    from fwbench.executors.slurm import SlurmExecutor
+
+    slurm = _slurm_config(cfg.slurm, options["slurm"])
+    return SlurmExecutor(slurm, ws.logs_dir / "slurm", console=out)
+
+
+def status(
+    stage: list[str] | None = Opt(None, "--stage", "-s", help="Stage(s) to show; default: all."),
+    matrix: OptPath = MatrixOpt,
+    config: OptPath = TrainConfigOpt,
+    workspace: OptPath = WorkspaceOpt,
+) -> None:
+    """Per stage: how many runs are done, running, failed, diverged or pending; why runs failed."""
+    ws = Workspace.from_env(workspace)
+    _, stages = load_configs(ws, config, matrix)
+    out = Console(highlight=False, soft_wrap=True)
+    header = f"{'stage':<12} {'runs':>5} " + " ".join(f"{s:>11}" for s in VIEW_STATES)
+    out.print(header)
+    problems: list[PlannedRun] = []
+    for name in stage or list(stages.stages):
+        runs = plan(ws, name, config=config, matrix=matrix)
+        counts = count_states(runs)
+        out.print(f"{name:<12} {len(runs):>5} " + " ".join(f"{counts[s]:>11}" for s in VIEW_STATES))
+        seen = {r.run_id for r in problems}
+        problems += [r for r in runs if r.state in UNSUCCESSFUL and r.run_id not in seen]
+    for r in problems:
+        out.print(f"{r.state} {r.run_id}: {error_line(r.run_dir)}", soft_wrap=True)
