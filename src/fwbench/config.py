@@ -291,3 +291,41 @@ def config_hash(*objs: BaseModel | dict) -> str:
         data = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
         h.update(json.dumps(data, sort_keys=True).encode())
     return h.hexdigest()[:16]
+
+
+# --- executors (``executor.yaml``) ------------------------------------------------------------
+
+EXECUTOR = "executor.yaml"
+
+
+class LocalExecutorConfig(Strict):
+    """The local executor: how many runs at once (each with its own GPU when there are GPUs)."""
+
+    parallel: PositiveInt = 1
+
+
+class SlurmExecutorConfig(Strict):
+    """Resources of each Slurm array task (one training run) and how the array is throttled."""
+
+    partition: str | None = None
+    account: str | None = None
+    time_min: PositiveInt = 720
+    mem_gb: PositiveInt = 32
+    cpus: PositiveInt = 8
+    gpus: Annotated[int, Field(ge=0)] = 1
+    array_parallelism: PositiveInt = 16
+    poll_seconds: Annotated[float, Field(gt=0)] = 15.0
+    # Any other sbatch option, e.g. {constraint: a100, qos: high, exclusive: true}.
+    sbatch: dict[str, str | int | bool] = {}
+
+
+class ExecutorConfig(Strict):
+    """``executor.yaml``: settings of ``fwbench run --executor local|slurm``."""
+
+    local: LocalExecutorConfig = LocalExecutorConfig()
+    slurm: SlurmExecutorConfig = SlurmExecutorConfig()
+
+
+def load_executor_config(path: str | Path | None = None) -> ExecutorConfig:
+    """The executor config: package defaults, with ``path`` merged over them if given."""
+    return _load(EXECUTOR, ExecutorConfig, None if path is None else Path(path), None)
