@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from fwbench.commands import analysis_cmd, config_cmd, data_cmd, env_cmd, parity_cmd
+from fwbench.commands import models_cmd
 from fwbench.errors import FwbenchError
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app.command("env")(env_cmd.env)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(parity_cmd.app, name="parity")
+app.add_typer(models_cmd.app, name="models")
 app.command("collect")(analysis_cmd.collect)
 app.command("analyze")(analysis_cmd.analyze)
 app.command("report")(analysis_cmd.report)

@@ -1,0 +1,80 @@
+"""``fwbench models compare|audit``: how alike the two arms' models are (seed phase 3)."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fwbench.commands.options import OptPath, WorkspaceOpt
+from fwbench.fileio import write_text
+from fwbench.models import MODELS, VARIANTS, check_choice
+from fwbench.paths import Workspace
+from fwbench.stems import INPUT_SIZES
+
+app = typer.Typer(
+    help="Build the models in both frameworks and compare them.", no_args_is_help=True
+)
+
+VariantOpt = typer.Option("library", "--variant", help=f"One of: {', '.join(VARIANTS)}.")
+
+
+def _pass(ok: bool) -> str:
+    return "[green]pass[/]" if ok else "[red]FAIL[/]"
+
+
+@app.command("compare")
+def compare_cmd(variant: str = VariantOpt, workspace: OptPath = WorkspaceOpt) -> None:
+    """Parameter counts (18 rows) and forward shapes, both arms -> results/param_comparison.csv."""
+    import pandas as pd
+
+    from fwbench.parity.params import compare_all
+
+    check_choice("variant", variant, VARIANTS)
+    ws = Workspace.from_env(workspace)
+    out = Console()
+    with out.status("building models ...") as status:
+        rows = compare_all(variant, progress=lambda text: status.update(f"building {text} ..."))
+    table = Table(
+        "model", "input", "classes", "PyTorch trainable", "Keras trainable", "diff %",
+        "threshold %", "params", "shapes", title=f"parameters and shapes ({variant})",
+    )  # fmt: skip
+    for r in rows:
+        table.add_row(
+            r.model, str(r.input_size), str(r.num_classes), f"{r.pytorch_trainable_params:,}",
+            f"{r.keras_trainable_params:,}", f"{r.diff_pct:.6f}", f"{r.threshold_pct:g}",
+            _pass(r.params_passed), _pass(r.shapes_passed),
+        )  # fmt: skip
+    out.print(table)
+    path = ws.results_dir / "param_comparison.csv"
+    write_text(path, pd.DataFrame([r.as_row() for r in rows]).to_csv(index=False))
+    out.print(f"wrote {path}")
+    if not all(r.passed for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command("audit")
+def audit_cmd(
+    input_size: int = typer.Option(32, "--input-size", help=f"One of: {INPUT_SIZES}."),
+    variant: str = VariantOpt,
+    workspace: OptPath = WorkspaceOpt,
+) -> None:
+    """Every way the two arms' builds differ -> results/model_audit.csv and .md."""
+    from fwbench.parity.audit import audit_model, write_audit
+    from fwbench.stems import stem_for
+
+    check_choice("variant", variant, VARIANTS)
+    stem_for(next(iter(MODELS)), input_size)  # a user error for an unsupported size
+    ws = Workspace.from_env(workspace)
+    out = Console()
+    rows = []
+    for model in MODELS:
+        with out.status(f"building {model} ..."):
+            mine = audit_model(model, input_size, variant=variant)
+        rows += mine
+        table = Table("aspect", "PyTorch", "Keras", "differs", title=f"{model} ({variant})")
+        for r in mine:
+            table.add_row(r.aspect, r.pytorch, r.keras, "[yellow]yes[/]" if r.differs else "no")
+        out.print(table)
+    csv, md = write_audit(rows, ws.results_dir)
+    out.print(f"wrote {csv} and {md}")
