@@ -11,8 +11,16 @@ import sys
 import typer
 from rich.console import Console
 
-from fwbench.commands import analysis_cmd, config_cmd, data_cmd, env_cmd, parity_cmd
-from fwbench.commands import models_cmd
+from fwbench.commands import (
+    analysis_cmd,
+    config_cmd,
+    data_cmd,
+    env_cmd,
+    models_cmd,
+    parity_cmd,
+    run_cmd,
+    train_cmd,
+)
 from fwbench.errors import FwbenchError
 
 app = typer.Typer(
@@ -25,6 +33,7 @@ app = typer.Typer(
 )
 
 app.command("env")(env_cmd.env)
+app.command("train")(train_cmd.train)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(parity_cmd.app, name="parity")
@@ -32,6 +41,8 @@ app.add_typer(models_cmd.app, name="models")
 app.command("collect")(analysis_cmd.collect)
 app.command("analyze")(analysis_cmd.analyze)
 app.command("report")(analysis_cmd.report)
+app.command("run")(run_cmd.run)
+app.command("status")(run_cmd.status)
 
 
 def main() -> None:

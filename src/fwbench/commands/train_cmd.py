@@ -1,0 +1,127 @@
+"""``fwbench train``: one training run, one process, one run directory (seed phase 5).
+
+Two forms:
+
+- ``fwbench train --framework F --dataset D --model M [--precision --seed --config ...]``
+  resolves a RunSpec, writes it to ``runs/<run_id>/spec.json`` (or ``--run-dir``) and trains;
+- ``fwbench train --run-dir DIR`` trains (or resumes) the spec already in ``DIR/spec.json``:
+  what executors launch.
+
+A run whose status is ``done`` (or ``diverged``) is not retrained. The process imports only its
+own framework, inside the backend.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from fwbench.commands.options import OptPath, TrainConfigOpt, WorkspaceOpt
+from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
+from fwbench.data.catalog import DATASETS
+from fwbench.errors import FwbenchError
+from fwbench.models import FRAMEWORKS, MODELS, PRECISIONS, VARIANTS, check_choice, get_model
+from fwbench.paths import Workspace
+from fwbench.runs import RunDir, RunSpec, make_spec
+
+_WORKERS_HELP = (
+    "DataLoader workers (PyTorch arm); overrides training.num_workers. On a 2-core machine use "
+    "0-2: 0 loads in the main process, 8 workers oversubscribe the cores."
+)
+
+
+def _resolve(
+    ws: Workspace,
+    run_dir: Path | None,
+    identity: dict[str, str | None],
+    options: dict,
+) -> tuple[RunDir, RunSpec]:
+    given = {k: v for k, v in identity.items() if v is not None}
+    if not given:
+        if run_dir is None:
+            raise FwbenchError(
+                "nothing to train",
+                fix="pass --framework, --dataset and --model, or --run-dir of a run with spec.json",
+            )
+        rd = RunDir(run_dir)
+        return rd, rd.read_spec()
+    missing = [k for k in ("framework", "dataset", "model") if k not in given]
+    if missing:
+        raise FwbenchError(
+            f"missing --{', --'.join(missing)}",
+            fix="give --framework, --dataset and --model (or only --run-dir to rerun a spec)",
+        )
+    check_choice("framework", given["framework"], FRAMEWORKS)
+    check_choice("dataset", given["dataset"], tuple(DATASETS))
+    get_model(given["model"])
+    check_choice("precision", options["precision"], PRECISIONS)
+    check_choice("variant", options["variant"], VARIANTS)
+    cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, options["config"]))
+    spec = make_spec(
+        cfg,
+        dataset=given["dataset"],
+        model=given["model"],
+        precision=options["precision"],
+        seed=options["seed"],
+        framework=given["framework"],
+        variant=options["variant"],
+        epochs_override=options["epochs_override"],
+        subset=options["subset"],
+        num_workers=options["num_workers"],
+    )
+    rd = RunDir(run_dir or ws.runs_dir / spec.run_id)
+    rd.write_spec(spec)
+    return rd, spec
+
+
+def train(
+    framework: str | None = typer.Option(None, help=f"One of: {', '.join(FRAMEWORKS)}."),
+    dataset: str | None = typer.Option(None, help=f"One of: {', '.join(DATASETS)}."),
+    model: str | None = typer.Option(None, help=f"One of: {', '.join(MODELS)}."),
+    precision: str = typer.Option("fp32", help=f"One of: {', '.join(PRECISIONS)}."),
+    seed: int = typer.Option(42, help="Run seed (weights, order, augmentation)."),
+    config: OptPath = TrainConfigOpt,
+    epochs_override: int | None = typer.Option(
+        None, "--epochs-override", min=1, help="Train this many epochs instead of the config's."
+    ),
+    num_workers: int | None = typer.Option(None, "--num-workers", min=0, help=_WORKERS_HELP),
+    variant: str = typer.Option("library", help=f"Model variant: {', '.join(VARIANTS)}."),
+    subset: int | None = typer.Option(
+        None, "--subset", min=1, help="Stratified subset of N images of each split (smoke runs)."
+    ),
+    run_dir: OptPath = typer.Option(
+        None, "--run-dir", help="Run directory (default: runs/<run_id>); alone: run its spec.json."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress on stderr."),
+    workspace: OptPath = WorkspaceOpt,
+) -> None:
+    """Train one run (or resume it) and write its run directory."""
+    ws = Workspace.from_env(workspace)
+    rd, spec = _resolve(
+        ws,
+        run_dir,
+        {"framework": framework, "dataset": dataset, "model": model},
+        {
+            "precision": precision,
+            "seed": seed,
+            "variant": variant,
+            "config": config,
+            "epochs_override": epochs_override,
+            "subset": subset,
+            "num_workers": num_workers,
+        },
+    )
+    out = Console(stderr=True, highlight=False)
+    if rd.state in ("done", "diverged"):
+        out.print(f"{spec.run_id}: already {rd.state}, not retrained ({rd.path})")
+        return
+    from fwbench.training import train_run
+
+    state = train_run(rd, ws, show_progress=progress)
+    status = rd.read_status()
+    if state == "done":
+        out.print(f"{spec.run_id}: done, test accuracy {status['test_accuracy']:.4f} ({rd.path})")
+    else:
+        out.print(f"{spec.run_id}: {state}: {status.get('error', '')} ({rd.path})")

@@ -1,0 +1,136 @@
+"""The small interface each arm implements; ``fwbench.training`` drives it (framework-free).
+
+An arm supplies only what is truly framework-specific: building the model and optimizer, one
+optimizer step over its micro-batches, evaluation, checkpoints and its own RNG state. The
+epoch loop, LR schedule, metrics, checkpoint rule and run directory are shared code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fwbench.inputs import RunInputs
+from fwbench.runs import RunSpec
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one optimizer step reports back to the loop."""
+
+    loss_sum: float  # sum over its micro-batches of each micro-batch's mean loss (unscaled)
+    correct: int  # correct top-1 predictions over all its micro-batches
+    count: int  # images in the step
+    lr: float  # the learning rate the optimizer held when it stepped
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """An evaluation pass: mean loss over all images and the predicted class of each."""
+
+    loss: float
+    predictions: np.ndarray
+
+
+# A model builder: (model, num_classes, input_size, variant) -> the arm's model object.
+ModelBuilder = Callable[[str, int, int, str], Any]
+
+
+class Backend(ABC):
+    """One framework's half of a training run. Construct, then ``setup``, then ``build``."""
+
+    name: str
+    best_file: str  # file name of the best checkpoint in ``checkpoints/``
+    last_file: str  # file name of the last (resumable) checkpoint
+
+    def __init__(self, model_builder: ModelBuilder | None = None):
+        self.model_builder = model_builder
+
+    @abstractmethod
+    def setup(self, spec: RunSpec) -> dict[str, Any]:
+        """Seed every RNG, set thread counts and determinism switches; return what is in effect."""
+
+    @abstractmethod
+    def build(self, spec: RunSpec, inputs: RunInputs) -> None:
+        """Build model, optimizer (and loss scaler), and the input pipelines."""
+
+    @abstractmethod
+    def train_batches(self, epoch: int) -> Iterator[Any]:
+        """The epoch's micro-batches, in the shared order with the shared augmentation draws."""
+
+    @abstractmethod
+    def train_step(self, micro_batches: list[Any], lr: float) -> StepResult:
+        """One optimizer step at ``lr``: gradients summed over ``micro_batches`` (loss / n)."""
+
+    @abstractmethod
+    def evaluate(self, split: str) -> Evaluation:
+        """Loss and predictions on ``val`` or ``test`` (eval mode, no augmentation)."""
+
+    @abstractmethod
+    def save_best(self, path: Path) -> None:
+        """Write the model weights to ``path`` (atomically)."""
+
+    @abstractmethod
+    def load_best(self, path: Path) -> None:
+        """Load model weights written by :meth:`save_best`."""
+
+    @abstractmethod
+    def save_last(self, path: Path, meta: dict[str, Any]) -> None:
+        """Write weights, optimizer, loss-scaler and framework RNG state plus ``meta``."""
+
+    @abstractmethod
+    def load_last(self, path: Path) -> dict[str, Any]:
+        """Restore everything :meth:`save_last` wrote; return its ``meta``."""
+
+
+def load_backend(framework: str, model_builder: ModelBuilder | None = None) -> Backend:
+    """The backend of ``framework``; imports that framework only."""
+    module = importlib.import_module(f"fwbench.frameworks.{framework}.backend")
+    return module.make_backend(model_builder)
+
+
+def thread_count() -> int:
+    """Compute threads for this process: ``$FWBENCH_THREADS``, else the CPUs it may run on.
+
+    Executors running several runs side by side set ``FWBENCH_THREADS`` (or the affinity mask)
+    so the runs do not oversubscribe the cores.
+    """
+    env = os.environ.get("FWBENCH_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def seed_python_numpy(seed: int) -> None:
+    """Seed Python's and NumPy's global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def host_rng_state() -> dict[str, Any]:
+    """Python's and NumPy's global RNG state, as JSON-able data."""
+    np_state = np.random.get_state(legacy=True)
+    py_state = random.getstate()
+    return {
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+    }
+
+
+def set_host_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`host_rng_state` returned."""
+    v, internal, gauss = state["python"]
+    random.setstate((v, tuple(internal), gauss))
+    name, key, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), pos, has_gauss, cached))

@@ -1,0 +1,78 @@
+"""SGD for the Keras arm with PyTorch's exact update rule (coupled L2, PyTorch-style Nesterov).
+
+Why not ``keras.optimizers.SGD``: the two frameworks formulate momentum differently.
+
+- PyTorch: ``g += wd * p;  b = m * b + g;  d = g + m * b (Nesterov) or b;  p -= lr * d``
+- Keras 3: ``v = m * v - lr * g;  p += m * v - lr * g (Nesterov) or v``
+
+They coincide only while the LR is constant (Keras folds the LR into the velocity), and the
+runs change the LR every step (warmup + cosine). Keras's ``weight_decay`` is *decoupled*
+(``p -= lr * wd * p`` after the step), not PyTorch's L2 in the gradient. So this optimizer
+implements PyTorch's rule itself: weight decay is added to the gradient of **every** trainable
+variable (BatchNorm gammas/betas and biases included, as torch's SGD does by default), and the
+Keras ``weight_decay`` option stays off.
+
+The LR is held in a float64 variable set by the shared loop before each step, so the value the
+optimizer holds is bit-identical to the PyTorch arm's (a Python float); it is cast to the
+variable's dtype when applied, as torch does. Being a Keras ``Optimizer``, it can be wrapped
+in ``LossScaleOptimizer`` for AMP.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+class TorchSGD(keras.optimizers.Optimizer):
+    """SGD with momentum/Nesterov and coupled weight decay, updated as ``torch.optim.SGD``."""
+
+    def __init__(
+        self,
+        momentum: float = 0.9,
+        nesterov: bool = True,
+        weight_decay: float = 0.0,
+        name: str = "torch_sgd",
+        **kwargs,
+    ):
+        super().__init__(learning_rate=0.0, name=name, **kwargs)
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+        self.l2 = float(weight_decay)  # not ``weight_decay``: the base class would decouple it
+        with keras.name_scope(self.name, caller=self):
+            self.lr64 = keras.Variable(0.0, dtype="float64", trainable=False, name="lr64")
+        self._track_variable(self.lr64)
+
+    def _get_current_learning_rate(self):
+        return self.lr64
+
+    def set_lr(self, lr: float) -> None:
+        """Set the learning rate of the next step."""
+        self.lr64.assign(lr)
+
+    def build(self, variables):
+        """Create one momentum buffer per variable (zeros: PyTorch's first-step ``b = g``)."""
+        if self.built:
+            return
+        super().build(variables)
+        self.momentums = self.add_optimizer_variables(variables, "momentum")
+
+    def update_step(self, gradient, variable, learning_rate):
+        """PyTorch's SGD update of one variable."""
+        dtype = variable.dtype
+        lr = ops.cast(learning_rate, dtype)
+        g = ops.cast(gradient, dtype)
+        if self.l2:
+            g = ops.add(g, ops.multiply(ops.cast(self.l2, dtype), variable))
+        if self.momentum:
+            m = ops.cast(self.momentum, dtype)
+            buf = self.momentums[self._get_variable_index(variable)]
+            self.assign(buf, ops.add(ops.multiply(buf, m), g))
+            g = ops.add(g, ops.multiply(buf, m)) if self.nesterov else buf
+        self.assign_sub(variable, ops.multiply(lr, g))
+
+    def get_config(self):
+        """Config for serialisation."""
+        config = super().get_config()
+        config.update(momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.l2)
+        return config

@@ -1,0 +1,188 @@
+"""The PyTorch arm: model, SGD, AMP, accumulation, evaluation and checkpoints.
+
+Optimizer: ``torch.optim.SGD(momentum, nesterov, weight_decay)``, the reference the Keras arm
+reproduces. Its weight decay is L2 *coupled* into the gradient (``g += wd * p``) for every
+parameter, BatchNorm and biases included (torch's default). The LR of each step is written into
+the param groups by the shared loop before the step.
+
+Precision: ``fp32``, or ``amp`` = autocast + ``GradScaler`` (float16) on CUDA; on a CPU-only
+machine ``amp`` is bfloat16 autocast without a scaler (bf16 has fp32's exponent range).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fwbench.fileio import atomic_write
+from fwbench.frameworks.base import (
+    Backend,
+    Evaluation,
+    ModelBuilder,
+    StepResult,
+    seed_python_numpy,
+    thread_count,
+)
+from fwbench.frameworks.pytorch import data
+from fwbench.inputs import RunInputs
+from fwbench.runs import RunSpec
+
+
+def _default_builder(model: str, num_classes: int, input_size: int, variant: str):
+    from fwbench.frameworks.pytorch.models import build_model
+
+    return build_model(model, num_classes, input_size, variant=variant)
+
+
+class TorchBackend(Backend):
+    """PyTorch implementation of :class:`fwbench.frameworks.base.Backend`."""
+
+    name = "pytorch"
+    best_file = "best.pt"
+    last_file = "last.pt"
+
+    def setup(self, spec: RunSpec) -> dict[str, Any]:
+        """Seeds, threads and determinism switches; returns the settings in effect."""
+        deterministic = spec.train_config.training.deterministic
+        if deterministic:
+            # cuBLAS needs this before CUDA starts to be deterministic.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        threads = thread_count()
+        torch.set_num_threads(threads)
+        seed_python_numpy(spec.seed)
+        torch.manual_seed(spec.seed)
+        torch.backends.cudnn.deterministic = deterministic
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.amp = spec.precision == "amp"
+        cuda = self.device.type == "cuda"
+        self.amp_dtype = (torch.float16 if cuda else torch.bfloat16) if self.amp else None
+        return {
+            "device": str(self.device),
+            "threads": threads,
+            "cudnn_deterministic": torch.backends.cudnn.deterministic,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+            "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+            "amp_dtype": str(self.amp_dtype).removeprefix("torch.") if self.amp else None,
+            "loss_scaling": bool(self.amp and cuda),
+        }
+
+    def build(self, spec: RunSpec, inputs: RunInputs) -> None:
+        """Model on the device, SGD, GradScaler (CUDA AMP only) and the three loaders."""
+        builder = self.model_builder or _default_builder
+        self.model = builder(spec.model, inputs.num_classes, spec.input_size, spec.variant)
+        self.model.to(self.device)
+        opt = spec.train_config.optimizer
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=0.0,
+            momentum=opt.momentum,
+            nesterov=opt.nesterov,
+            weight_decay=opt.weight_decay,
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
+        self.accumulation = inputs.plan.accumulation
+        self.label_smoothing = spec.train_config.training.label_smoothing
+        self.train_loader, self.sampler = data.train_loader(inputs)
+        self.eval_loaders = {s: data.eval_loader(inputs, s) for s in ("val", "test")}
+        self.loader_settings = data._loader_kwargs(inputs)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
+
+    def train_batches(self, epoch: int) -> Iterator[Any]:
+        """The epoch's micro-batches (shared order and augmentation draws)."""
+        self.sampler.set_epoch(epoch)
+        return iter(self.train_loader)
+
+    def set_lr(self, lr: float) -> None:
+        """Set the learning rate of every parameter group."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def train_step(self, micro_batches: list[Any], lr: float) -> StepResult:
+        """One SGD step: each micro-batch's mean loss / n back-propagated and summed."""
+        self.model.train()
+        self.set_lr(lr)
+        self.optimizer.zero_grad(set_to_none=True)
+        n = len(micro_batches)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        count = 0
+        for x, y in micro_batches:
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            with self._autocast():
+                logits = self.model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
+            self.scaler.scale(loss / n).backward()
+            loss_sum += loss.detach()
+            correct += (logits.argmax(1) == y).sum()
+            count += int(y.shape[0])
+        used_lr = self.optimizer.param_groups[0]["lr"]
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return StepResult(float(loss_sum), int(correct), count, float(used_lr))
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> Evaluation:
+        """Mean cross-entropy and argmax predictions on ``split`` in eval mode."""
+        self.model.eval()
+        total, preds, n = 0.0, [], 0
+        for x, y in self.eval_loaders[split]:
+            x, y = x.to(self.device), y.to(self.device)
+            with self._autocast():
+                logits = self.model(x)
+            total += float(F.cross_entropy(logits.float(), y, reduction="sum"))
+            preds.append(logits.argmax(1).cpu().numpy())
+            n += int(y.shape[0])
+        return Evaluation(total / max(n, 1), np.concatenate(preds))
+
+    def save_best(self, path: Path) -> None:
+        """``torch.save`` of the model's state dict, atomically."""
+        atomic_write(path, lambda p: torch.save(self.model.state_dict(), p))
+
+    def load_best(self, path: Path) -> None:
+        """Load a state dict written by :meth:`save_best`."""
+        self.model.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+
+    def save_last(self, path: Path, meta: dict[str, Any]) -> None:
+        """Model, optimizer, scaler and torch RNG state (CPU and CUDA), plus ``meta``."""
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "meta": meta,
+        }
+        atomic_write(path, lambda p: torch.save(state, p))
+
+    def load_last(self, path: Path) -> dict[str, Any]:
+        """Restore what :meth:`save_last` wrote; return its ``meta``."""
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        return state["meta"]
+
+    def parameters_numpy(self) -> list[np.ndarray]:
+        """Every trainable parameter as a numpy array (tests, parity)."""
+        return [p.detach().cpu().numpy().copy() for p in self.model.parameters()]
+
+
+def make_backend(model_builder: ModelBuilder | None = None) -> TorchBackend:
+    """A fresh PyTorch backend (``model_builder`` replaces the model registry, for tests)."""
+    return TorchBackend(model_builder)

@@ -1,0 +1,99 @@
+"""What both input pipelines are built from: the run's splits, statistics and loader settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fwbench.augment import EpochDraws, as_nhwc, draw_epoch
+from fwbench.config import AugmentationConfig
+from fwbench.data.catalog import get_dataset
+from fwbench.data.store import SplitArrays, load_split, load_stats
+from fwbench.errors import FwbenchError
+from fwbench.paths import Workspace
+from fwbench.runs import RunSpec
+from fwbench.schedule import StepPlan, plan_steps
+
+
+@dataclass(frozen=True)
+class LoaderSettings:
+    """Input-pipeline knobs (the seed's DataLoader settings; Keras uses AUTOTUNE instead)."""
+
+    num_workers: int
+    pin_memory: bool
+    persistent_workers: bool
+    prefetch_factor: int
+
+
+@dataclass
+class RunInputs:
+    """Everything a pipeline needs, identical for both arms."""
+
+    train: SplitArrays
+    val: SplitArrays
+    test: SplitArrays
+    mean: np.ndarray
+    std: np.ndarray
+    augmentation: AugmentationConfig
+    batch_size: int
+    eval_batch_size: int
+    seed: int
+    num_classes: int
+    plan: StepPlan
+    loader: LoaderSettings
+
+    def split(self, name: str) -> SplitArrays:
+        """The ``train`` / ``val`` / ``test`` arrays."""
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+    @property
+    def train_images_per_epoch(self) -> int:
+        """Images one epoch trains on: whole optimizer steps of whole micro-batches."""
+        return self.plan.steps_per_epoch * self.plan.accumulation * self.batch_size
+
+    def draws(self, epoch: int) -> EpochDraws:
+        """The epoch's shared order and augmentation draws (see ``fwbench.augment``)."""
+        return draw_epoch(
+            self.seed, epoch, len(self.train), self.augmentation, self.train_images_per_epoch
+        )
+
+
+def load_inputs(ws: Workspace, spec: RunSpec) -> RunInputs:
+    """Load the splits and statistics of ``spec`` and work out its step plan."""
+    cfg = spec.train_config
+    _, aug, _ = cfg.for_dataset(spec.dataset)
+    splits = {
+        s: load_split(ws, spec.dataset, s, subset=spec.subset) for s in ("train", "val", "test")
+    }
+    for arrays in splits.values():
+        arrays.images = as_nhwc(arrays.images)
+    mean, std = load_stats(ws, spec.dataset)
+    t = cfg.training
+    try:
+        plan = plan_steps(
+            len(splits["train"]),
+            t.batch_size,
+            t.gradient_accumulation_steps,
+            spec.epochs,
+            cfg.lr.warmup_epochs,
+        )
+    except ValueError as e:
+        raise FwbenchError(
+            str(e), fix="use a larger --subset or a smaller training.batch_size"
+        ) from None
+    workers = t.num_workers if spec.num_workers is None else spec.num_workers
+    return RunInputs(
+        train=splits["train"],
+        val=splits["val"],
+        test=splits["test"],
+        mean=mean,
+        std=std,
+        augmentation=aug,
+        batch_size=t.batch_size,
+        eval_batch_size=t.eval_batch_size,
+        seed=spec.seed,
+        num_classes=get_dataset(spec.dataset).num_classes,
+        plan=plan,
+        loader=LoaderSettings(workers, t.pin_memory, t.persistent_workers, t.prefetch_factor),
+    )
