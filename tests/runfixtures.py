@@ -65,11 +65,11 @@ def _epoch_records(final_acc: float, seconds: float, diverge: bool = False) -> l
     records = []
     for epoch in range(1, EPOCHS + 1):
         frac = epoch / EPOCHS
-        loss = 2.3 * (1.1 - frac)
+        loss = 2.3 * (1.1 - frac) * (1.5 - final_acc)
         records.append(
             {
                 "epoch": epoch,
-                "train_loss": None if diverge and epoch == EPOCHS else loss,
+                "train_loss": None if diverge and epoch == 2 else loss,
                 "train_accuracy": final_acc * frac,
                 "val_loss": loss * 1.1,
                 "val_accuracy": final_acc * (0.5 + 0.5 * frac),

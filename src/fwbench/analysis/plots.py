@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from fwbench.analysis.stats import ARMS, CELL, Analysis  # noqa: E402
 from fwbench.fileio import atomic_write  # noqa: E402
@@ -63,7 +64,7 @@ def learning_curves(epochs: pd.DataFrame, out_dir: Path) -> list[Path]:
     done = epochs[epochs["state"] == "done"]
     paths = []
     for key, cell in done.groupby(CELL, sort=True):
-        fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+        fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
         for framework in ARMS:
             arm = cell[cell["framework"] == framework]
             _band(
@@ -76,6 +77,7 @@ def learning_curves(epochs: pd.DataFrame, out_dir: Path) -> list[Path]:
         acc_ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy")
         loss_ax.set(xlabel="epoch", ylabel="train loss", title="Train loss")
         for ax in (acc_ax, loss_ax):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
         fig.suptitle(f"{cell_label(key)}: mean ± sd over seeds")
@@ -176,7 +178,7 @@ def amp(amp_table: pd.DataFrame, out_dir: Path) -> list[Path]:
             pos,
             change,
             0.38,
-            yerr=np.nan_to_num(err),
+            yerr=err,
             capsize=3,
             color=COLORS[framework],
             label=framework,

@@ -1,0 +1,100 @@
+"""``fwbench collect``: every expected run is a row with its state; numbers come from the files."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from fwbench.fileio import append_jsonl
+from fwbench.paths import Workspace
+from fwbench.results import collect_runs, epochs_frame
+from fwbench.runs import RunDir
+from runfixtures import ACC, EPOCHS, LAYOUT, SEEDS, build_workspace
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Workspace:
+    return Workspace(build_workspace(tmp_path_factory.mktemp("ws")))
+
+
+@pytest.fixture(scope="module")
+def collected(ws):
+    return collect_runs(ws, ["fx"])
+
+
+def test_collect_stage_has_one_row_per_expected_run_with_its_state(collected):
+    runs, _ = collected
+    assert len(runs) == 24 and runs["run_id"].is_unique
+    state = runs.set_index("run_id")["state"]
+    for (model, precision, framework), kinds in LAYOUT.items():
+        for seed, kind in zip(SEEDS, kinds, strict=True):
+            expected = "pending" if kind == "missing" else kind
+            assert state[f"digits-{model}-{precision}-s{seed}-{framework}"] == expected
+    by_id = runs.set_index("run_id")
+    assert by_id.loc["digits-resnet50-fp32-s2-keras", "error"] == "RuntimeError: out of memory"
+    assert "NaN" in by_id.loc["digits-resnet50-fp32-s3-keras", "error"]
+    assert by_id.loc["digits-resnet50-amp-s3-keras", "note"] == "no run directory"
+    assert pd.isna(by_id.loc["digits-resnet50-amp-s1-keras", "note"])  # has a dir, no status
+    assert set(runs["stage"]) == {"fx"}
+
+
+def test_collect_reads_best_epoch_test_metrics_and_steady_state_timing(ws, collected):
+    runs, _ = collected
+    row = runs.set_index("run_id").loc["digits-mobilenetv2-fp32-s2-keras"]
+    records = RunDir(ws.runs_dir / "digits-mobilenetv2-fp32-s2-keras").epochs()
+    assert row["state"] == "done" and row["epochs_done"] == EPOCHS
+    assert row["best_epoch"] == EPOCHS
+    assert row["best_val_accuracy"] == pytest.approx(max(r["val_accuracy"] for r in records))
+    assert row["test_accuracy"] == ACC[("mobilenetv2", "fp32", "keras")][1]
+    assert row["test_macro_f1"] == pytest.approx(row["test_accuracy"] - 0.01)
+    times = [r["epoch_time_seconds"] for r in records]
+    assert row["epoch_time_s"] == pytest.approx(sum(times[1:]) / (EPOCHS - 1))  # first left out
+    assert row["epoch_time_s"] < times[0] / 2
+    assert row["train_time_s"] == pytest.approx(sum(times))
+    ips = [r["images_per_second"] for r in records]
+    assert row["images_per_second"] == pytest.approx(sum(ips[1:]) / (EPOCHS - 1))
+    assert (row["host"], row["device"]) == ("node-7", "cpu")
+    assert row["wall_time_s"] >= 0
+
+
+def test_epochs_table_has_every_epoch_of_every_run_with_ids(collected):
+    runs, epochs = collected
+    assert len(epochs) == runs["epochs_done"].sum()
+    assert {"run_id", "dataset", "model", "precision", "seed", "framework", "state"} <= set(epochs)
+    diverged = epochs[epochs["run_id"] == "digits-resnet50-fp32-s3-keras"]
+    assert diverged["state"].eq("diverged").all() and diverged["train_loss"].isna().iloc[-1]
+
+
+def test_without_stage_collect_lists_run_directories_only(ws):
+    runs, _ = collect_runs(ws)
+    missing = sum(k == "missing" for kinds in LAYOUT.values() for k in kinds)
+    assert len(runs) == 24 - missing == 21
+    assert "no run directory" not in set(runs["note"].dropna())
+
+
+def test_resumed_epoch_keeps_the_last_record(tmp_path):
+    path = tmp_path / "epochs.jsonl"
+    for rec in ({"epoch": 1, "val_accuracy": 0.1}, {"epoch": 2, "val_accuracy": 0.2}):
+        append_jsonl(path, rec)
+    append_jsonl(path, {"epoch": 2, "val_accuracy": 0.3})  # the resumed run redid epoch 2
+    frame = epochs_frame(RunDir(tmp_path).epochs())
+    assert frame["epoch"].tolist() == [1, 2]
+    assert frame["val_accuracy"].tolist() == [0.1, 0.3]
+
+
+def test_collect_cli_writes_csv_and_parquet_that_agree(ws, run_cli):
+    res = run_cli("collect", "--stage", "fx", "--workspace", ws.root)
+    assert res.code == 0, res.err
+    assert "24 runs" in res.out and "1 failed" in res.out and "4 pending" in res.out
+    csv = pd.read_csv(ws.results_dir / "runs.csv")
+    parquet = pd.read_parquet(ws.results_dir / "runs.parquet")
+    assert csv["run_id"].tolist() == parquet["run_id"].tolist()
+    assert csv["test_accuracy"].equals(parquet["test_accuracy"])
+    assert len(pd.read_parquet(ws.results_dir / "epochs.parquet")) == parquet["epochs_done"].sum()
+
+
+def test_unknown_stage_and_missing_results_are_one_line_errors(tmp_path, run_cli):
+    res = run_cli("collect", "--stage", "nope", "--workspace", tmp_path)
+    assert res.code == 2 and "unknown stage 'nope'" in res.err
+    res = run_cli("analyze", "--workspace", tmp_path)
+    assert res.code == 2 and "fwbench collect" in res.err and "Traceback" not in res.err
