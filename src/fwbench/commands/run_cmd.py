@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from fwbench.config import (
     read_yaml,
 )
 from fwbench.errors import FwbenchError
-from fwbench.executors.base import Executor
+from fwbench.executors.base import Executor, train_command
 from fwbench.matrix import (
     UNSUCCESSFUL,
     VIEW_STATES,
@@ -149,14 +150,16 @@ def run(
 
 
 def _executor(kind: str, ws: Workspace, cfg: Any, out: Console, **options: Any) -> Executor:
+    command_for = partial(train_command, workspace=ws.root)
     if kind == "local":
         from fwbench.executors.local import LocalExecutor
 
-        return LocalExecutor(options["parallel"] or cfg.local.parallel, console=out)
+        parallel = options["parallel"] or cfg.local.parallel
+        return LocalExecutor(parallel, command_for=command_for, console=out)
     from fwbench.executors.slurm import SlurmExecutor
 
     slurm = _slurm_config(cfg.slurm, options["slurm"])
-    return SlurmExecutor(slurm, ws.logs_dir / "slurm", console=out)
+    return SlurmExecutor(slurm, ws.logs_dir / "slurm", command_for=command_for, console=out)
 
 
 def status(

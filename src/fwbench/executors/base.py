@@ -23,9 +23,14 @@ CommandFor = Callable[[Path], list[str]]
 LOG_TAIL_LINES = 20
 
 
-def train_command(run_dir: Path) -> list[str]:
-    """``fwbench train --run-dir DIR`` run by this interpreter (compute nodes share the venv)."""
-    return [sys.executable, "-m", "fwbench.cli", "train", "--run-dir", str(run_dir)]
+def train_command(run_dir: Path, workspace: Path | None = None) -> list[str]:
+    """``fwbench train --run-dir DIR [--workspace WS]`` run by this interpreter.
+
+    The workspace is passed explicitly: a child (or a Slurm node) must not depend on the runner's
+    current directory. Compute nodes share the venv, so ``sys.executable`` is valid there.
+    """
+    command = [sys.executable, "-m", "fwbench.cli", "train", "--run-dir", str(run_dir)]
+    return command if workspace is None else [*command, "--workspace", str(workspace)]
 
 
 @dataclass(frozen=True)
