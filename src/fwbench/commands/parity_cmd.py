@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from fwbench.commands.options import OptPath, TrainConfigOpt, WorkspaceOpt
+
 app = typer.Typer(help="Prove the two arms compute the same thing.", no_args_is_help=True)
 
 
@@ -39,4 +41,83 @@ def models_cmd(
             )  # fmt: skip
     out.print(table)
     if not all(r.passed for r in results):
+        raise typer.Exit(1)
+
+
+@app.command("pixels")
+def pixels_cmd(
+    dataset: str = typer.Option("synthetic", "--dataset", help="A prepared dataset."),
+    split: str = typer.Option("val", "--split", help="train, val or test."),
+    index: int = typer.Option(0, "--index", help="Which image of the split."),
+    config: OptPath = TrainConfigOpt,
+    workspace: OptPath = WorkspaceOpt,
+) -> None:
+    """The same image through both input pipelines gives the same tensor (max |Δ| < 1e-5)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
+    from fwbench.parity.pixels import TOLERANCE, check_pixels
+    from fwbench.paths import Workspace
+
+    ws = Workspace.from_env(workspace)
+    cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
+    rows = check_pixels(ws, dataset, cfg, split=split, index=index)
+    table = Table(
+        "check", "image", "shape", "max |Δ|", "result",
+        title=f"{dataset}: PyTorch vs Keras input tensors (tolerance {TOLERANCE:g})",
+    )  # fmt: skip
+    for r in rows:
+        verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
+        shape = "×".join(map(str, r.shape))
+        table.add_row(r.check, f"{r.split}[{r.index}]", shape, f"{r.max_abs_diff:.3g}", verdict)
+    Console().print(table)
+    if not all(r.passed for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command("lr")
+def lr_cmd(
+    dataset: str = typer.Option("cifar10", "--dataset", help="Dataset whose step plan to use."),
+    config: OptPath = TrainConfigOpt,
+    subset: int | None = typer.Option(
+        None, "--subset", min=1, help="Training images (default: all)."
+    ),
+    epochs_override: int | None = typer.Option(None, "--epochs-override", min=1),
+    workspace: OptPath = WorkspaceOpt,
+) -> None:
+    """The LR each optimizer step uses agrees between the arms' optimizers (1e-9 relative)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
+    from fwbench.data.catalog import get_dataset
+    from fwbench.parity.lr import RELATIVE_TOLERANCE, check_lr
+    from fwbench.paths import Workspace
+    from fwbench.schedule import plan_steps
+
+    ws = Workspace.from_env(workspace)
+    cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
+    epochs = epochs_override or cfg.for_dataset(dataset)[0]
+    n_train = min(subset or get_dataset(dataset).train_size, get_dataset(dataset).train_size)
+    t = cfg.training
+    plan = plan_steps(
+        n_train, t.batch_size, t.gradient_accumulation_steps, epochs, cfg.lr.warmup_epochs
+    )
+    out = Console()
+    with out.status(f"stepping both optimizers through {plan.total_steps:,} steps ..."):
+        r = check_lr(cfg, plan)
+    table = Table("quantity", "value", title=f"{dataset}: LR per optimizer step, both arms")
+    table.add_row("optimizer steps", f"{plan.total_steps:,} ({plan.steps_per_epoch}/epoch)")
+    table.add_row("warmup steps", str(plan.warmup_steps))
+    for step in sorted({0, plan.warmup_steps, plan.total_steps // 2, plan.total_steps - 1}):
+        table.add_row(
+            f"lr at step {step}", f"pytorch {r.pytorch[step]:.10g}  keras {r.keras[step]:.10g}"
+        )
+    table.add_row("max rel |pytorch - keras|", f"{r.max_relative_diff:.3g}")
+    table.add_row("max rel |arm - schedule|", f"{r.max_relative_diff_to_schedule:.3g}")
+    verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
+    table.add_row(f"result (tolerance {RELATIVE_TOLERANCE:g})", verdict)
+    out.print(table)
+    if not r.passed:
         raise typer.Exit(1)

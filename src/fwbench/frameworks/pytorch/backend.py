@@ -40,12 +40,21 @@ def _default_builder(model: str, num_classes: int, input_size: int, variant: str
     return build_model(model, num_classes, input_size, variant=variant)
 
 
+def set_optimizer_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set the learning rate of every parameter group (how the loop drives the schedule)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
 class TorchBackend(Backend):
     """PyTorch implementation of :class:`fwbench.frameworks.base.Backend`."""
 
     name = "pytorch"
     best_file = "best.pt"
     last_file = "last.pt"
+    # Speed switches (``fwbench bench`` pins them; set before ``build``). Off = plain eager NCHW.
+    channels_last = False
+    compile = False
 
     def setup(self, spec: RunSpec) -> dict[str, Any]:
         """Seeds, threads and determinism switches; returns the settings in effect."""
@@ -81,6 +90,10 @@ class TorchBackend(Backend):
         builder = self.model_builder or _default_builder
         self.model = builder(spec.model, inputs.num_classes, spec.input_size, spec.variant)
         self.model.to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        # compiled for training only: ``self.model`` keeps its plain state-dict keys
+        self.train_model = torch.compile(self.model) if self.compile else self.model
         opt = spec.train_config.optimizer
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),
@@ -105,9 +118,8 @@ class TorchBackend(Backend):
         return iter(self.train_loader)
 
     def set_lr(self, lr: float) -> None:
-        """Set the learning rate of every parameter group."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        """Set the learning rate of the next step."""
+        set_optimizer_lr(self.optimizer, lr)
 
     def train_step(self, micro_batches: list[Any], lr: float) -> StepResult:
         """One SGD step: each micro-batch's mean loss / n back-propagated and summed."""
@@ -122,7 +134,7 @@ class TorchBackend(Backend):
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
             with self._autocast():
-                logits = self.model(x)
+                logits = self.train_model(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
             self.scaler.scale(loss / n).backward()
             loss_sum += loss.detach()

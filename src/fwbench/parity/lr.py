@@ -1,0 +1,98 @@
+"""LR parity (fairness layer 2): every optimizer step uses the same learning rate in both arms.
+
+Both arms' real optimizers (``torch.optim.SGD`` and the Keras arm's ``TorchSGD``) are stepped
+through a run's whole step plan on a one-element parameter, the LR set as the training loop
+sets it; after each step the LR the optimizer held is read back and compared with the other
+arm's and with ``fwbench.schedule.lr_at``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fwbench.config import TrainConfig
+from fwbench.schedule import StepPlan, lr_table
+
+RELATIVE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class LRParity:
+    """The per-step LRs of both arms for one step plan."""
+
+    plan: StepPlan
+    schedule: np.ndarray
+    pytorch: np.ndarray
+    keras: np.ndarray
+
+    @property
+    def max_relative_diff(self) -> float:
+        """max |pytorch - keras| / max(|schedule|, tiny) over all steps."""
+        scale = np.maximum(np.abs(self.schedule), np.finfo(np.float64).tiny)
+        return float(np.max(np.abs(self.pytorch - self.keras) / scale))
+
+    @property
+    def max_relative_diff_to_schedule(self) -> float:
+        """The worse arm's max relative distance from the shared schedule."""
+        scale = np.maximum(np.abs(self.schedule), np.finfo(np.float64).tiny)
+        return float(
+            max(np.max(np.abs(arm - self.schedule) / scale) for arm in (self.pytorch, self.keras))
+        )
+
+    @property
+    def passed(self) -> bool:
+        worst = max(self.max_relative_diff, self.max_relative_diff_to_schedule)
+        return worst <= RELATIVE_TOLERANCE
+
+
+def torch_lrs(cfg: TrainConfig, schedule: list[float]) -> np.ndarray:
+    """Step ``torch.optim.SGD`` through ``schedule``; the LR it held at each step."""
+    import torch
+
+    from fwbench.frameworks.pytorch.backend import set_optimizer_lr
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    o = cfg.optimizer
+    opt = torch.optim.SGD(
+        [p], lr=0.0, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
+    )
+    used = []
+    for lr in schedule:
+        set_optimizer_lr(opt, lr)
+        p.grad = torch.zeros(1)
+        used.append(opt.param_groups[0]["lr"])
+        opt.step()
+    return np.asarray(used, dtype=np.float64)
+
+
+def keras_lrs(cfg: TrainConfig, schedule: list[float]) -> np.ndarray:
+    """Step the Keras arm's ``TorchSGD`` through ``schedule``; the LR it held at each step."""
+    import keras
+    import tensorflow as tf
+
+    from fwbench.frameworks.keras.optimizer import TorchSGD
+
+    o = cfg.optimizer
+    sgd = TorchSGD(o.momentum, o.nesterov, o.weight_decay)
+    v = keras.Variable(np.zeros(1, np.float32))
+    sgd.build([v])
+
+    @tf.function
+    def step(lr):
+        sgd.lr64.assign(lr)
+        used = tf.convert_to_tensor(sgd.learning_rate)
+        sgd.apply([tf.zeros(1)], [v])
+        return used
+
+    return np.asarray([float(step(tf.constant(lr, tf.float64))) for lr in schedule])
+
+
+def check_lr(cfg: TrainConfig, plan: StepPlan) -> LRParity:
+    """Run both optimizers through ``plan`` with ``cfg``'s schedule and compare."""
+    from fwbench.frameworks.both import import_both
+
+    import_both()
+    schedule = lr_table(cfg.lr, plan)
+    return LRParity(plan, np.asarray(schedule), torch_lrs(cfg, schedule), keras_lrs(cfg, schedule))
