@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib import image
 
@@ -89,7 +90,7 @@ def test_report_words_each_cell_by_its_statistics(written):
     assert "no significant difference after Holm correction" in lines["digits/mobilenetv2, keras"]
 
 
-def test_report_sections_cover_coverage_fairness_and_limitations(written):
+def test_report_sections_cover_coverage_fairness_and_limitations(ws, written):
     md = written["markdown"].read_text(encoding="utf-8")
     for heading in (
         "Environment",
@@ -102,7 +103,17 @@ def test_report_sections_cover_coverage_fairness_and_limitations(written):
         "Limitations",
     ):
         assert f"## {heading}" in md
-    assert "| fx      |     17 |         1 |        1 |          1 |         4 |      24 |" in md
+    coverage = pd.read_csv(ws.analysis_dir / "coverage.csv").set_index("stage").loc["fx"]
+    assert coverage.to_dict() == {
+        "done": 17,
+        "running": 1,
+        "interrupted": 0,
+        "failed": 1,
+        "diverged": 1,
+        "pending": 4,
+        "total": 24,
+    }
+    assert "| fx | 17 | 1 | 0 | 1 | 1 | 4 | 24 |" in re.sub(" +", " ", md)
     assert "RuntimeError: out of memory" in md
     assert "**all pass**: 2 pass, 0 fail (column `pass`)" in md
     assert "**1 FAIL**: 1 pass, 1 fail (column `passed`)" in md

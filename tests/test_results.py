@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -98,3 +100,23 @@ def test_unknown_stage_and_missing_results_are_one_line_errors(tmp_path, run_cli
     assert res.code == 2 and "unknown stage 'nope'" in res.err
     res = run_cli("analyze", "--workspace", tmp_path)
     assert res.code == 2 and "fwbench collect" in res.err and "Traceback" not in res.err
+
+
+def test_running_run_whose_process_is_gone_is_interrupted(tmp_path):
+    ws = Workspace(build_workspace(tmp_path))
+    run = RunDir(ws.runs_dir / "digits-resnet50-amp-s2-keras")
+    run.set_status("running")
+    status = run.read_status()
+    status["pid"] = 2**22 + 1  # above Linux's pid_max: no such process
+    run.status_path.write_text(json.dumps(status))
+    runs, _ = collect_runs(ws, ["fx"])
+    assert runs.set_index("run_id").loc[run.run_id, "state"] == "interrupted"
+
+
+def test_run_dir_with_other_settings_is_flagged(tmp_path):
+    ws = Workspace(build_workspace(tmp_path))
+    matrix = ws.configs_dir / "experiment_matrix.yaml"
+    matrix.write_text(matrix.read_text().replace("epochs_override: 4", "epochs_override: 6"))
+    runs, _ = collect_runs(ws, ["fx"])
+    note = runs.set_index("run_id").loc["digits-mobilenetv2-fp32-s1-keras", "note"]
+    assert note == "spec differs from the matrix in: epochs"

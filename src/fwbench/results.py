@@ -8,24 +8,17 @@ the statistics decide later which rows count.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fwbench.config import (
-    EXPERIMENT_MATRIX,
-    TRAIN_CONFIG,
-    find_user_config,
-    load_matrix,
-    load_train_config,
-)
 from fwbench.errors import FwbenchError
 from fwbench.fileio import atomic_write
+from fwbench.matrix import expand_stage, load_configs, run_state
 from fwbench.paths import Workspace
-from fwbench.runs import RunDir, RunSpec, make_spec
+from fwbench.runs import RunDir, RunSpec
 
 ID_COLUMNS = ["run_id", "stage", "dataset", "model", "precision", "seed", "framework", "variant"]
 RUN_COLUMNS = [
@@ -67,40 +60,6 @@ EPOCH_FIELDS = [
     "data_time_seconds",
 ]
 RUNS_CSV, RUNS_PARQUET, EPOCHS_PARQUET = "runs.csv", "runs.parquet", "epochs.parquet"
-
-
-def expected_specs(
-    stage_names: Iterable[str],
-    matrix_path: str | Path | None = None,
-    config_path: str | Path | None = None,
-) -> list[RunSpec]:
-    """The RunSpecs the experiment matrix expects for ``stage_names`` (stage overrides applied)."""
-    matrix = load_matrix(matrix_path)
-    base = load_train_config(config_path)
-    specs: list[RunSpec] = []
-    for name in stage_names:
-        stage = matrix.stage(name)
-        train_config = stage.train_config(base, str(matrix_path or EXPERIMENT_MATRIX))
-        for dataset in stage.datasets:
-            for model in stage.models:
-                for precision in stage.precisions:
-                    for seed in stage.seeds:
-                        for framework in stage.frameworks:
-                            specs.append(
-                                make_spec(
-                                    train_config,
-                                    dataset=dataset,
-                                    model=model,
-                                    precision=precision,
-                                    seed=seed,
-                                    framework=framework,
-                                    variant=stage.variant,
-                                    epochs_override=stage.epochs_override,
-                                    subset=stage.subset,
-                                    stage=name,
-                                )
-                            )
-    return specs
 
 
 def find_run_dirs(runs_root: Path) -> list[RunDir]:
@@ -171,7 +130,7 @@ def run_row(run: RunDir, spec: RunSpec, epochs: pd.DataFrame, root: Path) -> dic
     test = run.test_metrics() or {}
     env = _read_json(run.env_path)
     row = {col: None for col in RUN_COLUMNS} | spec_fields(spec)
-    row["state"] = status.get("state", "pending")
+    row["state"] = run_state(run) if run.path.is_dir() else "pending"
     row["error"] = status.get("error")
     row["run_dir"] = str(run.path.relative_to(root)) if run.path.is_relative_to(root) else None
     row["epochs_done"] = len(epochs)
@@ -208,6 +167,22 @@ def _epoch_rows(spec: RunSpec, state: str, epochs: pd.DataFrame) -> pd.DataFrame
     return epochs.assign(**ids, state=state)[[*ID_COLUMNS, "state", *EPOCH_FIELDS]]
 
 
+# Settings that do not change what a run computes (a smoke `--num-workers 0` is the same run).
+_NOT_COMPARED = {"config_hash", "stage", "num_workers"}
+
+
+def _mismatch(expected: RunSpec, on_disk: RunSpec | None) -> str | None:
+    """Why the run directory does not hold the run the matrix expects, or None."""
+    if on_disk is None:
+        return "no run directory"
+    want = expected.model_dump(mode="json", exclude=_NOT_COMPARED)
+    have = on_disk.model_dump(mode="json", exclude=_NOT_COMPARED)
+    want["train_config"]["training"].pop("num_workers")
+    have["train_config"]["training"].pop("num_workers")
+    diff = sorted(k for k in want if want[k] != have.get(k))
+    return f"spec differs from the matrix in: {', '.join(diff)}" if diff else None
+
+
 def collect_runs(
     ws: Workspace, stages: list[str] | None = None, matrix_path: Path | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -228,18 +203,11 @@ def collect_runs(
             ) from None
     planned: list[tuple[RunDir, RunSpec, str | None]] = []
     if stages:
-        matrix_path = find_user_config(ws.configs_dir, EXPERIMENT_MATRIX, matrix_path)
-        config_path = find_user_config(ws.configs_dir, TRAIN_CONFIG, None)
-        for spec in expected_specs(stages, matrix_path, config_path):
+        train, matrix = load_configs(ws, None, matrix_path)
+        expected = [s for name in stages for s in expand_stage(name, matrix.stage(name), train)]
+        for spec in expected:
             run, on_disk = found.pop(spec.run_id, (RunDir(ws.runs_dir / spec.run_id), None))
-            note = None
-            if on_disk is None:
-                note = "no run directory"
-            elif on_disk.config_hash != spec.config_hash:
-                note = (
-                    f"spec differs from matrix (hash {on_disk.config_hash} vs {spec.config_hash})"
-                )
-            planned.append((run, on_disk or spec, note))
+            planned.append((run, on_disk or spec, _mismatch(spec, on_disk)))
         planned += [(run, spec, None) for run, spec in found.values() if spec.stage in stages]
     else:
         planned = [(run, spec, None) for run, spec in found.values()]

@@ -123,7 +123,7 @@ def build_markdown(
         sections.fairness(ws),
         "## Results per cell",
         "Mean ± sd over finished seeds [t-based 95% CI]; seeds counted as "
-        "done/failed/diverged/other (other = pending or running).",
+        "done/failed/diverged/other (other = pending, running or interrupted).",
         sections.md_table(views["summary"]),
         "### PyTorch − Keras",
         sections.md_table(views["comparison"]),

@@ -119,10 +119,11 @@ def coverage(analysis: Analysis, runs: pd.DataFrame) -> str:
         parts.append(
             "Runs that failed or diverged (left out of the statistics):\n\n" + md_table(shown)
         )
-    waiting = runs[runs["state"].isin(["pending", "running"])]
+    waiting = runs[runs["state"].isin(["pending", "running", "interrupted"])]
     if len(waiting):
-        ids = ", ".join(f"`{r}`" for r in waiting["run_id"])
-        parts.append(f"Not finished yet ({len(waiting)} pending or running): {ids}.")
+        pairs = zip(waiting["run_id"], waiting["state"], strict=True)
+        ids = ", ".join(f"`{run_id}` ({state})" for run_id, state in pairs)
+        parts.append(f"Not finished yet ({len(waiting)}): {ids}.")
     return "\n\n".join(parts)
 
 

@@ -152,7 +152,7 @@ def holm(pvalues: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 def coverage(runs: pd.DataFrame) -> pd.DataFrame:
     """Per stage, the number of runs in each state (all rows, nothing dropped)."""
-    states = ["done", "running", "failed", "diverged", "pending"]
+    states = ["done", "running", "interrupted", "failed", "diverged", "pending"]
     frame = runs.assign(stage=runs["stage"].fillna("(no stage)"))
     table = pd.crosstab(frame["stage"], frame["state"]).reindex(columns=states, fill_value=0)
     table["total"] = table.sum(axis=1)
