@@ -93,8 +93,9 @@ def _write_run(runs: Path, model: str, precision: str, seed: int, framework: str
         {
             "hostname": "node-7",
             "cpu_model": "Fixture CPU @ 2.0GHz",
-            "frameworks": {framework: {"version": "x"}},
-            "device": "cpu",
+            "framework": framework,
+            # the backend's facts, as fwbench train records them
+            "run": {"device": "cpu", "amp_dtype": "bfloat16" if precision == "amp" else None},
         },
     )
     if kind == "pending":

@@ -140,7 +140,7 @@ def run_row(run: RunDir, spec: RunSpec, epochs: pd.DataFrame, root: Path) -> dic
         at_best = epochs[epochs["epoch"] == best_epoch]
         row["best_epoch"] = int(best_epoch)
         source = at_best.iloc[0] if len(at_best) else best
-        row["best_val_accuracy"] = float(source["val_accuracy"])
+        row["best_val_accuracy"] = float(test.get("best_val_accuracy", source["val_accuracy"]))
     elif "best_epoch" in test:
         row["best_epoch"] = int(test["best_epoch"])
     row["test_accuracy"] = test.get("accuracy")
@@ -155,8 +155,10 @@ def run_row(run: RunDir, spec: RunSpec, epochs: pd.DataFrame, root: Path) -> dic
         row["wall_time_s"] = float(finished - started)
     row["host"] = env.get("hostname") or status.get("host")
     row["cpu_model"] = env.get("cpu_model")
-    row["device"] = _scalar(env.get("device"))
-    row["amp_dtype"] = _scalar(env.get("amp_dtype"))
+    # training writes the backend's facts under "run"; a flat env.json is read as well
+    facts = env.get("run") if isinstance(env.get("run"), dict) else {}
+    row["device"] = _scalar(facts.get("device", env.get("device")))
+    row["amp_dtype"] = _scalar(facts.get("amp_dtype", env.get("amp_dtype")))
     if row["state"] == "done" and not test:
         row["note"] = "state is done but test.json is missing or unreadable"
     return row

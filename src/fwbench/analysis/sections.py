@@ -247,7 +247,14 @@ def limitations(ws: Workspace, runs: pd.DataFrame, analysis: Analysis) -> list[s
         notes.append(f"Runs ran on {runs['host'].nunique()} hosts: compare times with care.")
     if not (ws.results_dir / "param_comparison.csv").is_file():
         notes.append("Fairness evidence incomplete: no parameter comparison in results/.")
+    single = int((done["epochs_done"] == 1).sum())
     notes.append(
-        "Epoch time and throughput exclude each run's first epoch (warm-up, tracing, compilation)."
+        "Epoch time and throughput exclude each run's first epoch (warm-up, tracing, "
+        "compilation)"
+        + (
+            f", except in {single} run(s) with a single epoch, whose timing includes warm-up."
+            if single
+            else "."
+        )
     )
     return notes
