@@ -98,12 +98,12 @@ def load_backend(framework: str, model_builder: ModelBuilder | None = None) -> B
 
 
 def thread_count() -> int:
-    """Compute threads for this process: ``$FWBENCH_THREADS``, else the CPUs it may run on.
+    """Compute threads: ``$FWBENCH_THREADS``, else ``$OMP_NUM_THREADS``, else the usable CPUs.
 
-    Executors running several runs side by side set ``FWBENCH_THREADS`` (or the affinity mask)
-    so the runs do not oversubscribe the cores.
+    Executors running several runs side by side set one of these (or the affinity mask) so
+    the runs do not oversubscribe the cores.
     """
-    env = os.environ.get("FWBENCH_THREADS")
+    env = os.environ.get("FWBENCH_THREADS") or os.environ.get("OMP_NUM_THREADS")
     if env:
         return max(1, int(env))
     try:
