@@ -13,6 +13,7 @@ from rich.console import Console
 
 from fwbench.commands import (
     analysis_cmd,
+    bench_cmd,
     config_cmd,
     data_cmd,
     env_cmd,
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 
 app.command("env")(env_cmd.env)
+app.command("bench")(bench_cmd.bench)
 app.command("train")(train_cmd.train)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(data_cmd.app, name="data")

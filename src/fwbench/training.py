@@ -37,6 +37,7 @@ from fwbench.inputs import RunInputs, load_inputs
 from fwbench.paths import Workspace
 from fwbench.runs import RunDir, RunSpec
 from fwbench.schedule import lr_at
+from fwbench.timing import Stopwatch
 
 FINAL_STATES = ("done", "diverged")
 EPOCH_FIELDS = (
@@ -188,14 +189,13 @@ class _Trainer:
         batches = self.backend.train_batches(epoch)
         task = bar.add_task(f"epoch {epoch + 1}/{self.spec.epochs}", total=plan.steps_per_epoch)
         loss_sum = correct = count = micro = 0
-        data_time, lr, start = 0.0, 0.0, time.perf_counter()
+        lr, start, watch = 0.0, time.perf_counter(), Stopwatch()  # same timing as `fwbench bench`
         for i in range(plan.steps_per_epoch):
             step = epoch * plan.steps_per_epoch + i
             lr = lr_at(step, cfg.lr, plan)
-            fetch = time.perf_counter()
-            micro_batches = [next(batches) for _ in range(plan.accumulation)]
-            data_time += time.perf_counter() - fetch
+            micro_batches = watch.fetch_many(batches, plan.accumulation)
             result = self.backend.train_step(micro_batches, lr)
+            watch.step_done(result.count)
             if not math.isfinite(result.loss_sum) and cfg.training.stop_on_divergence:
                 raise Diverged(epoch, step, result.loss_sum)
             loss_sum += result.loss_sum
@@ -205,7 +205,6 @@ class _Trainer:
             if self.on_step:
                 self.on_step(step, result)
             bar.update(task, advance=1, description=_desc(epoch, self.spec, loss_sum / micro, lr))
-        train_time = time.perf_counter() - start
         del batches
         val = self.backend.evaluate("val")
         labels, n_cls = self.inputs.val.labels, self.inputs.num_classes
@@ -219,8 +218,8 @@ class _Trainer:
             "val_macro_f1": metrics.macro_f1(labels, val.predictions, n_cls),
             "epoch_time_seconds": time.perf_counter() - start,
             "learning_rate": lr,
-            "images_per_second": count / train_time,
-            "data_time_seconds": data_time,
+            "images_per_second": watch.images_per_second,
+            "data_time_seconds": watch.data_seconds,
         }
 
     # --- the end ----------------------------------------------------------------------------

@@ -77,6 +77,8 @@ class KerasBackend(Backend):
     name = "keras"
     best_file = "best.weights.h5"
     last_file = "last.npz"
+    # Speed switch (``fwbench bench`` pins it; set before ``build``): XLA-compile the step.
+    jit_compile = False
 
     def setup(self, spec: RunSpec) -> dict[str, Any]:
         """Seeds, threads, op determinism and the precision policy; returns what is in effect."""
@@ -112,8 +114,8 @@ class KerasBackend(Backend):
         self.optimizer.build(self.model.trainable_variables)
         self.label_smoothing = spec.train_config.training.label_smoothing
         self.pipelines = KerasPipelines(inputs)
-        self._grads = tf.function(self._grads_impl)
-        self._apply = tf.function(self._apply_impl)
+        self._grads = tf.function(self._grads_impl, jit_compile=self.jit_compile)
+        self._apply = tf.function(self._apply_impl, jit_compile=self.jit_compile)
         self._eval = tf.function(self._eval_impl, reduce_retracing=True)
 
     # --- the step ---------------------------------------------------------------------------
