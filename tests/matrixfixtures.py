@@ -37,17 +37,20 @@ TINY_MATRIX = {
 }
 
 
+def _cli(ws: Path, args: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    env = {**os.environ, "FWBENCH_WORKSPACE": str(ws), "COLUMNS": "250"}
+    return [sys.executable, "-m", "fwbench.cli", *args], env
+
+
 def fwbench(ws: Path, *args: str, **kw) -> subprocess.CompletedProcess:
     """Run the fwbench CLI in a child process with workspace ``ws``; capture its output."""
-    env = {**os.environ, "FWBENCH_WORKSPACE": str(ws), "COLUMNS": "250"}
-    cmd = [sys.executable, "-m", "fwbench.cli", *args]
+    cmd, env = _cli(ws, args)
     return subprocess.run(cmd, env=env, capture_output=True, text=True, **kw)
 
 
 def start_fwbench(ws: Path, *args: str) -> subprocess.Popen:
     """Start the fwbench CLI in the background (to interrupt it)."""
-    env = {**os.environ, "FWBENCH_WORKSPACE": str(ws), "COLUMNS": "250"}
-    cmd = [sys.executable, "-m", "fwbench.cli", *args]
+    cmd, env = _cli(ws, args)
     return subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

@@ -26,8 +26,6 @@ from matrixfixtures import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-
 # Resources a 2-core, GPU-less test node can give two tasks at once.
 SLURM_ARGS = ("--executor", "slurm", "--cpus", "1", "--mem-gb", "3", "--gpus", "0")
 
@@ -36,10 +34,13 @@ SLURM_ARGS = ("--executor", "slurm", "--cpus", "1", "--mem-gb", "3", "--gpus", "
 def slurm() -> None:
     """A reachable Slurm, or a skip (a failure under CI=true) naming why not."""
     try:
-        probe = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
-        reason = None if probe.returncode == 0 else f"sinfo failed: {probe.stderr.strip()}"
+        probe = subprocess.run(["sinfo", "-h"], capture_output=True, text=True, timeout=20)
+        last = (probe.stderr.strip().splitlines() or [""])[-1]
+        reason = None if probe.returncode == 0 else f"sinfo failed: {last}"
     except FileNotFoundError:
         reason = "sinfo not found"
+    except subprocess.TimeoutExpired:
+        reason = "sinfo gave no answer in 20 s"
     if reason:
         reason = f"no Slurm reachable ({reason}); start one: bash scripts/slurm-local.sh up"
         if os.environ.get("CI") == "true":
@@ -56,6 +57,8 @@ def test_config_and_cli_options_become_sbatch_parameters():
     assert "gpus_per_node" not in slurm_parameters(SlurmExecutorConfig(gpus=0))
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_tiny_matrix_on_slurm_survives_a_killed_task(tmp_path, slurm):
     ws, matrix = make_workspace(tmp_path)
     executor_yaml = {"slurm": {"poll_seconds": 1, "array_parallelism": 2, "time_min": 30}}

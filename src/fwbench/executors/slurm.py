@@ -67,9 +67,13 @@ def active_job_ids() -> set[str]:
     """Ids (``123`` or ``123_4``) of this cluster's pending and running jobs, arrays expanded."""
     try:
         out = subprocess.run(
-            ["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, check=True
+            ["squeue", "-h", "-r", "-o", "%i"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
         ).stdout
-    except (OSError, subprocess.CalledProcessError) as e:
+    except (OSError, subprocess.SubprocessError) as e:
         raise FwbenchError(
             f"cannot reach Slurm (squeue failed: {e})",
             fix="run on a Slurm login node, or start one with `bash scripts/slurm-local.sh up`",
@@ -129,7 +133,7 @@ class SlurmExecutor(Executor):
         array_id = jobs[0].job_id.split("_")[0]
         self.console.print(
             f"submitted {len(jobs)} run(s) as Slurm job array {array_id} "
-            f"(at most {self.config.array_parallelism} at once; logs {self.folder / array_id})"
+            f"(at most {self.config.array_parallelism} at once; logs {self.folder / array_id}_*)"
         )
         return jobs
 
