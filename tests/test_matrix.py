@@ -106,3 +106,14 @@ def test_failure_keeps_the_runs_own_error_and_adds_the_log_tail(tmp_path):
     mark_interrupted(rd)  # the runner stopped it: resumable, not failed
     assert run_state(rd) == "interrupted"
     assert os.getpid() != rd.read_status().get("pid")
+
+
+def test_a_run_directory_with_other_settings_is_refused_before_anything_starts(run_cli, tmp_path):
+    stage = load_matrix().stage("demo")
+    spec = expand_stage("demo", stage, load_train_config(), SmokeOptions(epochs_override=1))[0]
+    RunDir(tmp_path / "runs" / spec.run_id).write_spec(spec)
+    out, _ = _dry_run(run_cli, tmp_path, "--stage", "demo")
+    assert f"{spec.run_id}  (run directory holds other settings)" in out
+    res = run_cli("run", "--stage", "demo", "--workspace", tmp_path)
+    assert res.code == 2 and "1 run directories hold runs with other settings" in res.err
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [spec.run_id]

@@ -127,11 +127,19 @@ def run(
         _print_runs(out, runs)
         out.print(f"would launch {len(launch)} run(s) with the {executor} executor")
         return
+    conflicts = [r.run_id for r in runs if spec_conflict(r)]
+    if conflicts:  # a run id is shared by stages (or configs) with other settings
+        raise FwbenchError(
+            f"{len(conflicts)} run directories hold runs with other settings "
+            f"(e.g. {conflicts[0]}; run ids do not include the stage)",
+            path=ws.runs_dir,
+            fix="use another --workspace for this stage, or delete those run directories",
+        )
     launching = {r.run_id for r in launch}
     skipped = [r for r in runs if r.state in UNSUCCESSFUL and r.run_id not in launching]
     for r in skipped:
         out.print(f"skipped {r.state} {r.run_id}: {error_line(r.run_dir)} (--retry-failed reruns)")
-    for r in launch:  # a changed config is refused before anything starts
+    for r in launch:
         r.run_dir.write_spec(r.spec)
     if launch:
         exec_cfg = load_executor_config(find_user_config(ws.configs_dir, EXECUTOR, executor_config))
