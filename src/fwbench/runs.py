@@ -57,8 +57,13 @@ class RunSpec(BaseModel):
         return (self.dataset, self.model, self.precision)
 
     def with_hash(self) -> RunSpec:
-        """This spec with ``config_hash`` set from the resolved train config and run settings."""
-        fields = self.model_dump(mode="json", exclude={"config_hash", "stage"})
+        """This spec with ``config_hash`` set from everything that can change its results.
+
+        Loader worker counts are left out (``num_workers`` here and in the train config): the
+        batches and augmentation draws are the same whatever process makes them.
+        """
+        fields = self.model_dump(mode="json", exclude={"config_hash", "stage", "num_workers"})
+        fields["train_config"]["training"].pop("num_workers", None)
         return self.model_copy(update={"config_hash": config_hash(fields)})
 
 
