@@ -72,6 +72,19 @@ def test_modes_take_turns_repeat_by_repeat():
     assert blocks == [("bare", 3), ("harness", 3)] * 3
 
 
+def test_a_restarting_runner_gets_a_fresh_stream_before_each_warm_up():
+    clock, log, starts = FakeTime(), [], []
+
+    def restart():
+        starts.append(len(log))  # steps run so far when this stream starts
+        return counting_runner(clock, log, "pipeline", 1.0).batches
+
+    runner = counting_runner(clock, log, "pipeline", 1.0)
+    runner.restart = restart
+    measure_modes({"pipeline": runner}, warmup=2, steps=3, repeats=3, clock=clock)
+    assert starts == [0, 5, 10]
+
+
 def test_summary_is_median_and_extremes_over_repeats():
     reps = [Repeat(2.0, 100, 10, 0.5), Repeat(1.0, 100, 10, 0.0), Repeat(4.0, 100, 10, 1.0)]
     s = summarise(reps)

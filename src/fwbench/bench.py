@@ -13,7 +13,11 @@ Each framework runs in its own subprocess (``python -m fwbench.frameworks.<name>
 this module and ``fwbench bench`` import no framework (and TensorFlow never meets torchvision).
 Every repeat runs ``warmup`` untimed steps, then ``steps`` timed ones, timed exactly as the
 epoch logs are (:mod:`fwbench.timing`); the modes take turns repeat by repeat, so a change in
-machine load hits all of them alike. Rows report the median over repeats and the min/max.
+machine load hits all of them alike. Rows report the median over repeats and the min/max, and
+each mode's ratio to its reference mode (harness/bare, pipeline/harness), as the median of the
+ratios of back-to-back windows. ``harness+pipeline`` reads one continuous stream, as training
+does (epoch changes included); ``pipeline`` restarts its pipeline before each window so that
+nothing prefetched in the background while other modes ran is counted.
 """
 
 from __future__ import annotations
@@ -133,11 +137,15 @@ class BenchJob:
 
 @dataclass
 class Runner:
-    """One mode: where its batches come from and how one step runs (returns its images)."""
+    """One mode: where its batches come from and how one step runs (returns its images).
+
+    ``restart``, if given, replaces ``batches`` with a fresh iterator before every window.
+    """
 
     batches: Iterator[Any]
     step: Callable[[Any], int]
     sync: Callable[[], None] = field(default=lambda: None)
+    restart: Callable[[], Iterator[Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,8 @@ def measure_modes(
     out: dict[str, list[Repeat]] = {mode: [] for mode in runners}
     for _ in range(repeats):
         for mode, runner in runners.items():
+            if runner.restart is not None:
+                runner.batches = runner.restart()
             sw = Stopwatch(clock, runner.sync)
             run_window(runner, sw, warmup)
             sw.reset()  # warm-up steps are never part of a measurement
@@ -198,9 +208,9 @@ def batch_images(batch: Any) -> int:
     return int(batch[1].shape[0])
 
 
-def endless_batches(backend: Any) -> Iterator[Any]:
+def endless_batches(backend: Any, first_epoch: int = 0) -> Iterator[Any]:
     """The backend's training micro-batches, epoch after epoch (epoch changes included)."""
-    for epoch in itertools.count():
+    for epoch in itertools.count(first_epoch):
         yield from backend.train_batches(epoch)
 
 
@@ -215,12 +225,14 @@ def harness_runners(
     runners: dict[str, Runner] = {}
     if "harness" in modes:
         runners["harness"] = Runner(itertools.repeat(synthetic), step, sync)
-    if any(m in modes for m in PIPELINE_MODES):
-        stream = endless_batches(backend)  # one stream: both modes read the same pipeline
-        if "harness+pipeline" in modes:
-            runners["harness+pipeline"] = Runner(stream, step, sync)
-        if "pipeline" in modes:
-            runners["pipeline"] = Runner(stream, batch_images)
+    if "harness+pipeline" in modes:  # one stream, as in training
+        runners["harness+pipeline"] = Runner(endless_batches(backend), step, sync)
+    if "pipeline" in modes:
+        # A fresh pipeline per window: what DataLoader workers or tf.data prefetch buffered
+        # while other modes ran must not count; its start-up falls in the warm-up steps.
+        epochs = itertools.count(10_000, 1_000)
+        restart = lambda: endless_batches(backend, next(epochs))  # noqa: E731
+        runners["pipeline"] = Runner(iter(()), batch_images, restart=restart)
     return runners
 
 

@@ -116,6 +116,7 @@ class KerasBackend(Backend):
         self.pipelines = KerasPipelines(inputs)
         self._grads = tf.function(self._grads_impl, jit_compile=self.jit_compile)
         self._apply = tf.function(self._apply_impl, jit_compile=self.jit_compile)
+        self._step = tf.function(self._step_impl, jit_compile=self.jit_compile)
         self._eval = tf.function(self._eval_impl, reduce_retracing=True)
 
     # --- the step ---------------------------------------------------------------------------
@@ -131,6 +132,14 @@ class KerasBackend(Backend):
     def _apply_impl(self, grads):
         self.optimizer.apply(grads, self.model.trainable_variables)
 
+    def _step_impl(self, x, y):
+        # One graph for a whole step (no accumulation): each variable's update can start as
+        # soon as its gradient exists, and no host read splits the step (``fwbench bench``
+        # measured the two-call path ~4% slower than a bare tf.function loop on CPU).
+        loss, correct, grads = self._grads_impl(x, y, tf.constant(1.0, tf.float32))
+        self._apply_impl(grads)
+        return loss, correct
+
     def train_batches(self, epoch: int) -> Iterator[Any]:
         """The epoch's micro-batches (shared order and augmentation draws)."""
         return iter(self.pipelines.train(epoch))
@@ -142,6 +151,10 @@ class KerasBackend(Backend):
     def train_step(self, micro_batches: list[Any], lr: float) -> StepResult:
         """One SGD step: each micro-batch's mean loss / n differentiated, gradients summed."""
         self.set_lr(lr)
+        if len(micro_batches) == 1:
+            x, y = micro_batches[0]
+            loss, ok = self._step(x, y)
+            return StepResult(float(loss), int(ok), int(y.shape[0]), float(self.sgd.lr64.numpy()))
         n = tf.constant(float(len(micro_batches)), tf.float32)
         total, loss_sum, correct, count = None, 0.0, 0, 0
         for x, y in micro_batches:
