@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import typer
 
 from fwbench.commands.options import OptPath, TrainConfigOpt, WorkspaceOpt
@@ -9,11 +11,23 @@ from fwbench.commands.options import OptPath, TrainConfigOpt, WorkspaceOpt
 app = typer.Typer(help="Prove the two arms compute the same thing.", no_args_is_help=True)
 
 
+def _save(workspace, name: str, rows: list[dict]) -> None:
+    """Write the check's rows to ``results/parity_<name>.csv`` (the report embeds them)."""
+    import pandas as pd
+
+    from fwbench.fileio import write_text
+    from fwbench.paths import Workspace
+
+    path = Workspace.from_env(workspace).results_dir / f"parity_{name}.csv"
+    write_text(path, pd.DataFrame(rows).to_csv(index=False))
+
+
 @app.command("models")
 def models_cmd(
     num_classes: int = typer.Option(10, "--num-classes", help="Classes of the head."),
     batch: int = typer.Option(2, "--batch", help="Random images per check."),
     seed: int = typer.Option(0, "--seed", help="Seed of the input and the perturbed weights."),
+    workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """Matched models: PyTorch weights -> Keras, same input, eval FP32 logits must agree."""
     from rich.console import Console
@@ -40,6 +54,7 @@ def models_cmd(
                 f"{r.relative:.3g}", verdict,
             )  # fmt: skip
     out.print(table)
+    _save(workspace, "models", [asdict(r) for r in results])
     if not all(r.passed for r in results):
         raise typer.Exit(1)
 
@@ -72,6 +87,9 @@ def pixels_cmd(
         shape = "×".join(map(str, r.shape))
         table.add_row(r.check, f"{r.split}[{r.index}]", shape, f"{r.max_abs_diff:.3g}", verdict)
     Console().print(table)
+    _save(
+        workspace, "pixels", [{"dataset": dataset, **asdict(r), "passed": r.passed} for r in rows]
+    )
     if not all(r.passed for r in rows):
         raise typer.Exit(1)
 
@@ -119,5 +137,11 @@ def lr_cmd(
     verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
     table.add_row(f"result (tolerance {RELATIVE_TOLERANCE:g})", verdict)
     out.print(table)
+    _save(workspace, "lr", [{
+        "dataset": dataset, "optimizer_steps": plan.total_steps, "warmup_steps": plan.warmup_steps,
+        "max_rel_diff_between_arms": r.max_relative_diff,
+        "max_rel_diff_to_schedule": r.max_relative_diff_to_schedule,
+        "tolerance": RELATIVE_TOLERANCE, "passed": r.passed,
+    }])  # fmt: skip
     if not r.passed:
         raise typer.Exit(1)
