@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
-# make demo: the whole fwbench flow offline on scikit-learn's digits, in $FWBENCH_WORKSPACE.
+# make demo: the whole fwbench flow, offline, on scikit-learn's real digits.
+# env -> data prepare -> fairness checks -> demo matrix (both frameworks, 2 models, 3 seeds)
+# -> collect -> analyze -> report. Every step is an ordinary fwbench command; rerunning skips
+# what is already done (finished runs, prepared data).
 set -euo pipefail
 bin=${1:-.venv/bin}
 ws=${FWBENCH_WORKSPACE:-demo}
 mkdir -p "$ws"
 export FWBENCH_WORKSPACE=$(cd "$ws" && pwd)
-"$bin/fwbench" env
-"$bin/fwbench" data prepare digits
-echo "demo workspace: $FWBENCH_WORKSPACE"
+fw="$bin/fwbench"
+step() { printf '\n==> %s\n' "$*"; }
+
+step "environment";            "$fw" env
+step "data: digits";           "$fw" data prepare digits
+step "fairness: pixels";       "$fw" parity pixels --dataset digits
+step "fairness: LR per step";  "$fw" parity lr --stage demo
+step "fairness: matched models (weight transfer, logits)"; "$fw" parity models
+step "the demo matrix";        "$fw" run --stage demo
+step "collect";                "$fw" collect --stage demo
+step "analyze";                "$fw" analyze
+step "report";                 "$fw" report
+printf '\nReport: %s\n' "$FWBENCH_WORKSPACE/report/report.html"

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import typer
 
-from fwbench.commands.options import OptPath, TrainConfigOpt, WorkspaceOpt
+from fwbench.commands.options import MatrixOpt, OptPath, TrainConfigOpt, WorkspaceOpt
 
 app = typer.Typer(help="Prove the two arms compute the same thing.", no_args_is_help=True)
 
@@ -97,7 +97,11 @@ def pixels_cmd(
 @app.command("lr")
 def lr_cmd(
     dataset: str = typer.Option("cifar10", "--dataset", help="Dataset whose step plan to use."),
+    stage: str | None = typer.Option(
+        None, "--stage", help="Use this stage's recipe, dataset, subset and epochs instead."
+    ),
     config: OptPath = TrainConfigOpt,
+    matrix: OptPath = MatrixOpt,
     subset: int | None = typer.Option(
         None, "--subset", min=1, help="Training images (default: all)."
     ),
@@ -108,7 +112,13 @@ def lr_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
+    from fwbench.config import (
+        EXPERIMENT_MATRIX,
+        TRAIN_CONFIG,
+        find_user_config,
+        load_matrix,
+        load_train_config,
+    )
     from fwbench.data.catalog import get_dataset
     from fwbench.parity.lr import RELATIVE_TOLERANCE, check_lr
     from fwbench.paths import Workspace
@@ -116,6 +126,10 @@ def lr_cmd(
 
     ws = Workspace.from_env(workspace)
     cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
+    if stage is not None:
+        st = load_matrix(find_user_config(ws.configs_dir, EXPERIMENT_MATRIX, matrix)).stage(stage)
+        cfg, dataset = st.train_config(cfg), st.datasets[0]
+        subset, epochs_override = subset or st.subset, epochs_override or st.epochs_override
     epochs = epochs_override or cfg.for_dataset(dataset)[0]
     n_train = min(subset or get_dataset(dataset).train_size, get_dataset(dataset).train_size)
     t = cfg.training
