@@ -91,7 +91,7 @@ def manifest_path(ws: Workspace, name: str) -> Path:
     return ws.splits_dir / name / "manifest.json"
 
 
-def _is_up_to_date(ws: Workspace, name: str, source: Path, sources_fp: list[dict] | None) -> dict:
+def _is_up_to_date(ws: Workspace, name: str, source: Path) -> dict:
     """The existing manifest if every output is intact and the sources are unchanged, else {}."""
     mpath = manifest_path(ws, name)
     if not mpath.is_file():
@@ -103,10 +103,7 @@ def _is_up_to_date(ws: Workspace, name: str, source: Path, sources_fp: list[dict
     if manifest.get("source") != str(source):
         return {}
     recorded = manifest.get("source_fingerprint", [])
-    current = _fingerprint([Path(r["path"]) for r in recorded]) if recorded else []
-    if sources_fp is not None and current != recorded:
-        return {}
-    if recorded and current != recorded:
+    if recorded and _fingerprint([Path(r["path"]) for r in recorded]) != recorded:
         return {}
     for key, path in _out_paths(ws, name).items():
         if not path.is_file() or sha256_file(path) != manifest["files"].get(key):
@@ -208,7 +205,7 @@ def prepare(
     info = get_dataset(name)
     source = (source or ws.data_dir).resolve()
     if not force:
-        manifest = _is_up_to_date(ws, name, source, None)
+        manifest = _is_up_to_date(ws, name, source)
         if manifest:
             return PrepareResult(name, True, [], manifest)
     raw = read_dataset(
