@@ -317,3 +317,12 @@ def test_cli_error_leaves_earlier_outputs_intact(run_cli, tmp_path):
     assert run_cli("data", "prepare", "cifar10", "-w", tmp_path).code == 2
     assert (tmp_path / "configs" / "dataset_stats.yaml").read_text() == stats_before
     assert run_cli("data", "prepare", "digits", "-w", tmp_path).out.count("up to date") == 1
+
+
+def test_rerun_after_raw_files_were_deleted_keeps_outputs(ws, tmp_path):
+    import shutil
+
+    folder = write_cifar10(tmp_path / "src")
+    prepare(ws, "cifar10", source=folder, checksums=checksums_for(folder), partial=True)
+    shutil.rmtree(folder)
+    assert prepare(ws, "cifar10", source=folder, partial=True).up_to_date

@@ -102,8 +102,10 @@ def _is_up_to_date(ws: Workspace, name: str, source: Path) -> dict:
         return {}
     if manifest.get("source") != str(source):
         return {}
-    recorded = manifest.get("source_fingerprint", [])
-    if recorded and _fingerprint([Path(r["path"]) for r in recorded]) != recorded:
+    # Sources deleted since (raw archives removed to save space) do not invalidate outputs
+    # whose SHA-256 still matches; sources that changed do.
+    present = [r for r in manifest.get("source_fingerprint", []) if Path(r["path"]).exists()]
+    if present and _fingerprint([Path(r["path"]) for r in present]) != present:
         return {}
     for key, path in _out_paths(ws, name).items():
         if not path.is_file() or sha256_file(path) != manifest["files"].get(key):
