@@ -12,12 +12,13 @@ precision and determinism switches:
 Each framework runs in its own subprocess (``python -m fwbench.frameworks.<name>.bench``), so
 this module and ``fwbench bench`` import no framework (and TensorFlow never meets torchvision).
 Every repeat runs ``warmup`` untimed steps, then ``steps`` timed ones, timed exactly as the
-epoch logs are (:mod:`fwbench.timing`); the modes take turns repeat by repeat, so a change in
-machine load hits all of them alike. Rows report the median over repeats and the min/max, and
-each mode's ratio to its reference mode (harness/bare, pipeline/harness), as the median of the
-ratios of back-to-back windows. ``harness+pipeline`` reads one continuous stream, as training
-does (epoch changes included); ``pipeline`` restarts its pipeline before each window so that
-nothing prefetched in the background while other modes ran is counted.
+epoch logs are (:mod:`fwbench.timing`); the modes take turns repeat by repeat, forward and
+backward in alternate turns, so a change in machine load hits all of them alike. Rows report
+the median over repeats and the min/max, and each mode's ratio to its reference mode
+(harness/bare, pipeline/harness) as the median of the ratios of back-to-back windows.
+``harness+pipeline`` reads one continuous stream, as training does (epoch changes included);
+``pipeline`` restarts its pipeline before each window so that nothing prefetched in the
+background while other modes ran is counted.
 """
 
 from __future__ import annotations
@@ -172,10 +173,15 @@ def measure_modes(
     repeats: int,
     clock: Clock = time.perf_counter,
 ) -> dict[str, list[Repeat]]:
-    """Time every runner ``repeats`` times, in turns; each window follows ``warmup`` steps."""
+    """Time every runner ``repeats`` times, in turns; each window follows ``warmup`` steps.
+
+    Turns alternate forward and backward (ABBA...), so neither a mode's place in a turn nor a
+    steady drift of the machine's speed favours one mode over another.
+    """
     out: dict[str, list[Repeat]] = {mode: [] for mode in runners}
-    for _ in range(repeats):
-        for mode, runner in runners.items():
+    for turn in range(repeats):
+        order = list(runners.items())
+        for mode, runner in order if turn % 2 == 0 else reversed(order):
             if runner.restart is not None:
                 runner.batches = runner.restart()
             sw = Stopwatch(clock, runner.sync)
