@@ -18,7 +18,7 @@ from fwbench.errors import FwbenchError
 from fwbench.fileio import atomic_write
 from fwbench.matrix import expand_stage, load_configs, run_state
 from fwbench.paths import Workspace
-from fwbench.runs import RunDir, RunSpec
+from fwbench.runs import EPOCH_FIELDS, RunDir, RunSpec
 
 ID_COLUMNS = ["run_id", "stage", "dataset", "model", "precision", "seed", "framework", "variant"]
 RUN_COLUMNS = [
@@ -47,18 +47,6 @@ RUN_COLUMNS = [
     "amp_dtype",
     "run_dir",
 ]
-EPOCH_FIELDS = [
-    "epoch",
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "val_macro_f1",
-    "epoch_time_seconds",
-    "learning_rate",
-    "images_per_second",
-    "data_time_seconds",
-]
 RUNS_CSV, RUNS_PARQUET, EPOCHS_PARQUET = "runs.csv", "runs.parquet", "epochs.parquet"
 
 
@@ -85,8 +73,8 @@ def epochs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
         if field not in frame:
             frame[field] = np.nan
     if frame.empty:
-        return frame[EPOCH_FIELDS]
-    frame[EPOCH_FIELDS] = frame[EPOCH_FIELDS].apply(pd.to_numeric, errors="coerce")
+        return frame[list(EPOCH_FIELDS)]
+    frame[list(EPOCH_FIELDS)] = frame[list(EPOCH_FIELDS)].apply(pd.to_numeric, errors="coerce")
     frame = frame.drop_duplicates("epoch", keep="last").sort_values("epoch", kind="stable")
     return frame.reset_index(drop=True)
 

@@ -22,6 +22,20 @@ from fwbench.config import TrainConfig, config_hash
 from fwbench.errors import FwbenchError
 from fwbench.fileio import read_jsonl, write_json
 
+# The fields of every line of epochs.jsonl, in order (training writes them, analysis reads them).
+EPOCH_FIELDS: tuple[str, ...] = (
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "val_macro_f1",
+    "epoch_time_seconds",
+    "learning_rate",
+    "images_per_second",
+    "data_time_seconds",
+)
+
 State = Literal["pending", "running", "done", "failed", "diverged"]
 STATES: tuple[str, ...] = ("pending", "running", "done", "failed", "diverged")
 

@@ -40,18 +40,6 @@ from fwbench.schedule import lr_at
 from fwbench.timing import Stopwatch
 
 FINAL_STATES = ("done", "diverged")
-EPOCH_FIELDS = (
-    "epoch",
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "val_macro_f1",
-    "epoch_time_seconds",
-    "learning_rate",
-    "images_per_second",
-    "data_time_seconds",
-)
 StepHook = Callable[[int, StepResult], None]
 
 
