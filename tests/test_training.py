@@ -11,9 +11,9 @@ from fwbench.frameworks.base import load_backend
 from fwbench.frameworks.both import import_both
 from fwbench.inputs import load_inputs
 from fwbench.paths import Workspace
-from fwbench.runs import RunDir, make_spec
+from fwbench.runs import EPOCH_FIELDS, RunDir, make_spec
 from fwbench.schedule import lr_table
-from fwbench.training import EPOCH_FIELDS, train_run
+from fwbench.training import train_run
 
 torch, _, tf, keras = import_both()  # torch before TensorFlow for this whole module
 ARMS = ("pytorch", "keras")
