@@ -40,7 +40,9 @@ def bench(
     repeats: int = typer.Option(5, "--repeats", help="Timed windows per mode (median, min, max)."),
     variant: str = typer.Option("library", "--variant", help="library or matched models."),
     num_workers: int = typer.Option(
-        None, "--num-workers", help="PyTorch loader workers (default: 0 on <= 4 CPUs, else CPUs/2)."
+        None,
+        "--num-workers",
+        help="PyTorch loader workers (default: 0 on <= 4 CPUs, else CPUs/2 up to the config's).",
     ),
     threads: int = typer.Option(
         None, "--threads", help="Intra-op threads (default: $FWBENCH_THREADS or usable CPUs)."
