@@ -16,7 +16,7 @@ step "data: digits";           "$fw" data prepare digits
 step "fairness: pixels";       "$fw" parity pixels --dataset digits
 step "fairness: LR per step";  "$fw" parity lr --stage demo
 step "fairness: matched models (weight transfer, logits)"; "$fw" parity models
-step "the demo matrix";        "$fw" run --stage demo
+step "the demo matrix";        "$fw" run --stage demo --parallel 2
 step "collect";                "$fw" collect --stage demo
 step "analyze";                "$fw" analyze
 step "report";                 "$fw" report

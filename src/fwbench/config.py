@@ -68,6 +68,11 @@ class TrainingConfig(Strict):
     prefetch_factor: PositiveInt = 2
     deterministic: bool = True
     stop_on_divergence: bool = True
+    # "fp32" means full FP32 in both arms: TF32 matmuls/convolutions off (TensorFlow turns them
+    # on by default on Ampere+ GPUs, PyTorch only for convolutions). No effect on CPUs.
+    tf32: bool = False
+    # PyTorch arm only: NHWC memory format, Keras' native layout. Changes speed, not the math.
+    channels_last: bool = True
 
 
 class AugmentationConfig(Strict):

@@ -137,6 +137,9 @@ class LocalExecutor(Executor):
         env = dict(os.environ)
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
+        if self.parallel > 1 and "FWBENCH_THREADS" not in env:
+            # N runs side by side share the cores instead of each claiming all of them
+            env["FWBENCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.parallel))
         command = self.command_for(run.run_dir.path)
         run.run_dir.path.mkdir(parents=True, exist_ok=True)
         mark_launched(run.run_dir)

@@ -79,6 +79,7 @@ class KerasBackend(Backend):
     last_file = "last.npz"
     # Speed switch (``fwbench bench`` pins it; set before ``build``): XLA-compile the step.
     jit_compile = False
+    tf32: bool | None = None  # None = the train config's value (``fwbench bench`` pins it)
 
     def setup(self, spec: RunSpec) -> dict[str, Any]:
         """Seeds, threads, op determinism and the precision policy; returns what is in effect."""
@@ -88,6 +89,9 @@ class KerasBackend(Backend):
         deterministic = spec.train_config.training.deterministic
         if deterministic:
             tf.config.experimental.enable_op_determinism()
+        if self.tf32 is None:
+            self.tf32 = spec.train_config.training.tf32
+        tf.config.experimental.enable_tensor_float_32_execution(self.tf32)
         self.gpu = bool(tf.config.list_physical_devices("GPU"))
         self.amp = spec.precision == "amp"
         policy = ("mixed_float16" if self.gpu else "mixed_bfloat16") if self.amp else "float32"
@@ -99,6 +103,7 @@ class KerasBackend(Backend):
             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
             "op_determinism": _op_determinism_enabled(),
             "mixed_precision_policy": policy,
+            "tf32": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
             "amp_dtype": policy.removeprefix("mixed_") if self.amp else None,
             "loss_scaling": bool(self.amp and self.gpu),
         }

@@ -101,6 +101,7 @@ def run_job(job: BenchJob) -> list[dict]:
     spec, inputs = job_spec_and_inputs(job)
     backend = KerasBackend()
     backend.jit_compile = job.settings.jit_compile
+    backend.tf32 = job.settings.tf32
     setup = backend.setup(spec)
     batch = synthetic_batch(job)
     runners, model = {}, None

@@ -52,8 +52,9 @@ class TorchBackend(Backend):
     name = "pytorch"
     best_file = "best.pt"
     last_file = "last.pt"
-    # Speed switches (``fwbench bench`` pins them; set before ``build``). Off = plain eager NCHW.
-    channels_last = False
+    # Speed switches: None = the train config's value (``fwbench bench`` pins them explicitly).
+    channels_last: bool | None = None
+    tf32: bool | None = None
     compile = False
 
     def setup(self, spec: RunSpec) -> dict[str, Any]:
@@ -69,6 +70,12 @@ class TorchBackend(Backend):
         torch.backends.cudnn.deterministic = deterministic
         torch.backends.cudnn.benchmark = not deterministic
         torch.use_deterministic_algorithms(deterministic, warn_only=True)
+        t = spec.train_config.training
+        self.tf32 = t.tf32 if self.tf32 is None else self.tf32
+        self.channels_last = t.channels_last if self.channels_last is None else self.channels_last
+        torch.backends.cuda.matmul.allow_tf32 = self.tf32
+        torch.backends.cudnn.allow_tf32 = self.tf32
+        torch.set_float32_matmul_precision("high" if self.tf32 else "highest")
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.amp = spec.precision == "amp"
         cuda = self.device.type == "cuda"
@@ -82,6 +89,8 @@ class TorchBackend(Backend):
             "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
             "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
             "amp_dtype": str(self.amp_dtype).removeprefix("torch.") if self.amp else None,
+            "tf32": self.tf32,
+            "channels_last": self.channels_last,
             "loss_scaling": bool(self.amp and cuda),
         }
 
@@ -123,7 +132,8 @@ class TorchBackend(Backend):
 
     def train_step(self, micro_batches: list[Any], lr: float) -> StepResult:
         """One SGD step: each micro-batch's mean loss / n back-propagated and summed."""
-        self.model.train()
+        if not self.model.training:
+            self.model.train()
         self.set_lr(lr)
         self.optimizer.zero_grad(set_to_none=True)
         n = len(micro_batches)
@@ -143,7 +153,9 @@ class TorchBackend(Backend):
         used_lr = self.optimizer.param_groups[0]["lr"]
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return StepResult(float(loss_sum), int(correct), count, float(used_lr))
+        # one device->host copy per step (not one per value)
+        loss_value, correct_value = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
+        return StepResult(loss_value, int(correct_value), count, float(used_lr))
 
     @torch.no_grad()
     def evaluate(self, split: str) -> Evaluation:

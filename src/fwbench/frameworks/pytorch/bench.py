@@ -93,6 +93,7 @@ def run_job(job: BenchJob) -> list[dict]:
     spec, inputs = job_spec_and_inputs(job)
     backend = TorchBackend()
     backend.channels_last = job.settings.channels_last
+    backend.tf32 = job.settings.tf32
     backend.compile = job.settings.compile
     setup = backend.setup(spec)
     cuda = backend.device.type == "cuda"
