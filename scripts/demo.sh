@@ -13,6 +13,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "environment";            "$fw" env
 step "data: digits";           "$fw" data prepare digits
+step "fairness: parameter counts (18 rows)"; "$fw" models compare
+step "fairness: audit of library-build differences"; "$fw" models audit
 step "fairness: pixels";       "$fw" parity pixels --dataset digits
 step "fairness: LR per step";  "$fw" parity lr --stage demo
 step "fairness: matched models (weight transfer, logits)"; "$fw" parity models
