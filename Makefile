@@ -23,8 +23,10 @@ venv: $(VENV)/.deps-installed
 demo: venv
 	FWBENCH_WORKSPACE=$(DEMO_DIR) bash scripts/demo.sh $(BIN)
 
-# Everything CI runs (slow tests included).
+# Everything CI runs: lint, then every test (slow ones included).
 test: venv
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The quick loop while developing.

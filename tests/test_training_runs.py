@@ -18,8 +18,7 @@ import pytest
 
 from fwbench.data.prepare import prepare
 from fwbench.paths import Workspace
-from fwbench.runs import RunDir
-from fwbench.runs import EPOCH_FIELDS
+from fwbench.runs import EPOCH_FIELDS, RunDir
 
 pytestmark = pytest.mark.slow
 ARMS = ("pytorch", "keras")
