@@ -56,13 +56,31 @@ def test_unknown_filter_key_and_value_are_user_errors(run_cli, tmp_path):
         parse_filters(["model"])
 
 
-def test_expansion_applies_stage_overrides_and_smoke_options():
-    stage = load_matrix().stage("demo")
+STAGE_YAML = """
+stages:
+  smoke:
+    datasets: [digits]
+    models: [mobilenetv2, resnet50]
+    precisions: [fp32]
+    seeds: [42, 43, 44]
+    frameworks: [pytorch, keras]
+    epochs_override: 3
+    subset: 300
+    overrides:
+      training: {batch_size: 32}
+"""
+
+
+def test_expansion_applies_stage_overrides_and_smoke_options(tmp_path):
+    path = tmp_path / "matrix.yaml"
+    path.write_text(STAGE_YAML)
+    stage = load_matrix(path).stage("smoke")
     base = load_train_config()
-    specs = expand_stage("demo", stage, base, SmokeOptions(epochs_override=1, num_workers=0))
+    specs = expand_stage("smoke", stage, base, SmokeOptions(epochs_override=1, num_workers=0))
     assert len(specs) == 12
     assert {s.epochs for s in specs} == {1}  # the command line beats the stage's 3
-    assert {s.subset for s in specs} == {300} and {s.stage for s in specs} == {"demo"}
+    assert {s.subset for s in specs} == {300} and {s.stage for s in specs} == {"smoke"}
+    assert {s.train_config.training.batch_size for s in specs} == {32}  # the stage's override
     assert {s.train_config.training.num_workers for s in specs} == {base.training.num_workers}
     assert [s.num_workers for s in specs] == [0] * 12
     keras = select(specs, {"framework": {"keras"}, "seed": {"42", "44"}})

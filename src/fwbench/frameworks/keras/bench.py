@@ -45,11 +45,6 @@ from fwbench.env import cpu_model  # noqa: E402
 from fwbench.frameworks.keras.backend import KerasBackend  # noqa: E402
 
 
-def apply_settings(job: BenchJob) -> None:
-    """TF32 (threads, determinism and the precision policy: ``Backend.setup``)."""
-    tf.config.experimental.enable_tensor_float_32_execution(job.settings.tf32)
-
-
 def synthetic_batch(job: BenchJob) -> tuple[tf.Tensor, tf.Tensor]:
     """One random NHWC batch and int64 labels (the dtypes the tf.data pipeline yields)."""
     g = tf.random.Generator.from_seed(job.seed)
@@ -97,7 +92,6 @@ def _device_name(gpu: bool) -> str:
 
 def run_job(job: BenchJob) -> list[dict]:
     """Build the bare loop and the harness for ``job``, measure its modes, return CSV rows."""
-    apply_settings(job)
     spec, inputs = job_spec_and_inputs(job)
     backend = KerasBackend()
     backend.jit_compile = job.settings.jit_compile

@@ -36,12 +36,8 @@ from fwbench.frameworks.pytorch.backend import TorchBackend
 
 
 def apply_settings(job: BenchJob) -> None:
-    """TF32 and inter-op threads (intra-op threads and determinism: ``Backend.setup``)."""
-    s = job.settings
-    torch.set_num_interop_threads(min(s.threads, 2))  # must precede any parallel work
-    torch.backends.cuda.matmul.allow_tf32 = s.tf32
-    torch.backends.cudnn.allow_tf32 = s.tf32
-    torch.set_float32_matmul_precision("high" if s.tf32 else "highest")
+    """Inter-op threads (TF32, intra-op threads, determinism: ``Backend.setup``)."""
+    torch.set_num_interop_threads(min(job.settings.threads, 2))  # must precede parallel work
 
 
 def synthetic_batch(job: BenchJob, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
