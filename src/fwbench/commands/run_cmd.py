@@ -138,7 +138,10 @@ def run(
     launching = {r.run_id for r in launch}
     skipped = [r for r in runs if r.state in UNSUCCESSFUL and r.run_id not in launching]
     for r in skipped:
-        out.print(f"skipped {r.state} {r.run_id}: {error_line(r.run_dir)} (--retry-failed reruns)")
+        out.print(
+            f"skipped {r.state} {r.run_id}: {error_line(r.run_dir)} (--retry-failed reruns)",
+            soft_wrap=True,
+        )
     for r in launch:
         r.run_dir.write_spec(r.spec)
     if launch:
@@ -152,7 +155,10 @@ def run(
     out.print(_summary(name, runs))
     failed = [r for r in runs if r.state == "failed"]
     for r in failed:
-        out.print(f"failed {r.run_id}: {error_line(r.run_dir)} (log: {r.run_dir.log_path})")
+        out.print(
+            f"failed {r.run_id}: {error_line(r.run_dir)} (log: {r.run_dir.log_path})",
+            soft_wrap=True,
+        )
     if failed:
         raise typer.Exit(1)
 

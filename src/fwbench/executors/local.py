@@ -121,7 +121,7 @@ class LocalExecutor(Executor):
                         active.remove(a)
                         outcomes[a.run.run_id] = out = self._finish(a)
                         line = outcome_line(out, f"{out.seconds:.0f} s")
-                        progress.console.print(line, highlight=False)
+                        progress.console.print(line, highlight=False, soft_wrap=True)
                         progress.advance(task)
                     names = ", ".join(a.run.run_id for a in active)
                     progress.update(task, description=f"local x{self.parallel}: {names}")

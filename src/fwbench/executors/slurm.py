@@ -156,7 +156,7 @@ class SlurmExecutor(Executor):
                         del waiting[job_id]
                         out = self._finish(job, run)
                         line = outcome_line(out, f"slurm job {job_id}")
-                        progress.console.print(line, highlight=False)
+                        progress.console.print(line, highlight=False, soft_wrap=True)
                         progress.advance(task)
                 states = Counter(job.state.split()[0] for job, _ in waiting.values())
                 text = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
@@ -165,8 +165,7 @@ class SlurmExecutor(Executor):
     def _finish(self, job: Any, run: PlannedRun) -> Outcome:
         state = run_state(run.run_dir)
         if state not in ("done", "diverged"):
-            slurm_state = job.get_info(mode="force").get("State", job.state)
-            record_failure(run.run_dir, f"slurm job {job.job_id} ended {slurm_state}")
+            record_failure(run.run_dir, f"slurm job {job.job_id} ended {_final_state(job)}")
         return outcome_of(run)
 
     def _cancel(self, jobs: list[Any], runs: list[PlannedRun]) -> None:
@@ -180,3 +179,15 @@ class SlurmExecutor(Executor):
             if run_state(r.run_dir) not in ("done", "diverged", "failed"):
                 mark_interrupted(r.run_dir)
         self.console.print(f"interrupted: cancelled job array {', '.join(array_ids)}")
+
+
+def _final_state(job: Any, tries: int = 10, pause: float = 1.0) -> str:
+    """The job's end state. Accounting can lag a cancel by a moment (sacct then knows nothing and
+    submitit says UNKNOWN), so an UNKNOWN is asked again a few times before it is reported."""
+    state = job.state
+    for _ in range(tries):
+        if not state.upper().startswith("UNKNOWN"):
+            break
+        time.sleep(pause)
+        state = job.get_info(mode="force").get("State", job.state)
+    return state
