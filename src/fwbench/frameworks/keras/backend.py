@@ -20,25 +20,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
+import tensorflow as tf
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from fwbench.fileio import atomic_write  # noqa: E402
-from fwbench.frameworks.base import (  # noqa: E402
+from fwbench.fileio import atomic_write
+from fwbench.frameworks.base import (
     Backend,
     Evaluation,
     ModelBuilder,
     StepResult,
     thread_count,
 )
-from fwbench.frameworks.keras.data import KerasPipelines  # noqa: E402
-from fwbench.frameworks.keras.optimizer import TorchSGD  # noqa: E402
-from fwbench.inputs import RunInputs  # noqa: E402
-from fwbench.runs import RunSpec  # noqa: E402
+from fwbench.frameworks.keras.data import KerasPipelines
+from fwbench.frameworks.keras.optimizer import TorchSGD
+from fwbench.inputs import RunInputs
+from fwbench.runs import RunSpec
 
 
 def _default_builder(model: str, num_classes: int, input_size: int, variant: str):

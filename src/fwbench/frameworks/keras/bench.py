@@ -22,17 +22,13 @@ precision policy, threads and determinism switches as the harness. The step's lo
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 from typing import Any
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import tensorflow as tf
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from fwbench.bench import (  # noqa: E402
+from fwbench.bench import (
     BenchJob,
     Runner,
     framework_main,
@@ -41,8 +37,8 @@ from fwbench.bench import (  # noqa: E402
     job_spec_and_inputs,
     measure_modes,
 )
-from fwbench.env import cpu_model  # noqa: E402
-from fwbench.frameworks.keras.backend import KerasBackend  # noqa: E402
+from fwbench.env import cpu_model
+from fwbench.frameworks.keras.backend import KerasBackend
 
 
 def synthetic_batch(job: BenchJob) -> tuple[tf.Tensor, tf.Tensor]:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 
 
 def info() -> dict:
     """tensorflow/keras versions, the CUDA/cuDNN TF was built with, visible GPUs."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
 

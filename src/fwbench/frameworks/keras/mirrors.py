@@ -27,14 +27,11 @@ Stems follow ``fwbench.stems``, exactly as in the library builds.
 
 from __future__ import annotations
 
-import os
-
 from fwbench.models import get_model
 from fwbench.stems import stem_for
 
 
 def _keras():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     return keras

@@ -21,14 +21,11 @@ The ``matched`` variant is a functional mirror of torchvision (``mirrors.py``).
 
 from __future__ import annotations
 
-import os
-
 from fwbench.models import VARIANTS, check_choice, get_model
 from fwbench.stems import stem_for
 
 
 def _keras():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     return keras
