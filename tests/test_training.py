@@ -140,12 +140,15 @@ def test_keras_sgd_follows_torch_sgd_with_a_changing_lr():
 
 @pytest.mark.parametrize("arm", ARMS)
 def test_non_finite_loss_ends_the_run_as_diverged(ws, tmp_path, arm):
-    cfg = config(lr={"base_lr": 1e30, "warmup_epochs": 0.0})  # wd * lr = 5e26: blows up
+    cfg = config(  # wd * lr = 5e26: blows up; the finite-explosion limit is moved out of the way
+        lr={"base_lr": 1e30, "warmup_epochs": 0.0},
+        training={"divergence": {"step_loss_multiple": 1e300}},
+    )
     rd = new_run(ws, tmp_path, arm, cfg)
     state = train_run(rd, ws, backend=load_backend(arm, linear_model(arm)), show_progress=False)
     status = rd.read_status()
     assert state == status["state"] == "diverged"
-    assert "non-finite training loss" in status["error"] and status["diverged_epoch"] == 0
+    assert "non-finite training loss" in status["error"] and status["diverged_epoch"] == 1
     assert rd.epochs() == [] and rd.test_metrics() is None
     # a diverged run is final: running it again does nothing
     assert train_run(rd, ws, backend=load_backend(arm, linear_model(arm))) == "diverged"
@@ -172,3 +175,14 @@ def test_in_process_run_records_every_epoch_field_and_resume_is_a_no_op(ws, tmp_
     assert all(tuple(e) == EPOCH_FIELDS for e in epochs)
     again = train_run(rd, ws, backend=load_backend(arm, linear_model(arm)), show_progress=False)
     assert again == "done" and rd.epochs() == epochs
+
+
+def test_subset_shrinks_training_only_and_eval_subset_is_explicit(ws):
+    def inputs(**sizes):
+        spec = make_spec(config(), dataset="synthetic", model="mobilenetv2", precision="fp32",
+                         seed=1, framework="pytorch", **sizes)  # fmt: skip
+        got = load_inputs(ws, spec)
+        return len(got.train), len(got.val), len(got.test)
+
+    assert inputs(subset=100) == (100, 100, 200)  # synthetic: 500 / 100 / 200
+    assert inputs(subset=100, eval_subset=50) == (100, 50, 50)

@@ -47,12 +47,51 @@ class OptimizerConfig(Strict):
 
 
 class LRConfig(Strict):
-    """Linear warmup then cosine decay, evaluated at every optimizer step."""
+    """Linear warmup then cosine decay, evaluated at every optimizer step.
+
+    ``base_lr`` belongs to ``reference_batch`` images per optimizer step. A run whose effective
+    batch (batch_size x gradient_accumulation_steps) differs gets its peak LR by ``scaling``:
+    ``linear`` (Goyal et al. 2017), ``sqrt`` (Krizhevsky 2014; Hoffer et al. 2017) or ``none``.
+    """
 
     base_lr: Annotated[float, Field(gt=0)] = 0.1
+    reference_batch: PositiveInt = 256
+    scaling: Literal["linear", "sqrt", "none"] = "linear"
     warmup_epochs: NonNegFloat = 5.0
     min_lr: NonNegFloat = 0.0
     schedule: Literal["cosine"] = "cosine"
+
+    def peak_lr(self, effective_batch: int) -> float:
+        """The peak (post-warmup) LR for ``effective_batch`` images per optimizer step."""
+        ratio = effective_batch / self.reference_batch
+        factor = {"linear": ratio, "sqrt": ratio**0.5, "none": 1.0}[self.scaling]
+        return self.base_lr * factor
+
+    def describe(self, effective_batch: int) -> str:
+        """One line saying which LR a batch gets and why (printed by train, kept in env.json)."""
+        peak = self.peak_lr(effective_batch)
+        if self.scaling == "none" or effective_batch == self.reference_batch:
+            return f"peak LR {peak:.4g} at batch {effective_batch} (lr.scaling: {self.scaling})"
+        return (
+            f"peak LR {peak:.4g} = base_lr {self.base_lr:g} at reference batch "
+            f"{self.reference_batch}, {self.scaling}-scaled to batch {effective_batch}"
+        )
+
+
+class DivergenceConfig(Strict):
+    """When a run is ``diverged`` (it then stops and is excluded from every statistic).
+
+    Each limit is a multiple of the chance loss ln(C) of a C-class problem (2.30 for 10
+    classes): a model that has learnt nothing scores about ln(C); one far above it is broken.
+    A non-finite loss always counts.
+    """
+
+    # one optimizer step's mean training loss above k * ln(C), at any time (warmup included)
+    step_loss_multiple: Annotated[float, Field(gt=1)] = 10.0
+    # an epoch's mean training loss above k * ln(C) once warmup is over
+    train_loss_multiple: Annotated[float, Field(gt=1)] = 1.5
+    # an epoch's validation loss above k * ln(C) once warmup is over
+    val_loss_multiple: Annotated[float, Field(gt=1)] = 10.0
 
 
 class TrainingConfig(Strict):
@@ -68,6 +107,7 @@ class TrainingConfig(Strict):
     prefetch_factor: PositiveInt = 2
     deterministic: bool = True
     stop_on_divergence: bool = True
+    divergence: DivergenceConfig = DivergenceConfig()
     # "fp32" means full FP32 in both arms: TF32 matmuls/convolutions off (TensorFlow turns them
     # on by default on Ampere+ GPUs, PyTorch only for convolutions). No effect on CPUs.
     tf32: bool = False
@@ -120,7 +160,8 @@ class Stage(Strict):
     frameworks: list[str]
     variant: str = "library"
     epochs_override: PositiveInt | None = None
-    subset: PositiveInt | None = None
+    subset: PositiveInt | None = None  # training images per run (val and test stay whole)
+    eval_subset: PositiveInt | None = None  # val/test images per run, only when asked for
     # A partial train_config merged over the resolved one for this stage's runs only
     # (e.g. the demo's smaller batch). Validated like train_config.yaml itself.
     overrides: dict[str, Any] = {}

@@ -63,9 +63,9 @@ def load_inputs(ws: Workspace, spec: RunSpec) -> RunInputs:
     """Load the splits and statistics of ``spec`` and work out its step plan."""
     cfg = spec.train_config
     _, aug, _ = cfg.for_dataset(spec.dataset)
-    splits = {
-        s: load_split(ws, spec.dataset, s, subset=spec.subset) for s in ("train", "val", "test")
-    }
+    # --subset shrinks the training split only; evaluation stays whole unless --eval-subset
+    sizes = {"train": spec.subset, "val": spec.eval_subset, "test": spec.eval_subset}
+    splits = {s: load_split(ws, spec.dataset, s, subset=n) for s, n in sizes.items()}
     for arrays in splits.values():
         arrays.images = as_nhwc(arrays.images)
     mean, std = load_stats(ws, spec.dataset)

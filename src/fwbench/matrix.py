@@ -51,6 +51,7 @@ class SmokeOptions:
     epochs_override: int | None = None
     subset: int | None = None
     num_workers: int | None = None
+    eval_subset: int | None = None
 
 
 def load_configs(
@@ -82,6 +83,7 @@ def expand_stage(
             variant=stage.variant,
             epochs_override=smoke.epochs_override or stage.epochs_override,
             subset=smoke.subset or stage.subset,
+            eval_subset=smoke.eval_subset or stage.eval_subset,
             num_workers=smoke.num_workers,
             stage=name,
         )

@@ -53,7 +53,8 @@ class RunSpec(BaseModel):
     variant: str = "library"
     epochs: int
     input_size: int
-    subset: int | None = None
+    subset: int | None = None  # stratified part of the training split only
+    eval_subset: int | None = None  # stratified part of val and test (default: whole)
     num_workers: int | None = None
     stage: str | None = None
     train_config: TrainConfig
@@ -92,6 +93,7 @@ def make_spec(
     variant: str = "library",
     epochs_override: int | None = None,
     subset: int | None = None,
+    eval_subset: int | None = None,
     num_workers: int | None = None,
     stage: str | None = None,
 ) -> RunSpec:
@@ -107,6 +109,7 @@ def make_spec(
         epochs=epochs_override or epochs,
         input_size=input_size,
         subset=subset,
+        eval_subset=eval_subset,
         num_workers=num_workers,
         stage=stage,
         train_config=train_config,

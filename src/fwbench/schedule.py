@@ -3,6 +3,8 @@
 Linear warmup from 0, then cosine decay, evaluated per optimizer step with
 ``T_max = total_steps - warmup_steps`` (the seed's rule). With gradient accumulation,
 ``batch_size`` is the micro-batch; one optimizer step consumes ``accumulation`` micro-batches.
+The peak LR is ``LRConfig.peak_lr`` of the effective batch: the recipe's ``base_lr`` belongs to
+its ``reference_batch`` and follows the configured scaling rule when a run's batch differs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ class StepPlan:
     accumulation: int
     epochs: int
     warmup_steps: int
+    batch_size: int  # the micro-batch
+
+    @property
+    def effective_batch(self) -> int:
+        """Images per optimizer step."""
+        return self.batch_size * self.accumulation
 
     @property
     def steps_per_epoch(self) -> int:
@@ -44,12 +52,12 @@ def plan_steps(
         )
     steps_per_epoch = micro // accumulation
     warmup = min(round(warmup_epochs * steps_per_epoch), steps_per_epoch * epochs)
-    return StepPlan(micro, accumulation, epochs, warmup)
+    return StepPlan(micro, accumulation, epochs, warmup, batch_size)
 
 
 def lr_at(step: int, lr: LRConfig, plan: StepPlan) -> float:
     """Learning rate of optimizer step ``step`` (0-based): warmup from 0, then cosine."""
-    base, floor = lr.base_lr, lr.min_lr
+    base, floor = lr.peak_lr(plan.effective_batch), lr.min_lr
     if step < plan.warmup_steps:
         return base * step / plan.warmup_steps
     t_max = plan.total_steps - plan.warmup_steps

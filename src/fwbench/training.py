@@ -2,8 +2,9 @@
 
 Per optimizer step: the LR from ``fwbench.schedule.lr_at`` (warmup + cosine, one function for
 both arms), ``accumulation`` micro-batches fetched from the arm's pipeline (the time spent
-waiting for them is the epoch's ``data_time_seconds``), one ``backend.train_step``. A non-finite
-loss ends the run as ``diverged``. Per epoch: validation, one line of ``epochs.jsonl``, the best
+waiting for them is the epoch's ``data_time_seconds``), one ``backend.train_step``. A run whose
+loss is non-finite or explodes, or that trains above chance after warmup, ends as ``diverged``
+(``fwbench.divergence``). Per epoch: validation, one line of ``epochs.jsonl``, the best
 checkpoint by ``val_accuracy`` (first best kept on ties) and the last checkpoint, which carries
 the model, optimizer, loss scaler, RNG state, finished epochs and step position so that a killed
 run resumes from its last finished epoch and ends exactly as an uninterrupted one. After the
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 import os
 import sys
 import time
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fwbench import metrics
+from fwbench.divergence import Diverged, DivergenceWatch
 from fwbench.env import host_info
 from fwbench.errors import FwbenchError
 from fwbench.fileio import append_jsonl, write_json, write_text
@@ -41,14 +42,6 @@ from fwbench.timing import Stopwatch
 
 FINAL_STATES = ("done", "diverged")
 StepHook = Callable[[int, StepResult], None]
-
-
-class Diverged(Exception):
-    """A non-finite training loss (caught by the loop; the run ends as ``diverged``)."""
-
-    def __init__(self, epoch: int, step: int, loss: float):
-        super().__init__(f"non-finite training loss {loss} at epoch {epoch}, step {step}")
-        self.epoch, self.step, self.loss = epoch, step, loss
 
 
 def train_run(
@@ -116,6 +109,11 @@ class _Trainer:
     def run(self) -> str:
         facts = self.backend.setup(self.spec)
         self.inputs: RunInputs = load_inputs(self.ws, self.spec)
+        plan, cfg = self.inputs.plan, self.spec.train_config
+        self.watch = DivergenceWatch(
+            cfg.training.divergence, self.inputs.num_classes, plan.warmup_steps
+        )
+        _log(self.run_dir, cfg.lr.describe(plan.effective_batch))
         self.backend.build(self.spec, self.inputs)
         meta = self._resume()
         self._write_env(facts, resumed_from=meta["epoch"] if meta["records"] else None)
@@ -126,11 +124,7 @@ class _Trainer:
                 try:
                     record = self._epoch(epoch, bar)
                 except Diverged as d:
-                    _log(self.run_dir, str(d))
-                    self.run_dir.set_status(
-                        "diverged", error=str(d), diverged_epoch=d.epoch, diverged_step=d.step
-                    )
-                    return "diverged"
+                    return self._diverged(d)
                 if best["epoch"] is None or record["val_accuracy"] > best["val_accuracy"]:
                     best = {"epoch": epoch, "val_accuracy": record["val_accuracy"]}
                     self.backend.save_best(self.best_path)
@@ -138,7 +132,27 @@ class _Trainer:
                 self.backend.save_last(self.last_path, self._meta(epoch, records, best))
                 append_jsonl(self.run_dir.epochs_path, record)
                 _log(self.run_dir, " ".join(f"{k}={v}" for k, v in record.items()))
+                try:  # after the epoch's line is written: the evidence stays in epochs.jsonl
+                    self._check_epoch(epoch, record)
+                except Diverged as d:
+                    return self._diverged(d)
         return self._finish(best)
+
+    def _check_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+        if self.spec.train_config.training.stop_on_divergence:
+            steps_done = (epoch + 1) * self.inputs.plan.steps_per_epoch
+            self.watch.check_epoch(epoch, steps_done, record["train_loss"], record["val_loss"])
+
+    def _diverged(self, d: Diverged) -> str:
+        _log(self.run_dir, f"diverged: {d}")
+        self.run_dir.set_status(
+            "diverged",
+            error=str(d),
+            divergence_reason=d.reason,
+            diverged_epoch=d.epoch + 1,
+            diverged_step=d.step,
+        )
+        return "diverged"
 
     # --- resume -----------------------------------------------------------------------------
     def _meta(self, epoch: int, records: list, best: dict) -> dict[str, Any]:
@@ -184,8 +198,8 @@ class _Trainer:
             micro_batches = watch.fetch_many(batches, plan.accumulation)
             result = self.backend.train_step(micro_batches, lr)
             watch.step_done(result.count)
-            if not math.isfinite(result.loss_sum) and cfg.training.stop_on_divergence:
-                raise Diverged(epoch, step, result.loss_sum)
+            if cfg.training.stop_on_divergence:
+                self.watch.check_step(epoch, step, result.loss_sum / plan.accumulation)
             loss_sum += result.loss_sum
             correct += result.correct
             count += result.count
@@ -215,7 +229,7 @@ class _Trainer:
         self.backend.load_best(self.best_path)
         test = self.backend.evaluate("test")
         labels, n_cls = self.inputs.test.labels, self.inputs.num_classes
-        report = metrics.classification_report(labels, test.predictions, test.loss, n_cls)
+        report = metrics.classification_report(labels, test.probabilities, test.loss, n_cls)
         report |= {
             "confusion_matrix": metrics.confusion(labels, test.predictions, n_cls),
             "best_epoch": best["epoch"] + 1,
@@ -247,6 +261,12 @@ class _Trainer:
                 "steps_per_epoch": plan.steps_per_epoch,
                 "warmup_steps": plan.warmup_steps,
                 "total_steps": plan.total_steps,
+                "effective_batch": plan.effective_batch,
+                "peak_lr": self.spec.train_config.lr.peak_lr(plan.effective_batch),
+                "lr_rule": self.spec.train_config.lr.describe(plan.effective_batch),
+                "train_images": len(self.inputs.train),
+                "val_images": len(self.inputs.val),
+                "test_images": len(self.inputs.test),
                 "train_images_per_epoch": self.inputs.train_images_per_epoch,
                 "resumed_from_epoch": None if resumed_from is None else resumed_from + 1,
             },

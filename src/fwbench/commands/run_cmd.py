@@ -101,6 +101,9 @@ def run(
     parallel: int | None = Opt(None, "--parallel", "-j", min=1, help="Local: runs at once."),
     epochs_override: int | None = Opt(None, "--epochs-override", min=1, help="Smoke: epochs."),
     subset: int | None = Opt(None, "--subset", min=1, help="Smoke: train on N images."),
+    eval_subset: int | None = Opt(
+        None, "--eval-subset", min=1, help="Smoke: evaluate on N val and N test images."
+    ),
     num_workers: int | None = Opt(None, "--num-workers", min=0, help="DataLoader workers."),
     partition: str | None = Opt(None, "--partition", help="Slurm partition."),
     time_min: int | None = Opt(None, "--time-min", help="Slurm time limit per run (minutes)."),
@@ -118,7 +121,7 @@ def run(
         raise FwbenchError(f"unknown executor '{executor}'; known: local, slurm")
     ws = Workspace.from_env(workspace)
     name = _stage_name(stage, matrix)
-    smoke = SmokeOptions(epochs_override, subset, num_workers)
+    smoke = SmokeOptions(epochs_override, subset, num_workers, eval_subset)
     runs = plan(ws, name, config=config, matrix=matrix, only=only, smoke=smoke)
     launch = to_launch(runs, retry_failed)
     out = Console(highlight=False, soft_wrap=True)

@@ -69,6 +69,7 @@ def _resolve(
         variant=options["variant"],
         epochs_override=options["epochs_override"],
         subset=options["subset"],
+        eval_subset=options["eval_subset"],
         num_workers=options["num_workers"],
     )
     rd = RunDir(run_dir or ws.runs_dir / spec.run_id)
@@ -89,7 +90,13 @@ def train(
     num_workers: int | None = typer.Option(None, "--num-workers", min=0, help=_WORKERS_HELP),
     variant: str = typer.Option("library", help=f"Model variant: {', '.join(VARIANTS)}."),
     subset: int | None = typer.Option(
-        None, "--subset", min=1, help="Stratified subset of N images of each split (smoke runs)."
+        None,
+        "--subset",
+        min=1,
+        help="Train on a stratified subset of N images (validation and test stay whole).",
+    ),
+    eval_subset: int | None = typer.Option(
+        None, "--eval-subset", min=1, help="Evaluate on a stratified N of val and of test."
     ),
     run_dir: OptPath = typer.Option(
         None, "--run-dir", help="Run directory (default: runs/<run_id>); alone: run its spec.json."
@@ -110,6 +117,7 @@ def train(
             "config": config,
             "epochs_override": epochs_override,
             "subset": subset,
+            "eval_subset": eval_subset,
             "num_workers": num_workers,
         },
     )

@@ -34,10 +34,15 @@ class StepResult:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """An evaluation pass: mean loss over all images and the predicted class of each."""
+    """An evaluation pass: mean loss over all images and each image's class probabilities."""
 
     loss: float
-    predictions: np.ndarray
+    probabilities: np.ndarray  # (images, classes) softmax of the logits, float32
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """The top-1 class of each image."""
+        return self.probabilities.argmax(axis=1)
 
 
 # A model builder: (model, num_classes, input_size, variant) -> the arm's model object.

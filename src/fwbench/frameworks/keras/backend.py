@@ -171,18 +171,18 @@ class KerasBackend(Backend):
 
     # --- evaluation -------------------------------------------------------------------------
     def _eval_impl(self, x, y):
-        logits = self.model(x, training=False)
-        return tf.reduce_sum(loss_per_image(logits, y, 0.0)), tf.argmax(logits, axis=-1)
+        logits = tf.cast(self.model(x, training=False), tf.float32)
+        return tf.reduce_sum(loss_per_image(logits, y, 0.0)), tf.nn.softmax(logits, axis=-1)
 
     def evaluate(self, split: str) -> Evaluation:
-        """Mean cross-entropy and argmax predictions on ``split`` in inference mode."""
-        total, preds, n = 0.0, [], 0
+        """Mean cross-entropy and class probabilities on ``split`` in inference mode."""
+        total, probs, n = 0.0, [], 0
         for x, y in self.pipelines.evaluation(split):
             loss, p = self._eval(x, y)
             total += float(loss)
-            preds.append(p.numpy())
+            probs.append(p.numpy())
             n += int(y.shape[0])
-        return Evaluation(total / max(n, 1), np.concatenate(preds))
+        return Evaluation(total / max(n, 1), np.concatenate(probs))
 
     # --- checkpoints ------------------------------------------------------------------------
     def save_best(self, path: Path) -> None:

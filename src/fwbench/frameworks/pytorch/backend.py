@@ -159,17 +159,17 @@ class TorchBackend(Backend):
 
     @torch.no_grad()
     def evaluate(self, split: str) -> Evaluation:
-        """Mean cross-entropy and argmax predictions on ``split`` in eval mode."""
+        """Mean cross-entropy and class probabilities on ``split`` in eval mode."""
         self.model.eval()
-        total, preds, n = 0.0, [], 0
+        total, probs, n = 0.0, [], 0
         for x, y in self.eval_loaders[split]:
             x, y = x.to(self.device), y.to(self.device)
             with self._autocast():
                 logits = self.model(x)
             total += float(F.cross_entropy(logits.float(), y, reduction="sum"))
-            preds.append(logits.argmax(1).cpu().numpy())
+            probs.append(F.softmax(logits.float(), dim=1).cpu().numpy())
             n += int(y.shape[0])
-        return Evaluation(total / max(n, 1), np.concatenate(preds))
+        return Evaluation(total / max(n, 1), np.concatenate(probs))
 
     def save_best(self, path: Path) -> None:
         """``torch.save`` of the model's state dict, atomically."""
