@@ -24,7 +24,7 @@ def _dry_run(run_cli, tmp_path, *args):
     return res.out, listed
 
 
-@pytest.mark.parametrize(("stage", "runs"), [("stage1", 24), ("stage2", 180), ("demo", 12)])
+@pytest.mark.parametrize(("stage", "runs"), [("stage1", 24), ("stage2", 180), ("demo", 6)])
 def test_dry_run_lists_every_run_of_a_stage(run_cli, tmp_path, stage, runs):
     out, listed = _dry_run(run_cli, tmp_path, "--stage", stage)
     assert len(listed) == len(set(listed)) == runs

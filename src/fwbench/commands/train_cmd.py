@@ -125,6 +125,10 @@ def train(
     if rd.state in ("done", "diverged"):
         out.print(f"{spec.run_id}: already {rd.state}, not retrained ({rd.path})")
         return
+    t = spec.train_config.training
+    out.print(
+        f"{spec.run_id}: {spec.train_config.lr.describe(t.batch_size * t.gradient_accumulation_steps)}"
+    )
     from fwbench.training import train_run
 
     state = train_run(rd, ws, show_progress=progress)
