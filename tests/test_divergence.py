@@ -25,7 +25,8 @@ def test_limits_are_multiples_of_the_chance_loss():
     w = watch()
     assert w.chance_loss == pytest.approx(2.302585, abs=1e-6)
     w.check_step(0, 0, 10 * LN10 - 1e-6)  # just under 10 x ln(10): fine
-    with pytest.raises(Diverged, match=r"training loss above 10 x ln\(C\) = 23\.03 \(23\.0269\) at epoch 1, step 3") as e:
+    expected = r"training loss above 10 x ln\(C\) = 23\.03 \(23\.0269\) at epoch 1, step 3"
+    with pytest.raises(Diverged, match=expected) as e:
         w.check_step(0, 3, 10 * LN10 + 1e-3)
     assert (e.value.epoch, e.value.step) == (0, 3)
     for bad in (math.nan, math.inf):

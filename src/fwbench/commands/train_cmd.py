@@ -126,9 +126,8 @@ def train(
         out.print(f"{spec.run_id}: already {rd.state}, not retrained ({rd.path})")
         return
     t = spec.train_config.training
-    out.print(
-        f"{spec.run_id}: {spec.train_config.lr.describe(t.batch_size * t.gradient_accumulation_steps)}"
-    )
+    effective_batch = t.batch_size * t.gradient_accumulation_steps
+    out.print(f"{spec.run_id}: {spec.train_config.lr.describe(effective_batch)}")
     from fwbench.training import train_run
 
     state = train_run(rd, ws, show_progress=progress)
