@@ -236,12 +236,12 @@ def _typed(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def confusion_matrix_sums(root: Path, runs: pd.DataFrame, group: list[str]) -> dict:
-    """Test confusion matrices (rows: true class) of the finished runs, summed per ``group`` key.
+    """Per ``group`` key: ``(sum of the test confusion matrices, runs summed)`` of finished runs.
 
-    Read from each run's ``test.json`` (``run_dir`` relative to ``root``); runs whose matrix is
-    missing or of another shape than the group's first are left out.
+    Read from each run's ``test.json`` (``run_dir`` relative to ``root``; rows: true class);
+    runs whose matrix is missing or of another shape than the group's first are left out.
     """
-    sums: dict[tuple, np.ndarray] = {}
+    sums: dict[tuple, tuple[np.ndarray, int]] = {}
     done = runs[(runs["state"] == "done") & runs["run_dir"].notna()]
     for key, rows in done.groupby(group, sort=True, dropna=False):
         for rel in rows["run_dir"]:
@@ -250,9 +250,9 @@ def confusion_matrix_sums(root: Path, runs: pd.DataFrame, group: list[str]) -> d
                 continue
             m = np.asarray(matrix, dtype="float64")
             if key not in sums:
-                sums[key] = m
-            elif sums[key].shape == m.shape:
-                sums[key] = sums[key] + m
+                sums[key] = (m, 1)
+            elif sums[key][0].shape == m.shape:
+                sums[key] = (sums[key][0] + m, sums[key][1] + 1)
     return sums
 
 

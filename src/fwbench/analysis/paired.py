@@ -77,7 +77,8 @@ def bootstrap_mean_ci(d: np.ndarray, cfg: AnalysisConfig) -> tuple[float, float,
     return math.nan, math.nan, "none"
 
 
-def _transform(values: np.ndarray, margin: MarginConfig) -> np.ndarray:
+def on_test_scale(values: np.ndarray, margin: MarginConfig) -> np.ndarray:
+    """Values on the scale a margin is tested on: log for relative margins, else as they are."""
     return np.log(values) if margin.scale == "relative" else values
 
 
@@ -130,7 +131,7 @@ def paired_compare(
     if margin.scale == "relative" and (np.any(raw_a <= 0) or np.any(raw_b <= 0)):
         out["status"], out["note"] = INSUFFICIENT, "non-positive values: no ratio"
         return out
-    xa, xb = _transform(raw_a, margin), _transform(raw_b, margin)
+    xa, xb = on_test_scale(raw_a, margin), on_test_scale(raw_b, margin)
     d = xa - xb
     if len(d):
         out["diff"] = _to_reading(float(np.mean(d)), margin)
@@ -140,13 +141,13 @@ def paired_compare(
         return out
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        out |= _unpaired(_transform(a.to_numpy(), margin), _transform(b.to_numpy(), margin))
+        out |= _unpaired(on_test_scale(a.to_numpy(), margin), on_test_scale(b.to_numpy(), margin))
     low, high, out["ci_method"] = bootstrap_mean_ci(d, cfg)
     out["ci_low"], out["ci_high"] = _to_reading(low, margin), _to_reading(high, margin)
     out["sd_diff"] = float(np.std(d, ddof=1))
-    out["seeds_equivalence"], out["seeds_difference"] = seeds_needed(
-        out["sd_diff"], margin_on_test_scale(margin), cfg.alpha, cfg.power
-    )
+    needed = seeds_needed(out["sd_diff"], margin_on_test_scale(margin), cfg.alpha, cfg.power)
+    # below min_seeds no verdict is worded, whatever the power
+    out["seeds_equivalence"], out["seeds_difference"] = (max(n, cfg.min_seeds) for n in needed)
     if np.ptp(d) == 0:
         out["status"] = CONSTANT
         out["note"] = "every seed pair differs by the same amount: no test, the value decides"
