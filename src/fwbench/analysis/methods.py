@@ -25,8 +25,8 @@ def verdict_legend(analysis: Analysis) -> str:
     )
     return (
         f"*equivalent within ±δ*: TOST rejects a difference beyond the margin; *different*: the "
-        f"paired t-test rejects no difference (and TOST does not reject); *inconclusive*: "
-        f"neither; *no verdict*: fewer than {cfg.min_seeds} seed pairs finished. "
+        f"paired t-test rejects a zero difference and TOST does not reject; *inconclusive*: "
+        f"neither rejects; *no verdict*: fewer than {cfg.min_seeds} seed pairs finished. "
         f"α = {cfg.alpha}, {_family(analysis)}. Margins (`analysis.yaml`): {margins}."
     )
 

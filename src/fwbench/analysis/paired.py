@@ -55,7 +55,7 @@ def bootstrap_mean_ci(d: np.ndarray, cfg: AnalysisConfig) -> tuple[float, float,
     """CI of the mean of ``d`` by ``scipy.stats.bootstrap``: BCa, percentile if BCa degenerates."""
     if np.ptp(d) == 0:
         return float(d[0]), float(d[0]), "none: all differences equal"
-    notes = []
+    note = ""
     for method in ("BCa", "percentile"):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -68,12 +68,10 @@ def bootstrap_mean_ci(d: np.ndarray, cfg: AnalysisConfig) -> tuple[float, float,
                 rng=np.random.default_rng(cfg.random_state),
             )
         low, high = res.confidence_interval
-        degenerate = [
-            str(w.message).split(".")[0] for w in caught if "degenerate" in str(w.message)
-        ]
+        degenerate = any(issubclass(w.category, stats.DegenerateDataWarning) for w in caught)
         if np.isfinite(low) and np.isfinite(high) and not degenerate:
-            return float(low), float(high), method + (f" ({notes[0]})" if notes else "")
-        notes.append(f"BCa degenerate with {len(d)} seeds, percentile used")
+            return float(low), float(high), method + note
+        note = f" (BCa degenerate with {len(d)} seeds)"
     return math.nan, math.nan, "none"
 
 

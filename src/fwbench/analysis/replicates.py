@@ -6,7 +6,10 @@ failed, interrupted, corrupt, running and pending runs are counted and excluded 
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+
+from fwbench.analysis.metric_info import METRICS
 
 CELL = ["dataset", "model", "precision", "variant"]
 STATES = ("done", "running", "interrupted", "failed", "diverged", "corrupt", "pending")
@@ -27,3 +30,9 @@ def excluded_counts(group: pd.DataFrame) -> dict[str, int]:
 def excluded_text(counts: dict[str, int]) -> str:
     """``1 diverged, 1 failed`` (or ``none``)."""
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none"
+
+
+def with_metric_columns(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with a NaN column for every compared metric it lacks (results of older runs)."""
+    missing = [m for m in METRICS if m not in runs]
+    return runs.assign(**dict.fromkeys(missing, np.nan)) if missing else runs

@@ -38,7 +38,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:12
 margin:1em auto;padding:0 1em;color:#222;line-height:1.45}
 table{border-collapse:collapse;margin:0.8em 0;font-size:0.85em;display:block;overflow-x:auto}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top;
-max-width:26em;overflow-wrap:anywhere}
+max-width:26em;overflow-wrap:break-word}
 th{background:#f3f3f3} tr:nth-child(even) td{background:#fafafa}
 img{max-width:100%;border:1px solid #eee;margin:0.5em 0}
 pre{background:#f6f8fa;padding:0.8em;overflow-x:auto;font-size:0.85em}

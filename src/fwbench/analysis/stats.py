@@ -19,7 +19,7 @@ from scipy import stats
 
 from fwbench.analysis.metric_info import METRICS
 from fwbench.analysis.per_class import per_class_table
-from fwbench.analysis.replicates import CELL, STATES, finished
+from fwbench.analysis.replicates import CELL, STATES, finished, with_metric_columns
 from fwbench.analysis.verdicts import holm, verdict_table
 from fwbench.analysis.wording import format_value
 from fwbench.config import AnalysisConfig, load_analysis_config
@@ -247,6 +247,7 @@ def amp_conclusion(row: dict, cfg: AnalysisConfig) -> str:
 def analyze(runs: pd.DataFrame, cfg: AnalysisConfig | None = None) -> Analysis:
     """Every analysis table from the collected runs table (package-default settings if none)."""
     cfg = cfg or load_analysis_config()
+    runs = with_metric_columns(runs)
     return Analysis(
         coverage=coverage(runs),
         summary=cell_summary(runs, cfg),

@@ -18,7 +18,13 @@ from statsmodels.stats.multitest import multipletests
 from fwbench.analysis.arms import comparison_label, comparisons
 from fwbench.analysis.metric_info import METRICS
 from fwbench.analysis.paired import CONSTANT, INSUFFICIENT, TESTED, margin_bounds, paired_compare
-from fwbench.analysis.replicates import CELL, excluded_counts, excluded_text, finished
+from fwbench.analysis.replicates import (
+    CELL,
+    excluded_counts,
+    excluded_text,
+    finished,
+    with_metric_columns,
+)
 from fwbench.analysis.wording import arm_label, format_ci, format_diff, format_margin, format_p
 from fwbench.config import AnalysisConfig
 
@@ -161,7 +167,7 @@ def conclusion(row: dict, cfg: AnalysisConfig) -> str:
 
 def verdict_table(runs: pd.DataFrame, cfg: AnalysisConfig) -> pd.DataFrame:
     """Per cell, arm pair and metric: the paired comparison, Holm over the family, the verdict."""
-    table = pd.DataFrame(_rows(runs, cfg))
+    table = pd.DataFrame(_rows(with_metric_columns(runs), cfg))
     if table.empty:
         return table
     tested = table["status"] == TESTED
