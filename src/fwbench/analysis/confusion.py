@@ -7,6 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from fwbench.analysis.arms import arm_order
 from fwbench.analysis.replicates import CELL
@@ -38,6 +39,8 @@ def confusion_figures(root: Path, runs: pd.DataFrame, out_dir: Path) -> list[Pat
                     color = "white" if value > 60 else "black"
                     ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=6, color=color)
             ax.set(xlabel="predicted class", ylabel="true class", title=f"{arm} (sum of {n} seeds)")
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_major_locator(MaxNLocator(integer=True))
             fig.colorbar(image, ax=ax, fraction=0.046, label="% of true class")
         fig.suptitle(f"{cell_label(cell)}: test confusion matrices")
         fig.tight_layout()

@@ -46,8 +46,6 @@ def save_figure(fig: plt.Figure, path: Path) -> Path:
     """Write ``fig`` as ``path`` (PNG, 300 dpi) and as SVG and PDF beside it; close it."""
     for fmt in FORMATS:
         target = path.with_suffix(f".{fmt}")
-        atomic_write(
-            target, lambda p, f=fmt: fig.savefig(p, format=f, dpi=DPI, bbox_inches="tight")
-        )
+        atomic_write(target, lambda p, f=fmt: fig.savefig(p, format=f, dpi=DPI))
     plt.close(fig)
     return path.with_suffix(".png")
