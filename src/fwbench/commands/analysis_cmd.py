@@ -57,6 +57,7 @@ def _verdict_table(analysis) -> Table:
         title=f"Verdicts (α = {cfg.alpha}, Holm over {analysis.comparison['family_size'].iloc[0]} "
         f"tests; seeds for {cfg.power:.0%} power)",
     )  # fmt: skip
+    table.columns[0].overflow = "fold"  # a cell name is never cut
     for r in analysis.comparison.to_dict("records"):
         seeds = f"{seeds_text(r['seeds_equivalence'])} / {seeds_text(r['seeds_difference'])}"
         table.add_row(

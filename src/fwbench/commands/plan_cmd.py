@@ -89,6 +89,7 @@ def plan(
         title=f"Seed pairs needed ({cfg.power:.0%} power, α = {cfg.alpha}, at least "
         f"{cfg.min_seeds})" + (f"; stage {stage} plans {planned} seeds" if planned else ""),
     )  # fmt: skip
+    table.columns[0].overflow = "fold"  # a cell name is never cut
     for r in rows.to_dict("records"):
         m = r["metric"]
         pct = r["margin_scale"] == "relative" or METRICS[m].unit == "fraction"
