@@ -221,6 +221,12 @@ def test_per_class_accuracy_differences_are_paired_means():
     table = per_class_table(runs, CFG).set_index("class")
     assert table.loc[0, "diff"] == pytest.approx(0.02) and table.loc[1, "diff"] == 0
     assert table.loc[0, "mean_a"] == pytest.approx(0.85) and table.loc[0, "n_pairs"] == 5
+    # a class without test images in some seeds (null) counts only where both arms have it
+    per_class["keras"][1] = per_class["pytorch"][1] = "[0.8, null]"
+    runs = _runs({"pytorch": PT, "keras": KE}, test_per_class_accuracy=per_class)
+    table = per_class_table(runs, CFG).set_index("class")
+    assert table.loc[1, "n_pairs"] == 4 and table.loc[0, "n_pairs"] == 5
+    assert table.loc[1, "mean_a"] == pytest.approx(np.mean([0.9 - 0.01 * s for s in (2, 3, 4, 5)]))
 
 
 def test_analysis_config_rejects_unknown_metric_missing_margin_and_bad_ratio(tmp_path):

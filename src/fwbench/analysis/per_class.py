@@ -49,14 +49,17 @@ def per_class_table(runs: pd.DataFrame, cfg: AnalysisConfig) -> pd.DataFrame:
             if not len(pairs) or ma.shape[1] != mb.shape[1]:
                 continue
             for cls in ma.columns:
-                d = (ma.loc[pairs, cls] - mb.loc[pairs, cls]).to_numpy(dtype="float64")
-                low, high = _class_ci(d, cfg.confidence)
+                # a class without test images has no accuracy (null): only seeds that have both
+                both = pd.concat([ma.loc[pairs, cls], mb.loc[pairs, cls]], axis=1).dropna()
+                if both.empty:
+                    continue
+                xa, xb = (both.iloc[:, i].to_numpy(dtype="float64") for i in (0, 1))
+                low, high = _class_ci(xa - xb, cfg.confidence)
                 rows.append(
                     dict(zip(CELL, key, strict=True))
                     | {"comparison": comparison_label(a, b), "arm_a": a, "arm_b": b}
-                    | {"class": int(cls), "n_pairs": len(pairs)}
-                    | {"mean_a": float(ma.loc[pairs, cls].mean())}
-                    | {"mean_b": float(mb.loc[pairs, cls].mean())}
-                    | {"diff": float(d.mean()), "ci_low": low, "ci_high": high}
+                    | {"class": int(cls), "n_pairs": len(both)}
+                    | {"mean_a": float(xa.mean()), "mean_b": float(xb.mean())}
+                    | {"diff": float((xa - xb).mean()), "ci_low": low, "ci_high": high}
                 )
     return pd.DataFrame(rows)
