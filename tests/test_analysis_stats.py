@@ -210,6 +210,11 @@ def test_disagreements_are_explained_in_one_sentence_each():
     assert row["verdict"] == "different"
     assert "with 3 pairs cannot go below p = 0.25" in row["why"]
     assert row["why"].count(". ") + 1 == len([s for s in row["why"].split(". ") if s])
+    # three pairs spread inside the margin: the bootstrap CI fits, TOST cannot yet say so
+    spread = pd.Series([0.004, -0.003, 0.001], index=PT.index[:3])
+    row = verdict_table(_runs({"pytorch": PT[:3] + spread, "keras": PT[:3]}), CFG).iloc[0]
+    assert row["verdict"] == "inconclusive" and -0.005 < row["ci_low"] < row["ci_high"] < 0.005
+    assert "The bootstrap CI lies within ±δ but TOST (t with 2 df" in row["why"]
 
 
 def test_per_class_accuracy_differences_are_paired_means():

@@ -129,6 +129,8 @@ def disagreements(row: dict, cfg: AnalysisConfig, family: int) -> list[str]:
             f"disagree because {why}."
         )
     ci_excludes_zero = row["ci_low"] > 0 or row["ci_high"] < 0
+    delta = cfg.margins[row["metric"]].value  # in reading terms for both kinds of margin
+    inside_margin = -delta < row["ci_low"] and row["ci_high"] < delta
     if ci_excludes_zero and row["verdict"] == EQUIVALENT:
         out.append(
             "The CI excludes 0 yet TOST finds the arms equivalent: the difference is "
@@ -139,6 +141,12 @@ def disagreements(row: dict, cfg: AnalysisConfig, family: int) -> list[str]:
             f"The {cfg.confidence:.0%} bootstrap CI excludes 0 but is not corrected for the "
             f"{family} tests of the family (Holm-adjusted paired t p = "
             f"{format_p(row['p_t_holm'])}), and from {n} seeds a bootstrap CI is too narrow."
+        )
+    elif inside_margin and row["verdict"] != EQUIVALENT:
+        out.append(
+            f"The bootstrap CI lies within ±δ but TOST (t with {n - 1} df, Holm-adjusted p = "
+            f"{format_p(row['p_tost_holm'])} over {family} tests) does not reject: from {n} "
+            "seeds a bootstrap CI is too narrow to show equivalence alone."
         )
     elif not ci_excludes_zero and row["verdict"] == DIFFERENT:
         out.append(
