@@ -123,6 +123,9 @@ def _write_run(runs: Path, model: str, precision: str, seed: int, framework: str
         {
             "accuracy": acc,
             "macro_f1": acc - 0.01,
+            "top5_accuracy": min(1.0, acc + 0.05),
+            "per_class_accuracy": [acc - 0.02, acc + 0.02],
+            "ece": 0.02 + (1.0 - acc) / 5,
             "loss": 1.0 - acc,
             "confusion_matrix": [[5, 1], [0, 6]],
             "best_epoch": EPOCHS,

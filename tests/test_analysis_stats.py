@@ -1,4 +1,5 @@
-"""Statistics across seeds: the numbers equal scipy/statsmodels/pingouin and textbook formulas."""
+"""Statistics across seeds: paired, equivalence and power figures equal scipy/statsmodels, and
+fixtures built to be different, equivalent and inconclusive get exactly that verdict."""
 
 from __future__ import annotations
 
@@ -8,175 +9,324 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pingouin as pg
 import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
+from statsmodels.stats.weightstats import ttost_paired
 
-from fwbench.analysis.stats import (
-    CONSTANT,
-    INSUFFICIENT,
-    N_RESAMPLES,
-    RANDOM_STATE,
-    TESTED,
-    analyze,
-    compare_samples,
-    conclusion,
-    describe,
-    holm,
-)
+from fwbench.analysis.arms import comparisons
+from fwbench.analysis.paired import CONSTANT, INSUFFICIENT, TESTED, paired_compare
+from fwbench.analysis.per_class import per_class_table
+from fwbench.analysis.power import seeds_needed
+from fwbench.analysis.stats import analyze, describe
+from fwbench.analysis.verdicts import holm, verdict_table
+from fwbench.config import MarginConfig, load_analysis_config
+from fwbench.errors import FwbenchError
 from fwbench.paths import Workspace
 from fwbench.results import collect_runs
-from runfixtures import ACC, build_workspace
+from verdictfixtures import BASE, EXPECTED, OFFSETS, SEEDS, build_verdict_workspace
 
-PT = [0.912, 0.925, 0.918, 0.921]
-KE = [0.871, 0.884, 0.866, 0.902, 0.879]
+CFG = load_analysis_config()
+PT = pd.Series([0.912, 0.925, 0.918, 0.921, 0.915], index=[1, 2, 3, 4, 5])
+KE = pd.Series([0.871, 0.884, 0.866, 0.902, 0.879], index=[1, 2, 3, 4, 5])
+ACC_MARGIN = MarginConfig(value=0.005, scale="absolute")
+SPEED_MARGIN = MarginConfig(value=0.05, scale="relative")
 
 
 def test_describe_gives_mean_sd_and_t_interval():
     d = describe(PT)
     n, mean, sd = len(PT), statistics.fmean(PT), statistics.stdev(PT)
     half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
-    assert d["n"] == 4
-    assert d["mean"] == pytest.approx(mean, abs=1e-15)
+    assert d["n"] == 5 and d["mean"] == pytest.approx(mean, abs=1e-15)
     assert d["sd"] == pytest.approx(sd, rel=1e-12)
     assert (d["ci_low"], d["ci_high"]) == pytest.approx((mean - half, mean + half), rel=1e-12)
-    assert d["ci_low"] < d["mean"] < d["ci_high"]
+    assert not d["truncated"]
 
 
-def test_describe_single_seed_and_constant_values():
-    one = describe([0.8])
-    assert one["n"] == 1 and one["mean"] == 0.8
-    assert math.isnan(one["sd"]) and math.isnan(one["ci_low"])
-    flat = describe([0.9, 0.9, 0.9])
-    assert flat["sd"] == 0 and flat["ci_low"] == flat["ci_high"] == pytest.approx(0.9)
+def test_bounded_metric_interval_stays_inside_its_bounds():
+    # two seeds far apart: the t interval is [-163 %, 253 %]; an accuracy CI stays in [0, 1]
+    free = describe([0.10, 0.80])
+    assert free["ci_low"] < -1 and free["ci_high"] > 2
+    bounded = describe([0.10, 0.80], bounds=(0.0, 1.0))
+    assert (bounded["ci_low"], bounded["ci_high"], bounded["truncated"]) == (0.0, 1.0, True)
+    assert bounded["mean"] == pytest.approx(0.45)
+    near = describe([0.995, 0.999, 1.0], bounds=(0.0, 1.0))
+    assert near["ci_high"] == 1.0 and near["truncated"] and 0.98 < near["ci_low"] < 0.998
 
 
-def test_compare_samples_equals_scipy_and_pingouin_and_hand_formulas():
-    r = compare_samples(np.array(PT), np.array(KE))
-    a, b = np.array(PT), np.array(KE)
-    assert r["status"] == TESTED
-    assert r["diff"] == pytest.approx(a.mean() - b.mean(), abs=1e-15)
+def test_paired_statistics_equal_scipy_statsmodels_and_pingouin():
+    r = paired_compare(PT, KE, ACC_MARGIN, CFG)
+    a, b = PT.to_numpy(), KE.to_numpy()
+    d = a - b
+    assert r["status"] == TESTED and r["n_pairs"] == 5
+    assert r["diff"] == pytest.approx(d.mean(), abs=1e-15)
+    t = stats.ttest_rel(a, b)
+    assert (r["t"], r["p_t"]) == (t.statistic, t.pvalue)
+    t_hand = d.mean() / (d.std(ddof=1) / math.sqrt(5))
+    assert r["t"] == pytest.approx(t_hand, rel=1e-12)
+    w = stats.wilcoxon(a, b)
+    assert (r["w"], r["p_w"]) == (w.statistic, w.pvalue)
+    assert r["p_w"] == pytest.approx(2 / 2**5)  # all five differences positive: exact floor
+    assert r["p_tost"] == ttost_paired(a, b, -0.005, 0.005)[0]
+    assert r["corr"] == pytest.approx(stats.pearsonr(a, b).statistic, rel=1e-12)
+    assert r["hedges_g"] == pytest.approx(pg.compute_effsize(a, b, paired=True, eftype="hedges"))
     welch = stats.ttest_ind(a, b, equal_var=False)
-    assert r["welch_p"] == welch.pvalue and r["welch_t"] == welch.statistic
-    va, vb = a.var(ddof=1), b.var(ddof=1)
-    t_hand = (a.mean() - b.mean()) / math.sqrt(va / 4 + vb / 5)
-    dof = (va / 4 + vb / 5) ** 2 / ((va / 4) ** 2 / 3 + (vb / 5) ** 2 / 4)
-    assert r["welch_t"] == pytest.approx(t_hand, rel=1e-12)
-    assert r["welch_p"] == pytest.approx(2 * stats.t.sf(abs(t_hand), dof), rel=1e-9)
+    assert (r["welch_t"], r["p_welch"]) == (welch.statistic, welch.pvalue)
     mwu = stats.mannwhitneyu(a, b, alternative="two-sided")
-    assert (r["mwu_u"], r["mwu_p"]) == (mwu.statistic, mwu.pvalue)
-    assert r["mwu_u"] == 20.0  # every PyTorch seed beats every Keras seed: U = 4 x 5
-    pooled = math.sqrt((3 * va + 4 * vb) / 7)
-    g_hand = (a.mean() - b.mean()) / pooled * (1 - 3 / (4 * 9 - 9))
-    assert r["hedges_g"] == pytest.approx(g_hand, rel=1e-12)
+    assert (r["mwu_u"], r["p_mwu"]) == (mwu.statistic, mwu.pvalue)
+    assert r["sd_diff"] == pytest.approx(d.std(ddof=1), rel=1e-12)
 
 
-def test_bootstrap_ci_is_scipys_with_the_fixed_seed_and_contains_the_difference():
-    a, b = np.array(PT), np.array(KE)
-    r = compare_samples(a, b)
+def test_bootstrap_ci_is_scipys_bca_of_the_per_seed_differences():
+    r = paired_compare(PT, KE, ACC_MARGIN, CFG)
+    d = (PT - KE).to_numpy()
     ref = stats.bootstrap(
-        (a, b),
-        lambda x, y, axis: x.mean(axis) - y.mean(axis),
-        vectorized=True,
-        n_resamples=N_RESAMPLES,
-        method="BCa",
-        rng=np.random.default_rng(RANDOM_STATE),
-    ).confidence_interval
+        (d,), np.mean, n_resamples=CFG.bootstrap_resamples, method="BCa",
+        rng=np.random.default_rng(CFG.random_state),
+    ).confidence_interval  # fmt: skip
     assert r["ci_method"] == "BCa"
     assert (r["ci_low"], r["ci_high"]) == pytest.approx((ref.low, ref.high), rel=1e-12)
-    assert r["ci_low"] < r["diff"] < r["ci_high"]
-    assert compare_samples(a, b)["ci_low"] == r["ci_low"]  # reproducible
+    assert d.min() <= r["ci_low"] < r["diff"] < r["ci_high"] <= d.max()
+    assert paired_compare(PT, KE, ACC_MARGIN, CFG)["ci_low"] == r["ci_low"]  # reproducible
 
 
-def test_fewer_than_two_seeds_is_reported_not_tested():
-    r = compare_samples(np.array([0.8]), np.array(KE))
-    assert r["status"] == INSUFFICIENT
-    assert "keras n=5" in r["note"] and "pytorch n=1" in r["note"]
-    assert all(math.isnan(r[k]) for k in ("welch_p", "mwu_p", "hedges_g", "ci_low"))
-    assert conclusion(r | {"metric": "test_accuracy"}).startswith("not tested: insufficient seeds")
+def test_degenerate_bca_falls_back_to_percentile_and_says_so(monkeypatch):
+    real = stats.bootstrap
+
+    def degenerate_bca(data, statistic, **kw):
+        res = real(data, statistic, **kw)
+        if kw["method"] == "BCa":
+            warnings.warn("The BCa confidence interval cannot be calculated.",
+                          stats.DegenerateDataWarning, stacklevel=2)  # fmt: skip
+        return res
+
+    monkeypatch.setattr(stats, "bootstrap", degenerate_bca)
+    r = paired_compare(PT, KE, ACC_MARGIN, CFG)
+    assert r["ci_method"] == "percentile (BCa degenerate with 5 seeds)"
+    ref = real(
+        ((PT - KE).to_numpy(),), np.mean, n_resamples=CFG.bootstrap_resamples,
+        method="percentile", rng=np.random.default_rng(CFG.random_state),
+    ).confidence_interval  # fmt: skip
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((ref.low, ref.high))
 
 
-def test_constant_samples_give_nan_welch_p_with_a_note_and_no_warning():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        r = compare_samples(np.array([0.9, 0.9, 0.9]), np.array([0.9, 0.9, 0.9]))
-    assert r["status"] == CONSTANT
-    assert math.isnan(r["welch_p"]) and math.isnan(r["hedges_g"])
-    assert "zero variance" in r["note"]
-    assert r["mwu_p"] == 1.0
-    assert (r["ci_low"], r["ci_high"]) == (0.0, 0.0)
+def test_relative_margin_is_tost_on_the_log_ratio_as_statsmodels():
+    a = pd.Series([10.2, 10.5, 10.1, 10.4], index=[1, 2, 3, 4])
+    b = pd.Series([10.0, 10.4, 10.1, 10.2], index=[1, 2, 3, 4])
+    r = paired_compare(a, b, SPEED_MARGIN, CFG)
+    assert r["p_tost"] == ttost_paired(a.to_numpy(), b.to_numpy(), 0.95, 1.05, transform=np.log)[0]
+    log_d = np.log(a.to_numpy()) - np.log(b.to_numpy())
+    assert r["diff"] == pytest.approx(math.expm1(log_d.mean()))  # ratio of geometric means - 1
+    assert r["p_t"] == pytest.approx(stats.ttest_rel(np.log(a), np.log(b)).pvalue)
+
+
+def test_constant_differences_are_decided_by_their_value_without_tests():
+    same = paired_compare(PT, PT, ACC_MARGIN, CFG)
+    assert same["status"] == CONSTANT and same["diff"] == 0 and math.isnan(same["p_t"])
+    shifted = paired_compare(PT + 0.01, PT, ACC_MARGIN, CFG)
+    assert shifted["status"] == CONSTANT and shifted["diff"] == pytest.approx(0.01)
+    runs = _runs({"pytorch": PT + 0.01, "keras": PT})
+    acc = verdict_table(runs, CFG).set_index("metric").loc["test_accuracy"]
+    assert acc["verdict"] == "different"  # a constant 1 pp gap is beyond +-0.5 pp
+    runs = _runs({"pytorch": PT + 0.001, "keras": PT})
+    assert verdict_table(runs, CFG).set_index("metric").loc["test_accuracy", "verdict"] == (
+        "equivalent"
+    )
+
+
+def test_fewer_pairs_than_min_seeds_is_not_tested():
+    r = paired_compare(PT[:2], KE, ACC_MARGIN, CFG)
+    assert r["status"] == INSUFFICIENT and r["n_pairs"] == 2
+    assert r["note"] == "2 paired seed(s) finished; a verdict needs 3"
+    assert all(math.isnan(r[k]) for k in ("p_t", "p_w", "p_tost", "ci_low", "p_welch"))
+
+
+def test_seeds_needed_equal_statsmodels_power():
+    power = TTestPower()
+    eq, diff = seeds_needed(0.005, 0.005, 0.05, 0.8)
+    assert eq == math.ceil(power.solve_power(1.0, alpha=0.05, power=0.9, alternative="larger"))
+    assert diff == math.ceil(power.solve_power(1.0, alpha=0.05, power=0.8))
+    assert (eq, diff) == (11, 10)
+    # the smallest n that reaches the power: n - 1 does not
+    assert power.power(1.0, eq - 1, 0.05, alternative="larger") < 0.9
+    assert power.power(1.0, eq, 0.05, alternative="larger") >= 0.9
+    assert seeds_needed(0.0, 0.005, 0.05, 0.8) == (2, 2)
+    assert seeds_needed(1.0, 0.001, 0.05, 0.8) == (math.inf, math.inf)
+    assert all(math.isnan(x) for x in seeds_needed(math.nan, 0.005, 0.05, 0.8))
 
 
 def test_holm_equals_statsmodels_and_skips_nan():
     p = pd.Series([0.01, 0.04, 0.03, np.nan])
-    adjusted, reject = holm(p)
-    ref = multipletests([0.01, 0.04, 0.03], method="holm")[1]
-    assert adjusted[:3].tolist() == pytest.approx(ref.tolist())
+    adjusted = holm(p, 0.05)
+    assert adjusted[:3].tolist() == pytest.approx(
+        multipletests([0.01, 0.04, 0.03], method="holm")[1]
+    )
     assert adjusted[:3].tolist() == pytest.approx([0.03, 0.06, 0.06])  # by hand: 3p, 2p, max
-    assert math.isnan(adjusted[3]) and pd.isna(reject[3])
-    assert reject[:3].tolist() == [True, False, False]
+    assert math.isnan(adjusted[3])
 
 
-def test_conclusion_follows_the_corrected_test_not_the_raw_p():
-    row = compare_samples(np.array(PT), np.array(KE)) | {"metric": "test_accuracy"}
-    text = conclusion(row | {"p_holm": 0.41, "significant": False})
-    assert "no significant difference after Holm correction (p_holm = 0.41" in text
-    assert "Hedges' g =" in text and "significant after" not in text.replace("no significant", "")
-    yes = conclusion(row | {"p_holm": 0.004, "significant": True})
-    assert "; significant after Holm correction (p_holm = 0.004" in yes
+def _runs(arms: dict[str, pd.Series], model: str = "mobilenetv2", **columns) -> pd.DataFrame:
+    """A collected runs table of one cell: every arm's test accuracy per seed, all done."""
+    rows = [
+        {"run_id": f"{model}-s{seed}-{fw}", "stage": "t", "dataset": "digits", "model": model,
+         "precision": "fp32", "variant": "library", "seed": seed, "framework": fw,
+         "state": "done", "test_accuracy": acc} | {k: v[fw][seed] for k, v in columns.items()}
+        for fw, values in arms.items() for seed, acc in values.items()
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_every_arm_is_compared_with_pytorch_and_the_keras_arms_with_each_other():
+    arms = ["keras-torch", "pytorch", "keras", "keras-jax"]
+    assert comparisons(arms) == [
+        ("pytorch", "keras"), ("pytorch", "keras-jax"), ("pytorch", "keras-torch"),
+        ("keras", "keras-jax"), ("keras", "keras-torch"), ("keras-jax", "keras-torch"),
+    ]  # fmt: skip
+    shift = {"pytorch": 0.0, "keras": -0.03, "keras-jax": -0.03, "keras-torch": 0.0}
+    noise = pd.Series([0.0004, -0.0003, 0.0001, -0.0002, 0.0003], index=PT.index)
+    # each arm its own per-seed noise, so no pair differs by a constant
+    runs = _runs({fw: PT + s + noise * i for i, (fw, s) in enumerate(shift.items())})
+    table = verdict_table(runs, CFG).set_index("comparison")
+    assert len(table) == 6 and (table["family_size"] == 6).all()
+    assert table.loc["pytorch - keras", "verdict"] == "different"
+    assert table.loc["pytorch - keras-torch", "verdict"] == "equivalent"
+    assert table.loc["keras - keras-jax", "verdict"] == "equivalent"
+    assert table.loc["keras-jax - keras-torch", "diff"] == pytest.approx(-0.03 - noise.mean())
+    ps = table["p_t"].to_numpy()
+    assert table["p_t_holm"].tolist() == pytest.approx(multipletests(ps, method="holm")[1])
+
+
+def test_disagreements_are_explained_in_one_sentence_each():
+    # tiny but consistent difference: the CI excludes 0, TOST says equivalent
+    runs = _runs({"pytorch": PT + 0.001 + 0.0001 * (PT.index % 2), "keras": PT})
+    row = verdict_table(runs, CFG).iloc[0]
+    assert row["verdict"] == "equivalent" and row["ci_low"] > 0
+    assert "The CI excludes 0 yet TOST finds the arms equivalent" in row["why"]
+    # three pairs: paired t rejects, Wilcoxon cannot (its floor is 0.25)
+    three = _runs({"pytorch": PT[:3] + 0.04 + 0.002 * PT.index[:3], "keras": PT[:3]})
+    row = verdict_table(three, CFG).iloc[0]
+    assert row["verdict"] == "different"
+    assert "with 3 pairs cannot go below p = 0.25" in row["why"]
+    assert row["why"].count(". ") + 1 == len([s for s in row["why"].split(". ") if s])
+    # three pairs spread inside the margin: the bootstrap CI fits, TOST cannot yet say so
+    spread = pd.Series([0.004, -0.003, 0.001], index=PT.index[:3])
+    row = verdict_table(_runs({"pytorch": PT[:3] + spread, "keras": PT[:3]}), CFG).iloc[0]
+    assert row["verdict"] == "inconclusive" and -0.005 < row["ci_low"] < row["ci_high"] < 0.005
+    assert "The bootstrap CI lies within ±δ but TOST (t with 2 df" in row["why"]
+
+
+def test_per_class_accuracy_differences_are_paired_means():
+    per_class = {
+        fw: {s: f"[{0.8 + 0.01 * s + off}, {0.9 - 0.01 * s}]" for s in PT.index}
+        for fw, off in (("pytorch", 0.02), ("keras", 0.0))
+    }
+    runs = _runs({"pytorch": PT, "keras": KE}, test_per_class_accuracy=per_class)
+    table = per_class_table(runs, CFG).set_index("class")
+    assert table.loc[0, "diff"] == pytest.approx(0.02) and table.loc[1, "diff"] == 0
+    assert table.loc[0, "mean_a"] == pytest.approx(0.85) and table.loc[0, "n_pairs"] == 5
+    # a class without test images in some seeds (null) counts only where both arms have it
+    per_class["keras"][1] = per_class["pytorch"][1] = "[0.8, null]"
+    runs = _runs({"pytorch": PT, "keras": KE}, test_per_class_accuracy=per_class)
+    table = per_class_table(runs, CFG).set_index("class")
+    assert table.loc[1, "n_pairs"] == 4 and table.loc[0, "n_pairs"] == 5
+    assert table.loc[1, "mean_a"] == pytest.approx(np.mean([0.9 - 0.01 * s for s in (2, 3, 4, 5)]))
+
+
+def test_analysis_config_rejects_unknown_metric_missing_margin_and_bad_ratio(tmp_path):
+    path = tmp_path / "analysis.yaml"
+    path.write_text("margins:\n  test_acuracy: {value: 0.01}\n")
+    with pytest.raises(FwbenchError, match="unknown metric 'test_acuracy'"):
+        load_analysis_config(path)
+    path.write_text("margins:\n  epoch_time_s: {value: 1.5, scale: relative}\n")
+    with pytest.raises(FwbenchError, match="relative margin must be below 1"):
+        load_analysis_config(path)
+    path.write_text("min_seeds: 5\nmargins:\n  test_accuracy: {value: 0.01}\n")
+    cfg = load_analysis_config(path)
+    assert cfg.min_seeds == 5 and cfg.margins["test_accuracy"].value == 0.01
+    assert cfg.margins["epoch_time_s"].scale == "relative"  # the rest keeps the defaults
 
 
 @pytest.fixture(scope="module")
-def fixture_runs(tmp_path_factory):
-    ws = Workspace(build_workspace(tmp_path_factory.mktemp("ws")))
-    return collect_runs(ws, ["fx"])[0]
+def verdict_runs(tmp_path_factory):
+    ws = Workspace(build_verdict_workspace(tmp_path_factory.mktemp("vws")))
+    return collect_runs(ws, ["vx", "vd"])[0]
 
 
-def test_analysis_of_fixture_reports_each_cell_state(fixture_runs):
-    a = analyze(fixture_runs)
-    acc = a.comparison[a.comparison["metric"] == "test_accuracy"].set_index(["model", "precision"])
-    assert acc.loc[("mobilenetv2", "fp32"), "status"] == TESTED
-    assert acc.loc[("mobilenetv2", "amp"), "status"] == CONSTANT
-    assert (
-        acc.loc[("resnet50", "fp32"), "status"] == INSUFFICIENT
-    )  # keras: 1 done, failed, diverged
-    assert acc.loc[("resnet50", "amp"), "status"] == INSUFFICIENT  # keras: none done
-    tested = acc.loc[("mobilenetv2", "fp32")]
-    ref = stats.ttest_ind(
-        ACC[("mobilenetv2", "fp32", "pytorch")],
-        ACC[("mobilenetv2", "fp32", "keras")],
-        equal_var=False,
+@pytest.fixture(scope="module")
+def verdicts(verdict_runs):
+    table = analyze(verdict_runs).comparison
+    return table[table["metric"] == "test_accuracy"].set_index(["model", "precision"])
+
+
+@pytest.mark.parametrize("model", list(EXPECTED))
+def test_fixture_built_for_a_verdict_gets_it(verdicts, model):
+    row = verdicts.loc[(model, "fp32")]
+    assert row["verdict"] == EXPECTED[model]
+    pt = np.array(BASE)
+    ke = np.round(pt + np.array(OFFSETS[model]), 6)
+    assert row["p_t"] == pytest.approx(stats.ttest_rel(pt, ke).pvalue, rel=1e-9)
+    assert row["p_tost"] == pytest.approx(ttost_paired(pt, ke, -0.005, 0.005)[0], rel=1e-9)
+    assert row["n_pairs"] == len(SEEDS)
+
+
+def test_verdicts_are_holm_corrected_over_the_stated_family(verdict_runs):
+    table = analyze(verdict_runs).comparison
+    tested = table[table["status"] == TESTED]
+    assert (table["family_size"] == len(tested)).all()
+    assert tested["p_t_holm"].tolist() == pytest.approx(
+        multipletests(tested["p_t"], method="holm")[1].tolist()
     )
-    assert tested["welch_p"] == pytest.approx(ref.pvalue, rel=1e-12)
-    assert tested["p_holm"] == pytest.approx(ref.pvalue)  # the only tested accuracy cell
-    summary = a.summary.set_index(["model", "precision", "framework"])
-    keras = summary.loc[("resnet50", "fp32", "keras")]
-    assert (keras["n_done"], keras["n_failed"], keras["n_diverged"], keras["n_seeds"]) == (
-        1,
-        1,
-        1,
-        1,
+    assert tested["p_tost_holm"].tolist() == pytest.approx(
+        multipletests(tested["p_tost"], method="holm")[1].tolist()
     )
-    assert summary.loc[("resnet50", "amp", "keras"), "n_other"] == 3  # pending, running, missing
-    cov = a.coverage.set_index("stage").loc["fx"]
-    assert cov[["done", "running", "failed", "diverged", "pending", "total"]].tolist() == [
-        17,
-        1,
-        1,
-        1,
-        4,
-        24,
+    text = table.set_index(["model", "precision", "metric"]).loc[
+        ("mobilenetv2", "fp32", "test_accuracy"), "conclusion"
     ]
+    assert text.startswith("PyTorch − Keras test accuracy = -0.01 pp (95% CI [")
+    assert "equivalent within ±0.50 pp (TOST ±0.50 pp p_holm = " in text
 
 
-def test_amp_speedup_and_accuracy_change(fixture_runs):
-    amp = analyze(fixture_runs).amp.set_index(["model", "framework"])
-    done = fixture_runs[fixture_runs["state"] == "done"]
-    sel = done[(done["model"] == "mobilenetv2") & (done["framework"] == "pytorch")]
-    t = sel.groupby("precision")["epoch_time_s"].mean()
-    acc = sel.groupby("precision")["test_accuracy"].mean()
-    row = amp.loc[("mobilenetv2", "pytorch")]
-    assert row["speedup"] == pytest.approx(t["fp32"] / t["amp"])
-    assert row["acc_change"] == pytest.approx(acc["amp"] - acc["fp32"])
-    assert row["speedup_ci_low"] < row["speedup"] < row["speedup_ci_high"]
-    assert amp.loc[("resnet50", "keras"), "status"] == INSUFFICIENT
+def test_diverged_and_failed_runs_are_excluded_from_every_test_and_counted(verdict_runs, verdicts):
+    none = verdicts.loc[("mobilenetv2", "amp")]
+    assert none["verdict"] == "no verdict" and none["n_pairs"] == 2
+    assert none["excluded_b"] == "2 diverged, 1 failed" and none["n_excluded_a"] == 0
+    assert math.isnan(none["p_t"]) and math.isnan(none["ci_low"])
+    three = verdicts.loc[("resnet50", "amp")]
+    assert three["n_pairs"] == 3 and three["n_b"] == 3 and three["verdict"] == "equivalent"
+    # the diverged run's test.json says 0.10: it never enters a mean
+    assert three["mean_b"] == pytest.approx(np.mean(BASE[:3]))
+    summary = analyze(verdict_runs).summary.set_index(["model", "precision", "framework"])
+    keras = summary.loc[("mobilenetv2", "amp", "keras")]
+    assert (keras["n_done"], keras["n_diverged"], keras["n_failed"], keras["n_seeds"]) == (
+        2,
+        2,
+        1,
+        2,
+    )
+    assert keras["test_accuracy_mean"] == pytest.approx(np.mean(BASE[:2]))
+
+
+def test_min_seeds_comes_from_the_config(verdict_runs):
+    strict = analyze(verdict_runs, CFG.model_copy(update={"min_seeds": 4})).comparison
+    acc = strict[strict["metric"] == "test_accuracy"].set_index(["model", "precision"])
+    assert acc.loc[("resnet50", "amp"), "verdict"] == "no verdict"
+    assert acc.loc[("resnet50", "amp"), "note"] == "3 paired seed(s) finished; a verdict needs 4"
+    loose = analyze(verdict_runs, CFG.model_copy(update={"min_seeds": 2})).comparison
+    acc = loose[loose["metric"] == "test_accuracy"].set_index(["model", "precision"])
+    assert acc.loc[("mobilenetv2", "amp"), "verdict"] == "equivalent"
+
+
+def test_top5_ece_and_per_class_join_the_analysis(verdict_runs):
+    a = analyze(verdict_runs)
+    metrics = set(a.comparison["metric"])
+    assert {"test_top5_accuracy", "test_ece", "test_accuracy", "test_macro_f1"} <= metrics
+    ece = a.comparison.set_index(["model", "precision", "metric"]).loc[
+        ("mobilenetv2", "fp32", "test_ece")
+    ]
+    assert ece["diff"] == pytest.approx(-0.003)  # keras ECE is 0.001 x seed higher: mean 3 pp/10
+    per_class = a.per_class[
+        (a.per_class["model"] == "resnet50") & (a.per_class["precision"] == "fp32")
+    ]
+    assert per_class["diff"].tolist() == pytest.approx([0.02994, 0.02994])

@@ -59,6 +59,28 @@ def test_collect_reads_best_epoch_test_metrics_and_steady_state_timing(ws, colle
     assert row["wall_time_s"] >= 0
 
 
+def test_collect_reads_top5_ece_and_per_class_accuracy(ws, collected):
+    runs, _ = collected
+    row = runs.set_index("run_id").loc["digits-mobilenetv2-fp32-s2-keras"]
+    test = RunDir(ws.runs_dir / "digits-mobilenetv2-fp32-s2-keras").test_metrics()
+    assert row["test_top5_accuracy"] == test["top5_accuracy"]
+    assert row["test_ece"] == test["ece"]
+    assert json.loads(row["test_per_class_accuracy"]) == test["per_class_accuracy"]
+    csv = runs.loc[runs["state"] != "done", ["test_top5_accuracy", "test_ece"]]
+    assert csv.isna().all(axis=None)  # no test.json: NaN, not 0
+
+
+def test_old_test_json_without_new_fields_gives_nan_columns(tmp_path):
+    ws = Workspace(build_workspace(tmp_path))
+    run = RunDir(ws.runs_dir / "digits-mobilenetv2-fp32-s1-pytorch")
+    old = {k: v for k, v in run.test_metrics().items() if k in ("accuracy", "macro_f1", "loss")}
+    run.test_path.write_text(json.dumps(old))
+    row = collect_runs(ws, ["fx"])[0].set_index("run_id").loc[run.run_id]
+    assert row["test_accuracy"] == old["accuracy"]
+    assert pd.isna(row["test_top5_accuracy"]) and pd.isna(row["test_ece"])
+    assert pd.isna(row["test_per_class_accuracy"])
+
+
 def test_epochs_table_has_every_epoch_of_every_run_with_ids(collected):
     runs, epochs = collected
     assert len(epochs) == runs["epochs_done"].sum()

@@ -19,6 +19,7 @@ from fwbench.commands import (
     env_cmd,
     models_cmd,
     parity_cmd,
+    plan_cmd,
     run_cmd,
     train_cmd,
 )
@@ -43,6 +44,7 @@ app.add_typer(models_cmd.app, name="models")
 app.command("collect")(analysis_cmd.collect)
 app.command("analyze")(analysis_cmd.analyze)
 app.command("report")(analysis_cmd.report)
+app.command("plan")(plan_cmd.plan)
 app.command("run")(run_cmd.run)
 app.command("status")(run_cmd.status)
 

@@ -35,6 +35,8 @@ RUN_COLUMNS = [
     "best_val_accuracy",
     "test_accuracy",
     "test_macro_f1",
+    "test_top5_accuracy",
+    "test_ece",
     "test_loss",
     "epoch_time_s",
     "images_per_second",
@@ -45,6 +47,7 @@ RUN_COLUMNS = [
     "cpu_model",
     "device",
     "amp_dtype",
+    "test_per_class_accuracy",
     "run_dir",
 ]
 RUNS_CSV, RUNS_PARQUET, EPOCHS_PARQUET = "runs.csv", "runs.parquet", "epochs.parquet"
@@ -133,6 +136,10 @@ def run_row(run: RunDir, spec: RunSpec, epochs: pd.DataFrame, root: Path) -> dic
         row["best_epoch"] = int(test["best_epoch"])
     row["test_accuracy"] = test.get("accuracy")
     row["test_macro_f1"] = test.get("macro_f1")
+    row["test_top5_accuracy"] = test.get("top5_accuracy")
+    row["test_ece"] = test.get("ece")
+    per_class = test.get("per_class_accuracy")
+    row["test_per_class_accuracy"] = json.dumps(per_class) if isinstance(per_class, list) else None
     row["test_loss"] = test.get("loss")
     row["epoch_time_s"] = _steady(epochs["epoch_time_seconds"])
     row["images_per_second"] = _steady(epochs["images_per_second"])
@@ -222,9 +229,31 @@ def _typed(runs: pd.DataFrame) -> pd.DataFrame:
     floats = RUN_COLUMNS[RUN_COLUMNS.index("best_val_accuracy") : RUN_COLUMNS.index("host")]
     for col in floats:
         runs[col] = pd.to_numeric(runs[col]).astype("float64")
-    for col in ("stage", "error", "note", "host", "cpu_model", "device", "amp_dtype", "run_dir"):
+    strings = ("stage", "error", "note", "host", "cpu_model", "device", "amp_dtype", "run_dir")
+    for col in (*strings, "test_per_class_accuracy"):
         runs[col] = runs[col].astype("string")
     return runs
+
+
+def confusion_matrix_sums(root: Path, runs: pd.DataFrame, group: list[str]) -> dict:
+    """Per ``group`` key: ``(sum of the test confusion matrices, runs summed)`` of finished runs.
+
+    Read from each run's ``test.json`` (``run_dir`` relative to ``root``; rows: true class);
+    runs whose matrix is missing or of another shape than the group's first are left out.
+    """
+    sums: dict[tuple, tuple[np.ndarray, int]] = {}
+    done = runs[(runs["state"] == "done") & runs["run_dir"].notna()]
+    for key, rows in done.groupby(group, sort=True, dropna=False):
+        for rel in rows["run_dir"]:
+            matrix = (RunDir(root / rel).test_metrics() or {}).get("confusion_matrix")
+            if not isinstance(matrix, list) or not matrix:
+                continue
+            m = np.asarray(matrix, dtype="float64")
+            if key not in sums:
+                sums[key] = (m, 1)
+            elif sums[key][0].shape == m.shape:
+                sums[key] = (sums[key][0] + m, sums[key][1] + 1)
+    return sums
 
 
 def write_results(ws: Workspace, runs: pd.DataFrame, epochs: pd.DataFrame) -> list[Path]:

@@ -1,7 +1,10 @@
 """``fwbench report``: plots plus ``report/report.md`` and one self-contained ``report.html``.
 
-The Markdown links the PNGs in ``plots/``; the HTML embeds them as base64 data URIs, so the
-one file can be mailed, archived or opened offline.
+The report leads with its answer: the question, the verdict per cell and the forest plot. Then
+results, learning curves, confusion matrices, time and throughput; then an appendix
+(environment, configuration, coverage and audit, fairness) in collapsible sections. The
+Markdown links the PNGs in ``plots/``; the HTML embeds the SVGs as data URIs, so the one file
+can be mailed, archived or opened offline.
 """
 
 from __future__ import annotations
@@ -14,21 +17,17 @@ from pathlib import Path
 
 import markdown
 import pandas as pd
+from markdown.extensions.toc import slugify
 
 from fwbench.analysis import sections
-from fwbench.analysis.plots import cell_label, make_plots
-from fwbench.analysis.stats import (
-    ALPHA,
-    CELL,
-    CONFIDENCE,
-    INSUFFICIENT,
-    MIN_SEEDS,
-    N_RESAMPLES,
-    RANDOM_STATE,
-    Analysis,
-    analyze,
-)
-from fwbench.analysis.tables import displays, write_analysis
+from fwbench.analysis.arms import arm_order
+from fwbench.analysis.methods import methods, primary_statement, verdict_legend
+from fwbench.analysis.plots import make_plots
+from fwbench.analysis.stats import Analysis, analyze
+from fwbench.analysis.style import cell_label
+from fwbench.analysis.tables import PRIMARY, displays, write_analysis
+from fwbench.analysis.wording import arm_label
+from fwbench.config import AnalysisConfig
 from fwbench.fileio import write_text
 from fwbench.paths import Workspace
 from fwbench.results import load_results
@@ -36,14 +35,18 @@ from fwbench.results import load_results
 ImageRef = Callable[[Path, str], str]
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;
-margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+margin:1em auto;padding:0 1em;color:#222;line-height:1.45}
 table{border-collapse:collapse;margin:0.8em 0;font-size:0.85em;display:block;overflow-x:auto}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top;
+max-width:26em;overflow-wrap:break-word}
 th{background:#f3f3f3} tr:nth-child(even) td{background:#fafafa}
 img{max-width:100%;border:1px solid #eee;margin:0.5em 0}
 pre{background:#f6f8fa;padding:0.8em;overflow-x:auto;font-size:0.85em}
 code{background:#f6f8fa;padding:0 3px} h2{border-bottom:1px solid #ddd;padding-bottom:3px}
+details{margin:0.6em 0;border:1px solid #ddd;padding:0.3em 0.8em}
+summary{font-weight:600;cursor:pointer}
 """
+APPENDIX = ("Environment", "Configuration", "Matrix coverage and audit", "Fairness checks")
 
 
 def _relative_image(report_dir: Path) -> ImageRef:
@@ -55,29 +58,53 @@ def _relative_image(report_dir: Path) -> ImageRef:
 
 
 def _embedded_image(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f"![{alt}](data:image/png;base64,{data})"
+    svg = path.with_suffix(".svg")
+    data = base64.b64encode(svg.read_bytes()).decode("ascii")
+    return f"![{alt}](data:image/svg+xml;base64,{data})"
+
+
+def _question(runs: pd.DataFrame, cfg: AnalysisConfig) -> str:
+    others = [arm_label(a) for a in arm_order(runs["framework"].unique()) if a != cfg.reference]
+    return (
+        f"**The question.** For each cell (dataset, model, precision, variant): does training "
+        f"in {arm_label(cfg.reference)} or in {' / '.join(others) or 'another arm'} give a "
+        f"different result, and at what speed? Each cell gets a verdict on the per-seed "
+        f"difference: *different*, *equivalent within ±δ* (a declared margin) or "
+        f"*inconclusive*; no verdict below {cfg.min_seeds} finished seed pairs."
+    )
+
+
+def _excluded(runs: pd.DataFrame) -> str:
+    bad = runs[runs["state"] != "done"]
+    if bad.empty:
+        return "Every run of these results finished; none is excluded."
+    counts = ", ".join(f"{n} {s}" for s, n in bad["state"].value_counts().sort_index().items())
+    return (
+        f"Excluded from every test: {len(bad)} of {len(runs)} runs ({counts}); the "
+        "[audit](#appendix-matrix-coverage-and-audit) lists each with its reason."
+    )
+
+
+def _disagreements(analysis: Analysis) -> str:
+    comp = analysis.comparison
+    rows = comp[comp["why"].notna() & (comp["metric"] == PRIMARY)] if not comp.empty else comp
+    lines = [
+        f"- **{cell_label(r)}, {r['comparison']}**: {r['why']}" for r in rows.to_dict("records")
+    ]
+    if not lines:
+        return ""
+    return "Where the test-accuracy figures disagree, and why:\n\n" + "\n".join(lines)
 
 
 def _conclusions(analysis: Analysis) -> str:
     comp = analysis.comparison
     if comp.empty:
         return "No cells to compare: no run has finished."
-    acc = comp[comp["metric"] == "test_accuracy"]
-    tested = acc[acc["status"] == "tested"]
-    significant = int(tested["significant"].fillna(False).sum())
-    lines = [
-        f"- Test accuracy, PyTorch vs Keras: {len(tested)} of {len(acc)} cell(s) tested; "
-        f"{significant} of them with a significant difference after Holm correction across "
-        f"cells (α = {ALPHA})."
-    ]
-    for _, cell in comp.groupby(CELL, sort=True):
-        rows = {r["metric"]: r for r in cell.to_dict("records")}
-        head = rows["test_accuracy"]
-        lines.append(f"- **{cell_label(head)}** — {head['conclusion']}.")
-        if head["status"] != INSUFFICIENT:
-            for metric in ("test_macro_f1", "epoch_time_s"):
-                lines.append(f"    - {rows[metric]['conclusion']}.")
+    lines = []
+    for _, cell in comp.groupby(["dataset", "model", "precision", "variant", "comparison"]):
+        first = cell.iloc[0]
+        lines.append(f"- **{cell_label(first)}, {first['comparison']}**")
+        lines += [f"    - {r['conclusion']}." for r in cell.to_dict("records")]
     for row in analysis.amp.to_dict("records"):
         speed = row["speedup"]
         speed_text = f"AMP speed-up {speed:.2f}× (fp32/amp epoch time); " if speed == speed else ""
@@ -88,19 +115,22 @@ def _conclusions(analysis: Analysis) -> str:
     return "\n".join(lines)
 
 
-def _methods() -> str:
+def _details(title: str, body: str) -> str:
+    anchor = "appendix-" + slugify(title, "-")
     return (
-        f"Seeds are the replicate unit; only runs in state `done` with test metrics count. Per "
-        f"cell and framework: mean, sd (n−1) and a t-based {CONFIDENCE:.0%} CI of the mean. "
-        f"PyTorch − Keras: difference of means with a {CONFIDENCE:.0%} bootstrap CI "
-        f"(`scipy.stats.bootstrap`, BCa, percentile where BCa is degenerate, {N_RESAMPLES} "
-        f"resamples, seed {RANDOM_STATE}); Welch's t (`scipy.stats.ttest_ind`, unequal "
-        f"variances); Mann–Whitney U (`scipy.stats.mannwhitneyu`, two-sided); Hedges' g "
-        f"(`pingouin.compute_effsize`); Holm correction across cells, per metric "
-        f"(`statsmodels` `multipletests`). Cells with fewer than {MIN_SEEDS} finished seeds in "
-        f"either framework are reported as '{INSUFFICIENT}' and not tested. Decisions use the "
-        f"Holm-corrected Welch p; Mann–Whitney is a distribution-free check."
+        f'<details id="{anchor}" markdown="1"><summary>{html.escape(title)}</summary>\n\n'
+        f"{body}\n\n</details>"
     )
+
+
+def _contents(titles: list[str]) -> str:
+    lines = [f"- [{t}](#{slugify(t, '-')})" for t in titles]
+    lines += [f"    - [{t}](#appendix-{slugify(t, '-')})" for t in APPENDIX]
+    return "\n".join(lines)
+
+
+def _figures(plots: dict, key: str, alt: str, image: ImageRef, empty: str) -> list[str]:
+    return [image(p, f"{alt} {p.stem}") for p in plots[key]] or [empty]
 
 
 def build_markdown(
@@ -108,35 +138,49 @@ def build_markdown(
 ) -> str:
     """The whole report as Markdown; ``image(path, alt)`` decides how figures are referenced."""
     views = displays(analysis)
+    cfg = analysis.config
     stages = ", ".join(sorted(runs["stage"].dropna().unique())) or "(none recorded)"
+    titles = [
+        "Verdicts", "Results", "Learning curves", "Confusion matrices", "Time and throughput",
+        "AMP effect", "Conclusions", "Limitations", "Methods", "Appendix",
+    ]  # fmt: skip
     out = [
-        "# fwbench report: PyTorch vs Keras",
+        "# fwbench report: does the framework change the result?",
+        _question(runs, cfg),
         f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} from `{ws.root}`; stages: {stages}; "
         f"{len(runs)} runs in `results/runs.csv`.",
-        "## Environment",
-        sections.environment(ws, runs),
-        "## Configuration",
-        sections.train_configs(ws, runs),
-        "## Matrix coverage",
-        sections.coverage(analysis, runs),
-        "## Fairness checks",
-        sections.fairness(ws),
-        "## Results per cell",
-        "Mean ± sd over finished seeds [t-based 95% CI]; seeds counted as "
-        "done/failed/diverged/other (other = pending, running or interrupted).",
+        "## Verdicts",
+        sections.md_table(views["verdicts"]),
+        verdict_legend(analysis),
+        _excluded(runs),
+        *_figures(plots, "forest", "forest plot", image, "No comparison to plot."),
+        _disagreements(analysis),
+        "**Contents**",
+        _contents(titles),
+        "## Results",
+        "### Per cell and arm",
+        "Mean ± sd over finished seeds [t-based CI; † truncated to the metric's bounds]; seeds "
+        "counted as done/failed/diverged/other (other: pending, running, interrupted, corrupt).",
         sections.md_table(views["summary"]),
-        "### PyTorch − Keras",
+        "### Every comparison, paired by seed",
+        primary_statement(analysis),
         sections.md_table(views["comparison"]),
-        "### Test accuracy distributions",
-        *(image(p, "test accuracy per cell") for p in plots["accuracy"]),
-        "### Learning curves",
-        *(image(p, f"learning curves {p.stem}") for p in plots["curves"]),
+        "### Seeds needed",
+        f"Seed pairs that would decide each comparison with {cfg.power:.0%} power, from the "
+        "observed sd of the paired differences (`fwbench plan` answers this before a matrix).",
+        sections.md_table(views["seeds"]),
+        "### Per-class accuracy",
+        sections.md_table(views["per_class"], "_(no per-class accuracy in these results)_"),
+        "### Test accuracy per seed",
+        *_figures(plots, "accuracy", "test accuracy per cell", image, "No finished run."),
+        "## Learning curves",
+        *_figures(plots, "curves", "learning curves", image, "No epoch records yet."),
+        "## Confusion matrices",
+        *_figures(plots, "confusion", "confusion matrices", image, "No confusion matrix."),
+        "## Time and throughput",
+        *_figures(plots, "speed", "epoch time and throughput", image, "No timings."),
+        "## AMP effect",
     ]
-    if not plots["curves"]:
-        out.append("No finished run has epoch records yet.")
-    out += ["## Time and throughput"]
-    out += [image(p, "epoch time and throughput") for p in plots["speed"]] or ["No timings."]
-    out += ["## AMP effect"]
     if analysis.amp.empty:
         out.append("No (dataset, model, framework) has both fp32 and amp runs in these results.")
     else:
@@ -144,26 +188,36 @@ def build_markdown(
         out += [image(p, "AMP effect") for p in plots["amp"]]
     out += ["## Conclusions", _conclusions(analysis)]
     out += ["## Limitations", "\n".join(f"- {n}" for n in sections.limitations(ws, runs, analysis))]
-    out += ["## Methods", _methods()]
-    return "\n\n".join(out) + "\n"
+    out += ["## Methods", methods(analysis)]
+    out += [
+        "## Appendix",
+        _details("Environment", sections.environment(ws, runs)),
+        _details("Configuration", sections.train_configs(ws, runs)),
+        _details("Matrix coverage and audit", sections.coverage(analysis, runs)),
+        _details("Fairness checks", sections.fairness(ws)),
+    ]
+    return "\n\n".join(s for s in out if s) + "\n"
 
 
 def to_html(markdown_text: str, title: str = "fwbench report") -> str:
     """One standalone HTML page (inline CSS, no external resources) from the report Markdown."""
-    body = markdown.markdown(markdown_text, extensions=["tables", "fenced_code", "toc"])
+    body = markdown.markdown(
+        markdown_text, extensions=["tables", "fenced_code", "toc", "md_in_html"]
+    )
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n"
         f"<body>\n{body}\n</body></html>\n"
     )
 
 
-def write_report(ws: Workspace) -> dict[str, Path | list[Path]]:
+def write_report(ws: Workspace, cfg: AnalysisConfig | None = None) -> dict[str, Path | list[Path]]:
     """Analyse the collected results, draw the plots and write the Markdown and HTML report."""
     runs, epochs = load_results(ws)
-    analysis = analyze(runs)
+    analysis = analyze(runs, cfg)
     tables = write_analysis(ws, analysis)
-    plots = make_plots(runs, epochs, analysis, ws.plots_dir)
+    plots = make_plots(runs, epochs, analysis, ws.plots_dir, ws.root)
     md_path = write_text(
         ws.report_dir / "report.md",
         build_markdown(ws, runs, analysis, plots, _relative_image(ws.report_dir)),

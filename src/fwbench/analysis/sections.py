@@ -12,9 +12,10 @@ from typing import Any
 
 import pandas as pd
 import yaml
-from scipy import stats
 
-from fwbench.analysis.stats import CELL, CONSTANT, INSUFFICIENT, Analysis, finished
+from fwbench.analysis.replicates import CELL, finished
+from fwbench.analysis.stats import Analysis
+from fwbench.analysis.verdicts import NO_VERDICT
 from fwbench.config import load_train_config
 from fwbench.paths import Workspace
 from fwbench.runs import RunDir
@@ -112,12 +113,13 @@ def train_configs(ws: Workspace, runs: pd.DataFrame) -> str:
 def coverage(analysis: Analysis, runs: pd.DataFrame) -> str:
     """Runs per stage in each state, and every run that did not finish, with its error."""
     parts = [md_table(analysis.coverage)]
-    bad = runs[runs["state"].isin(["failed", "diverged"])]
+    bad = runs[runs["state"].isin(["failed", "diverged", "corrupt"])]
     if len(bad):
         shown = bad[["run_id", "state", "error"]].fillna({"error": "-"})
         shown = shown.assign(error=shown["error"].astype(str).str.slice(0, 160))
         parts.append(
-            "Runs that failed or diverged (left out of the statistics):\n\n" + md_table(shown)
+            "Runs that failed, diverged or are corrupt (left out of every test):\n\n"
+            + md_table(shown)
         )
     waiting = runs[runs["state"].isin(["pending", "running", "interrupted"])]
     if len(waiting):
@@ -186,24 +188,23 @@ def limitations(ws: Workspace, runs: pd.DataFrame, analysis: Analysis) -> list[s
     """What limits the conclusions, derived from the results themselves."""
     notes = []
     done = finished(runs)
-    per_arm = done.groupby([*CELL, "framework"]).size()
-    if len(per_arm):
-        most = int(per_arm.max())
-        floor = stats.mannwhitneyu(range(most), range(most, 2 * most)).pvalue if most > 1 else 1
-        notes.append(
-            f"Few replicates: at most {most} finished seed(s) per framework and cell; tests have "
-            f"low power, and with {most} seeds per arm the smallest attainable two-sided "
-            f"Mann–Whitney p is {floor:.3g}. A non-significant result is not evidence of equality."
-        )
     comp = analysis.comparison
+    most = int(comp["n_pairs"].max()) if not comp.empty else 0
+    if most:
+        notes.append(
+            f"Few replicates: at most {most} seed pair(s) per cell; with {most} pairs the "
+            f"smallest two-sided Wilcoxon p is {2.0 ** (1 - most):.3g}. An inconclusive "
+            "verdict is not evidence of equality: the seeds table says how many seeds would "
+            "decide."
+        )
     if not comp.empty:
         acc = comp[comp["metric"] == "test_accuracy"]
-        for status in (INSUFFICIENT, CONSTANT):
-            n = int((acc["status"] == status).sum())
-            if n:
-                notes.append(
-                    f"{n} of {len(acc)} cell(s) were not tested for test accuracy: {status}."
-                )
+        n = int((acc["verdict"] == NO_VERDICT).sum())
+        if n:
+            notes.append(
+                f"{n} of {len(acc)} cell comparison(s) have no verdict: fewer than "
+                f"{analysis.config.min_seeds} seed pairs finished in both arms."
+            )
     missing = runs[runs["state"] != "done"]
     if len(missing):
         counts = missing["state"].value_counts().to_dict()

@@ -1,7 +1,7 @@
-"""Analysis tables for reading: display formatting and CSV / Markdown / LaTeX files.
+"""Analysis tables for reading: display formatting and CSV / Markdown files.
 
-CSV keeps every column at full precision (for further work); Markdown and LaTeX carry the
-formatted view a reader or a paper needs.
+CSV keeps every column at full precision (for further work); Markdown carries the formatted
+view a reader needs; ``latex.py`` writes the numeric LaTeX tables a paper needs.
 """
 
 from __future__ import annotations
@@ -11,21 +11,41 @@ from pathlib import Path
 
 import pandas as pd
 
-from fwbench.analysis.stats import CELL, METRICS, Analysis, format_value
+from fwbench.analysis.latex import write_latex_tables
+from fwbench.analysis.metric_info import METRICS
+from fwbench.analysis.replicates import CELL
+from fwbench.analysis.stats import Analysis
+from fwbench.analysis.verdicts import NO_VERDICT
+from fwbench.analysis.wording import (
+    PLUS_MINUS,
+    format_ci,
+    format_diff,
+    format_margin,
+    format_p,
+    format_value,
+)
 from fwbench.fileio import atomic_write, write_text
 from fwbench.paths import Workspace
 
-TABLES = ("coverage", "summary", "comparison", "amp")
+TABLES = ("coverage", "summary", "comparison", "amp", "per_class")
+TRUNCATED = "†"
+PRIMARY = "test_accuracy"
+SPEED = "epoch_time_s"
 
 
-def _p(value: float) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3g}"
+def cell_name(row: dict) -> str:
+    """``dataset/model/precision`` (plus ``/variant`` when it is not the library build)."""
+    values = [row[c] for c in CELL]
+    if values[-1] == "library":
+        values = values[:-1]
+    return "/".join(str(v) for v in values)
 
 
-def _ci(metric: str, low: float, high: float, signed: bool = False) -> str:
+def _ci(metric: str, low: float, high: float, truncated: bool = False) -> str:
     if not (math.isfinite(low) and math.isfinite(high)):
         return "n/a"
-    return f"[{format_value(metric, low, signed)}, {format_value(metric, high, signed)}]"
+    mark = TRUNCATED if truncated else ""
+    return f"[{format_value(metric, low)}, {format_value(metric, high)}]{mark}"
 
 
 def _mean_sd(metric: str, mean: float, sd: float) -> str:
@@ -33,58 +53,161 @@ def _mean_sd(metric: str, mean: float, sd: float) -> str:
         return "n/a"
     if not math.isfinite(sd):
         return format_value(metric, mean)
-    if metric in ("test_accuracy", "test_macro_f1"):
-        return f"{mean * 100:.2f} ± {sd * 100:.2f} %"
-    return f"{format_value(metric, mean)} ± {sd:.2f}"
+    if METRICS[metric].unit == "fraction":
+        return f"{mean * 100:.2f} {PLUS_MINUS} {sd * 100:.2f} %"
+    return f"{format_value(metric, mean)} {PLUS_MINUS} {sd:.2f}"
 
 
-def summary_display(
-    summary: pd.DataFrame, metrics: tuple[str, ...] = tuple(METRICS)
-) -> pd.DataFrame:
-    """Per cell and framework: seeds and ``mean ± sd [95% CI]`` of each metric."""
+def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and framework: seeds and ``mean ± sd [CI]`` of each metric (``†``: truncated)."""
     if summary.empty:
         return summary
     out = summary[[*CELL, "framework"]].copy()
     out["seeds done/failed/diverged/other"] = [
         f"{r.n_done}/{r.n_failed}/{r.n_diverged}/{r.n_other}" for r in summary.itertuples()
     ]
-    for metric in metrics:
-        m, sd, lo, hi = (summary[f"{metric}_{s}"] for s in ("mean", "sd", "ci_low", "ci_high"))
-        out[METRICS[metric]] = [
-            f"{_mean_sd(metric, a, b)} {_ci(metric, c, d)}"
-            if math.isfinite(c)
-            else _mean_sd(metric, a, b)
-            for a, b, c, d in zip(m, sd, lo, hi, strict=True)
+    for metric, info in METRICS.items():
+        if summary[f"{metric}_mean"].isna().all():
+            continue
+        cols = [summary[f"{metric}_{s}"] for s in ("mean", "sd", "ci_low", "ci_high", "truncated")]
+        out[info.label] = [
+            f"{_mean_sd(metric, m, sd)} {_ci(metric, lo, hi, bool(t))}".replace(" n/a", "")
+            for m, sd, lo, hi, t in zip(*cols, strict=True)
         ]
     return out
 
 
-def comparison_display(comparison: pd.DataFrame) -> pd.DataFrame:
-    """Per cell and metric: PyTorch − Keras, CI, p-values, Holm, Hedges' g, outcome."""
-    if comparison.empty:
-        return comparison
+def _pairs(r: dict) -> str:
+    excluded = [f"{r[f'arm_{s}']}: {r[f'excluded_{s}']}" for s in "ab" if r[f"n_excluded_{s}"]]
+    return f"{r['n_pairs']}" + (f" (excluded {'; '.join(excluded)})" if excluded else "")
+
+
+def diff_with_ci(r: dict, analysis: Analysis) -> str:
+    """A comparison row's difference with its CI in reading units (no CI without a verdict)."""
+    margin = analysis.config.margins[r["metric"]]
+    diff = format_diff(r["metric"], r["diff"], margin)
+    if r["verdict"] == NO_VERDICT:
+        return diff
+    return f"{diff} {format_ci(r['metric'], r['ci_low'], r['ci_high'], margin)}"
+
+
+def verdict_display(analysis: Analysis) -> pd.DataFrame:
+    """The first screen: per cell and arm pair, the test-accuracy and epoch-time verdicts."""
+    comp = analysis.comparison
+    if comp.empty:
+        return comp
+    conf = f"{analysis.config.confidence:.0%}"
     rows = []
-    for r in comparison.to_dict("records"):
+    for _, group in comp.groupby([*CELL, "comparison"], sort=False):
+        by_metric = {r["metric"]: r for r in group.to_dict("records")}
+        head = by_metric[PRIMARY]
+        row = {"cell": cell_name(head), "arms": head["comparison"], "seed pairs": _pairs(head)}
+        row["test accuracy: verdict"] = head["verdict_text"]
+        row[f"difference [{conf} CI]"] = diff_with_ci(head, analysis)
+        speed = by_metric.get(SPEED)
+        row["epoch time: verdict"] = speed["verdict_text"] if speed else "not measured"
+        row[f"difference [{conf} CI] "] = diff_with_ci(speed, analysis) if speed else "n/a"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def comparison_display(analysis: Analysis) -> pd.DataFrame:
+    """Every cell, arm pair and metric: verdict, paired statistics (primary), unpaired beside."""
+    comp = analysis.comparison
+    if comp.empty:
+        return comp
+    rows = []
+    for r in comp.to_dict("records"):
         m = r["metric"]
-        outcome = (
-            r["status"]
-            if r["status"] != "tested"
-            else ("significant" if r["significant"] else "not significant")
-        )
+        margin = analysis.config.margins[m]
         rows.append(
-            {k: r[k] for k in CELL}
-            | {
-                "metric": METRICS[m],
-                "n (pt/keras)": f"{r['n_pytorch']}/{r['n_keras']}",
-                "PyTorch": format_value(m, r["mean_pytorch"]),
-                "Keras": format_value(m, r["mean_keras"]),
-                "PyTorch − Keras": format_value(m, r["diff"], signed=True),
-                "95% bootstrap CI": _ci(m, r["ci_low"], r["ci_high"], signed=True),
-                "Welch p": _p(r["welch_p"]),
-                "Mann–Whitney p": _p(r["mwu_p"]),
-                "p_holm": _p(r["p_holm"]),
+            {
+                "cell": cell_name(r),
+                "arms": r["comparison"],
+                "metric": METRICS[m].label,
+                "verdict": r["verdict_text"],
+                "seed pairs": _pairs(r),
+                "mean a / b": f"{format_value(m, r['mean_a'])} / {format_value(m, r['mean_b'])}",
+                "a − b [CI]": diff_with_ci(r, analysis),
+                "CI method": r["ci_method"] or "n/a",
+                "margin": format_margin(m, margin),
+                "paired t p (Holm)": f"{format_p(r['p_t'])} ({format_p(r['p_t_holm'])})",
+                "TOST p (Holm)": f"{format_p(r['p_tost'])} ({format_p(r['p_tost_holm'])})",
+                "Wilcoxon p": format_p(r["p_w"]),
+                "Welch p": format_p(r["p_welch"]),
+                "Mann–Whitney p": format_p(r["p_mwu"]),
+                "between-arm r": "n/a" if not math.isfinite(r["corr"]) else f"{r['corr']:.2f}",
                 "Hedges' g": "n/a" if not math.isfinite(r["hedges_g"]) else f"{r['hedges_g']:.2f}",
-                "outcome (α = 0.05, Holm)": outcome,
+                "why tests disagree": r["why"] or "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def seeds_text(value: float) -> str:
+    """A seeds-needed figure: an integer, ``> 100000`` or n/a."""
+    if not isinstance(value, int | float) or math.isnan(value):
+        return "n/a"
+    return "> 100000" if math.isinf(value) else str(int(value))
+
+
+def seeds_display(analysis: Analysis) -> pd.DataFrame:
+    """Per cell, arm pair and metric: paired sd and the seeds that decide the margin."""
+    comp = analysis.comparison
+    if comp.empty:
+        return comp
+    cfg = analysis.config
+    rows = []
+    for r in comp.to_dict("records"):
+        m, margin = r["metric"], cfg.margins[r["metric"]]
+        sd = r["sd_diff"]
+        sd_text = "n/a" if not math.isfinite(sd) else (
+            f"{sd * 100:.2f} %" if margin.scale == "relative" or METRICS[m].unit == "fraction"
+            else f"{sd:.3g}"
+        )  # fmt: skip
+        rows.append(
+            {
+                "cell": cell_name(r),
+                "arms": r["comparison"],
+                "metric": METRICS[m].label,
+                "seed pairs now": r["n_pairs"],
+                "sd of paired differences": sd_text,
+                "margin": format_margin(m, margin),
+                f"seeds to show equivalence ({cfg.power:.0%} power)": seeds_text(
+                    r["seeds_equivalence"]
+                ),
+                f"seeds to detect a margin-sized difference ({cfg.power:.0%})": seeds_text(
+                    r["seeds_difference"]
+                ),
+                "verdict now": r["verdict_text"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def per_class_display(analysis: Analysis) -> pd.DataFrame:
+    """Per cell and arm pair: the worst class of each arm and the largest per-class difference."""
+    table = analysis.per_class
+    if table.empty:
+        return table
+    margin = analysis.config.margins[PRIMARY].value
+    rows = []
+    for _, g in table.groupby([*CELL, "comparison"], sort=False):
+        first = g.iloc[0]
+        worst_a, worst_b = g.loc[g["mean_a"].idxmin()], g.loc[g["mean_b"].idxmin()]
+        largest = g.loc[g["diff"].abs().idxmax()]
+        outside = g[(g["ci_low"] > margin) | (g["ci_high"] < -margin)]
+        rows.append(
+            {
+                "cell": cell_name(first),
+                "arms": first["comparison"],
+                "classes": len(g),
+                "seed pairs": int(first["n_pairs"]),
+                "worst class a": f"{int(worst_a['class'])}: {worst_a['mean_a'] * 100:.1f} %",
+                "worst class b": f"{int(worst_b['class'])}: {worst_b['mean_b'] * 100:.1f} %",
+                "largest class difference a − b": f"class {int(largest['class'])}: "
+                f"{largest['diff'] * 100:+.1f} pp",
+                "classes whose CI lies beyond the accuracy margin": len(outside),
             }
         )
     return pd.DataFrame(rows)
@@ -102,17 +225,23 @@ def amp_display(amp: pd.DataFrame) -> pd.DataFrame:
             if math.isfinite(r["speedup_ci_low"])
             else "n/a"
         )
+        acc_ci = "n/a"
+        if math.isfinite(r["ci_low"]):
+            low, high = (
+                format_value("test_accuracy", r[k], signed=True) for k in ("ci_low", "ci_high")
+            )
+            acc_ci = f"[{low}, {high}]"
         rows.append(
             {k: r[k] for k in ("dataset", "model", "variant", "framework")}
             | {
                 "n (fp32/amp)": f"{r['n_fp32']}/{r['n_amp']}",
                 "speed-up (fp32/amp epoch time)": speedup,
-                "speed-up 95% CI": ci,
+                "speed-up CI": ci,
                 "accuracy fp32": format_value("test_accuracy", r["acc_fp32"]),
                 "accuracy amp": format_value("test_accuracy", r["acc_amp"]),
                 "accuracy change": format_value("test_accuracy", r["acc_change"], signed=True),
-                "95% bootstrap CI": _ci("test_accuracy", r["ci_low"], r["ci_high"], signed=True),
-                "p_holm": _p(r["p_holm"]),
+                "bootstrap CI": acc_ci,
+                "p_holm": format_p(r["p_holm"]),
                 "outcome": r["status"]
                 if r["status"] != "tested"
                 else ("significant" if r["significant"] else "not significant"),
@@ -125,8 +254,11 @@ def displays(analysis: Analysis) -> dict[str, pd.DataFrame]:
     """The reader's view of every analysis table, by name."""
     return {
         "coverage": analysis.coverage,
+        "verdicts": verdict_display(analysis),
         "summary": summary_display(analysis.summary),
-        "comparison": comparison_display(analysis.comparison),
+        "comparison": comparison_display(analysis),
+        "seeds": seeds_display(analysis),
+        "per_class": per_class_display(analysis),
         "amp": amp_display(analysis.amp),
     }
 
@@ -137,15 +269,12 @@ def to_markdown(frame: pd.DataFrame, empty: str = "_(no rows)_") -> str:
 
 
 def write_analysis(ws: Workspace, analysis: Analysis) -> list[Path]:
-    """Write ``analysis/<table>.csv`` (full precision), ``.md`` and ``.tex`` (formatted)."""
+    """Write ``analysis/<table>.csv`` (full precision), ``.md`` (formatted) and ``.tex``."""
     out = ws.analysis_dir
     written = []
-    views = displays(analysis)
     for name in TABLES:
         raw: pd.DataFrame = getattr(analysis, name)
-        view = views[name]
         written.append(atomic_write(out / f"{name}.csv", lambda p, f=raw: f.to_csv(p, index=False)))
+    for name, view in displays(analysis).items():
         written.append(write_text(out / f"{name}.md", to_markdown(view) + "\n"))
-        latex = view.to_latex(index=False, escape=True) if not view.empty else "% no rows\n"
-        written.append(write_text(out / f"{name}.tex", latex))
-    return written
+    return written + write_latex_tables(out, analysis)

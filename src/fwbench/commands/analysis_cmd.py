@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
-from fwbench.commands.options import MatrixOpt, OptPath, WorkspaceOpt
+from fwbench.commands.options import AnalysisConfigOpt, MatrixOpt, OptPath, WorkspaceOpt
 from fwbench.paths import Workspace
 
 StageOpt = typer.Option(
@@ -37,32 +38,65 @@ def collect(
     out.print(f"wrote {', '.join(str(p) for p in paths)}")
 
 
-def analyze(workspace: OptPath = WorkspaceOpt) -> None:
-    """Statistics across seeds from results/ -> analysis/*.csv, *.md, *.tex."""
+def load_settings(ws: Workspace, config: OptPath):
+    """The analysis settings: ``--config``, else ``configs/analysis.yaml``, else the defaults."""
+    from fwbench.config import ANALYSIS, find_user_config, load_analysis_config
+
+    return load_analysis_config(find_user_config(ws.configs_dir, ANALYSIS, config))
+
+
+def _verdict_table(analysis) -> Table:
+    from fwbench.analysis.metric_info import METRICS
+    from fwbench.analysis.style import cell_label
+    from fwbench.analysis.tables import diff_with_ci, seeds_text
+
+    cfg = analysis.config
+    table = Table(
+        "cell", "arms", "metric", "pairs", "verdict", f"a − b [{cfg.confidence:.0%} CI]",
+        "seeds: equiv. / diff.",
+        title=f"Verdicts (α = {cfg.alpha}, Holm over {analysis.comparison['family_size'].iloc[0]} "
+        f"tests; seeds for {cfg.power:.0%} power)",
+    )  # fmt: skip
+    table.columns[0].overflow = "fold"  # a cell name is never cut
+    for r in analysis.comparison.to_dict("records"):
+        seeds = f"{seeds_text(r['seeds_equivalence'])} / {seeds_text(r['seeds_difference'])}"
+        table.add_row(
+            cell_label(r), r["comparison"], METRICS[r["metric"]].label, str(r["n_pairs"]),
+            r["verdict_text"], diff_with_ci(r, analysis), seeds,
+        )  # fmt: skip
+    return table
+
+
+def analyze(config: OptPath = AnalysisConfigOpt, workspace: OptPath = WorkspaceOpt) -> None:
+    """Statistics across seeds from results/ -> analysis/*.csv, *.md, *.tex, with verdicts."""
+    from fwbench.analysis.replicates import CELL, excluded_counts, excluded_text
     from fwbench.analysis.stats import analyze as run_analysis
+    from fwbench.analysis.style import cell_label
     from fwbench.analysis.tables import write_analysis
     from fwbench.results import load_results
 
     ws = Workspace.from_env(workspace)
     runs, _ = load_results(ws)
-    analysis = run_analysis(runs)
+    analysis = run_analysis(runs, load_settings(ws, config))
     paths = write_analysis(ws, analysis)
     out = Console(highlight=False)
-    acc = analysis.comparison
-    if not acc.empty:
-        for row in acc[acc["metric"] == "test_accuracy"].to_dict("records"):
-            cell = "/".join(str(row[k]) for k in ("dataset", "model", "precision", "variant"))
-            out.print(f"{cell}: {row['conclusion']}")
+    for key, group in runs.groupby([*CELL, "framework"], sort=True, dropna=False):
+        counts = excluded_counts(group)
+        if counts:
+            cell = cell_label(dict(zip(CELL, key[:-1], strict=True)))
+            out.print(f"{cell} {key[-1]}: excluded {excluded_text(counts)}")
+    if not analysis.comparison.empty:
+        out.print(_verdict_table(analysis))
     out.print(f"wrote {len(paths)} tables to {ws.analysis_dir}")
 
 
-def report(workspace: OptPath = WorkspaceOpt) -> None:
+def report(config: OptPath = AnalysisConfigOpt, workspace: OptPath = WorkspaceOpt) -> None:
     """Plots and report/report.md + one self-contained report/report.html from results/."""
     from fwbench.analysis.report import write_report
 
     ws = Workspace.from_env(workspace)
-    written = write_report(ws)
+    written = write_report(ws, load_settings(ws, config))
     out = Console(highlight=False)
-    out.print(f"{len(written['plots'])} plots in {ws.plots_dir}")
+    out.print(f"{len(written['plots'])} plots in {ws.plots_dir} (PNG, SVG and PDF)")
     out.print(f"report: {written['markdown']}")
     out.print(f"report (self-contained HTML): {written['html']}")

@@ -19,5 +19,8 @@ TrainConfigOpt = typer.Option(
 MatrixOpt = typer.Option(
     None, "--matrix", help="Your experiment_matrix.yaml (default: configs/ if present)."
 )
+AnalysisConfigOpt = typer.Option(
+    None, "--config", help="Your analysis.yaml (default: configs/analysis.yaml if present)."
+)
 
 OptPath = Path | None

@@ -98,7 +98,7 @@ def pixels_cmd(
 def lr_cmd(
     dataset: str = typer.Option("cifar10", "--dataset", help="Dataset whose step plan to use."),
     stage: str | None = typer.Option(
-        None, "--stage", help="Use this stage's recipe, dataset, subset and epochs instead."
+        None, "--stage", help="Check every dataset of this stage with its recipe, subset, epochs."
     ),
     config: OptPath = TrainConfigOpt,
     matrix: OptPath = MatrixOpt,
@@ -119,43 +119,43 @@ def lr_cmd(
         load_matrix,
         load_train_config,
     )
-    from fwbench.data.catalog import get_dataset
-    from fwbench.parity.lr import RELATIVE_TOLERANCE, check_lr
+    from fwbench.parity.lr import RELATIVE_TOLERANCE, check_lr, lr_cases
     from fwbench.paths import Workspace
-    from fwbench.schedule import plan_steps
 
     ws = Workspace.from_env(workspace)
     cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
+    stages = None
     if stage is not None:
-        st = load_matrix(find_user_config(ws.configs_dir, EXPERIMENT_MATRIX, matrix)).stage(stage)
-        cfg, dataset = st.train_config(cfg), st.datasets[0]
-        subset, epochs_override = subset or st.subset, epochs_override or st.epochs_override
-    epochs = epochs_override or cfg.for_dataset(dataset)[0]
-    n_train = min(subset or get_dataset(dataset).train_size, get_dataset(dataset).train_size)
-    t = cfg.training
-    plan = plan_steps(
-        n_train, t.batch_size, t.gradient_accumulation_steps, epochs, cfg.lr.warmup_epochs
-    )
+        stages = load_matrix(find_user_config(ws.configs_dir, EXPERIMENT_MATRIX, matrix))
     out = Console()
-    with out.status(f"stepping both optimizers through {plan.total_steps:,} steps ..."):
-        r = check_lr(cfg, plan)
-    table = Table("quantity", "value", title=f"{dataset}: LR per optimizer step, both arms")
-    table.add_row("optimizer steps", f"{plan.total_steps:,} ({plan.steps_per_epoch}/epoch)")
-    table.add_row("warmup steps", str(plan.warmup_steps))
-    for step in sorted({0, plan.warmup_steps, plan.total_steps // 2, plan.total_steps - 1}):
-        table.add_row(
-            f"lr at step {step}", f"pytorch {r.pytorch[step]:.10g}  keras {r.keras[step]:.10g}"
+    rows = []
+    for case in lr_cases(cfg, dataset, stages, stage, subset, epochs_override):
+        plan = case.plan
+        with out.status(
+            f"{case.dataset}: stepping both optimizers through {plan.total_steps:,} steps"
+        ):
+            r = check_lr(case.config, plan)
+        table = Table(
+            "quantity", "value", title=f"{case.dataset}: LR per optimizer step, both arms"
         )
-    table.add_row("max rel |pytorch - keras|", f"{r.max_relative_diff:.3g}")
-    table.add_row("max rel |arm - schedule|", f"{r.max_relative_diff_to_schedule:.3g}")
-    verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
-    table.add_row(f"result (tolerance {RELATIVE_TOLERANCE:g})", verdict)
-    out.print(table)
-    _save(workspace, "lr", [{
-        "dataset": dataset, "optimizer_steps": plan.total_steps, "warmup_steps": plan.warmup_steps,
-        "max_rel_diff_between_arms": r.max_relative_diff,
-        "max_rel_diff_to_schedule": r.max_relative_diff_to_schedule,
-        "tolerance": RELATIVE_TOLERANCE, "passed": r.passed,
-    }])  # fmt: skip
-    if not r.passed:
+        table.add_row("optimizer steps", f"{plan.total_steps:,} ({plan.steps_per_epoch}/epoch)")
+        table.add_row("warmup steps", str(plan.warmup_steps))
+        for step in sorted({0, plan.warmup_steps, plan.total_steps // 2, plan.total_steps - 1}):
+            table.add_row(
+                f"lr at step {step}", f"pytorch {r.pytorch[step]:.10g}  keras {r.keras[step]:.10g}"
+            )
+        table.add_row("max rel |pytorch - keras|", f"{r.max_relative_diff:.3g}")
+        table.add_row("max rel |arm - schedule|", f"{r.max_relative_diff_to_schedule:.3g}")
+        verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
+        table.add_row(f"result (tolerance {RELATIVE_TOLERANCE:g})", verdict)
+        out.print(table)
+        rows.append({
+            "dataset": case.dataset, "optimizer_steps": plan.total_steps,
+            "warmup_steps": plan.warmup_steps,
+            "max_rel_diff_between_arms": r.max_relative_diff,
+            "max_rel_diff_to_schedule": r.max_relative_diff_to_schedule,
+            "tolerance": RELATIVE_TOLERANCE, "passed": r.passed,
+        })  # fmt: skip
+    _save(workspace, "lr", rows)
+    if not all(row["passed"] for row in rows):
         raise typer.Exit(1)

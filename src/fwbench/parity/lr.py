@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fwbench.config import TrainConfig
-from fwbench.schedule import StepPlan, lr_table
+from fwbench.config import ExperimentMatrix, TrainConfig
+from fwbench.data.catalog import get_dataset
+from fwbench.schedule import StepPlan, lr_table, plan_steps
 
 RELATIVE_TOLERANCE = 1e-9
 
@@ -45,6 +46,48 @@ class LRParity:
     def passed(self) -> bool:
         worst = max(self.max_relative_diff, self.max_relative_diff_to_schedule)
         return worst <= RELATIVE_TOLERANCE
+
+
+@dataclass(frozen=True)
+class LRCase:
+    """One dataset's recipe and step plan to check."""
+
+    dataset: str
+    config: TrainConfig
+    plan: StepPlan
+
+
+def step_plan(
+    cfg: TrainConfig, dataset: str, subset: int | None, epochs_override: int | None
+) -> StepPlan:
+    """The optimizer-step plan a run of ``dataset`` follows with ``cfg``."""
+    epochs = epochs_override or cfg.for_dataset(dataset)[0]
+    train_size = get_dataset(dataset).train_size
+    n_train = min(subset or train_size, train_size)
+    t = cfg.training
+    return plan_steps(
+        n_train, t.batch_size, t.gradient_accumulation_steps, epochs, cfg.lr.warmup_epochs
+    )
+
+
+def lr_cases(
+    cfg: TrainConfig,
+    dataset: str,
+    matrix: ExperimentMatrix | None = None,
+    stage: str | None = None,
+    subset: int | None = None,
+    epochs_override: int | None = None,
+) -> list[LRCase]:
+    """The cases to check: ``dataset`` alone, or every dataset of ``stage`` with its recipe."""
+    if stage is None or matrix is None:
+        return [LRCase(dataset, cfg, step_plan(cfg, dataset, subset, epochs_override))]
+    st = matrix.stage(stage)
+    stage_cfg = st.train_config(cfg)
+    subset, epochs_override = subset or st.subset, epochs_override or st.epochs_override
+    return [
+        LRCase(name, stage_cfg, step_plan(stage_cfg, name, subset, epochs_override))
+        for name in st.datasets
+    ]
 
 
 def torch_lrs(cfg: TrainConfig, schedule: list[float]) -> np.ndarray:

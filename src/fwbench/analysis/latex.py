@@ -1,0 +1,167 @@
+"""LaTeX tables for a paper: numeric columns, booktabs rules, ASCII only, caption and label.
+
+Each table is a ``table`` float (``\\begin{table}``, ``\\caption``, ``\\label{tab:fwbench-...}``)
+around a booktabs ``tabular``; fractions are in % (differences in pp), relative differences in
+%. A document needs ``\\usepackage{booktabs}`` and ``\\input{analysis/<name>.tex}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from fwbench.analysis.metric_info import METRICS
+from fwbench.analysis.replicates import CELL
+from fwbench.analysis.stats import Analysis
+from fwbench.fileio import write_text
+
+ASCII = {"−": "-", "–": "-", "±": "+-", "×": "x", "α": "alpha", "δ": "delta", "†": "*"}
+
+
+def _ascii(text: str) -> str:
+    for char, plain in ASCII.items():
+        text = text.replace(char, plain)
+    if not text.isascii():
+        raise ValueError(f"non-ASCII text in a LaTeX table: {text!r}")
+    return text
+
+
+def _cell(frame: pd.DataFrame) -> pd.Series:
+    parts = frame[CELL].astype(str)
+    return parts.apply(lambda r: "/".join(v for v in r if v != "library"), axis=1)
+
+
+def _scale(metric: str, relative: bool) -> tuple[float, str]:
+    """Factor and unit of a difference in ``metric``: pp for fractions, % for ratios."""
+    if relative:
+        return 100.0, "%"
+    return (100.0, "pp") if METRICS[metric].unit == "fraction" else (1.0, "s")
+
+
+def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and arm: seeds, then mean and sd of each metric (fractions in %)."""
+    out = pd.DataFrame({"Cell": _cell(summary), "Arm": summary["framework"]})
+    out["Seeds"] = summary["n_seeds"].astype(int)
+    for metric, info in METRICS.items():
+        if summary[f"{metric}_mean"].isna().all():
+            continue
+        factor = 100.0 if info.unit == "fraction" else 1.0
+        unit = {"fraction": "%", "seconds": "s", "rate": "img/s"}[info.unit]
+        short = info.label.split(" (")[0]
+        out[f"{short} ({unit})"] = summary[f"{metric}_mean"] * factor
+        out[f"{short} sd"] = summary[f"{metric}_sd"] * factor
+    return out
+
+
+def comparison_table(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Per cell, arm pair and metric: pairs, difference, CI, Holm p-values, verdict."""
+    rows = []
+    for r in comparison.to_dict("records"):
+        factor, unit = _scale(r["metric"], r["margin_scale"] == "relative")
+        rows.append(
+            {
+                "Cell": "/".join(str(r[c]) for c in CELL if r[c] != "library"),
+                "Arms": r["comparison"],
+                "Metric": METRICS[r["metric"]].label.split(" (")[0],
+                "Unit": unit,
+                "Pairs": r["n_pairs"],
+                "Diff.": r["diff"] * factor,
+                "CI low": r["ci_low"] * factor,
+                "CI high": r["ci_high"] * factor,
+                "Margin": r["margin"] * factor,
+                "p t (Holm)": r["p_t_holm"],
+                "p TOST (Holm)": r["p_tost_holm"],
+                "Verdict": r["verdict"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def seeds_table(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Per cell, arm pair and metric: sd of the paired differences and the seeds needed."""
+    table = comparison_table(comparison)[["Cell", "Arms", "Metric", "Unit", "Pairs", "Margin"]]
+    factors = [
+        _scale(m, s == "relative")[0]
+        for m, s in zip(comparison["metric"], comparison["margin_scale"], strict=True)
+    ]
+    table.insert(5, "sd diff.", comparison["sd_diff"].to_numpy() * factors)
+    table["Seeds equiv."] = comparison["seeds_equivalence"].to_numpy()
+    table["Seeds diff."] = comparison["seeds_difference"].to_numpy()
+    return table
+
+
+def amp_table(amp: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model, variant, arm): AMP speed-up and accuracy change with CIs."""
+    return pd.DataFrame(
+        {
+            "Cell": amp["dataset"] + "/" + amp["model"],
+            "Arm": amp["framework"],
+            "n fp32": amp["n_fp32"],
+            "n amp": amp["n_amp"],
+            "Speed-up": amp["speedup"],
+            "CI low": amp["speedup_ci_low"],
+            "CI high": amp["speedup_ci_high"],
+            "Acc. change (pp)": amp["acc_change"] * 100,
+            "Acc. CI low": amp["ci_low"] * 100,
+            "Acc. CI high": amp["ci_high"] * 100,
+            "p (Holm)": amp["p_holm"],
+        }
+    )
+
+
+def _p(value: float) -> str:
+    return "--" if pd.isna(value) else f"{value:.3g}"
+
+
+def to_latex(frame: pd.DataFrame, caption: str, label: str) -> str:
+    """One booktabs table float, ASCII only; p-value columns in 3 significant digits."""
+    if frame.empty:
+        return f"% {label}: no rows\n"
+    formatters: dict[str, Callable] = {c: _p for c in frame.columns if c.startswith("p ")}
+    text = frame.to_latex(
+        index=False,
+        escape=True,
+        na_rep="--",
+        float_format="%.2f",
+        formatters=formatters,
+        caption=_ascii(caption),
+        label=f"tab:fwbench-{label}",
+        position="htbp",
+    )
+    return _ascii(text)
+
+
+def write_latex_tables(out: Path, analysis: Analysis) -> list[Path]:
+    """Write ``coverage``, ``summary``, ``comparison``, ``seeds`` and ``amp`` as ``.tex``."""
+    cfg = analysis.config
+    comp = analysis.comparison
+    conf = f"{cfg.confidence:.0%}"
+    tables = {
+        "coverage": (analysis.coverage, "Runs per stage and state."),
+        "summary": (
+            summary_table(analysis.summary) if not analysis.summary.empty else pd.DataFrame(),
+            "Mean and sd over finished seeds per cell and arm (fractions in percent).",
+        ),
+        "comparison": (
+            comparison_table(comp) if not comp.empty else pd.DataFrame(),
+            f"Paired difference a - b per cell, arm pair and metric with its {conf} bootstrap CI "
+            f"(pp for fractions, percent for ratios); paired t and TOST p-values Holm-adjusted "
+            f"over all {int(comp['family_size'].iloc[0]) if not comp.empty else 0} tests; "
+            f"verdict at alpha = {cfg.alpha}.",
+        ),
+        "seeds": (
+            seeds_table(comp) if not comp.empty else pd.DataFrame(),
+            f"Seed pairs needed for {cfg.power:.0%} power: to show equivalence within the margin "
+            "(TOST, true difference 0) and to detect a difference of the margin (paired t).",
+        ),
+        "amp": (
+            amp_table(analysis.amp) if not analysis.amp.empty else pd.DataFrame(),
+            "AMP effect per arm: speed-up (fp32 / amp epoch time) and accuracy change.",
+        ),
+    }
+    return [
+        write_text(out / f"{name}.tex", to_latex(frame, caption.replace("%", r"\%"), name))
+        for name, (frame, caption) in tables.items()
+    ]

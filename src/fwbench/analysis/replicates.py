@@ -1,0 +1,38 @@
+"""Which runs count as replicates, and how many of the others each cell and arm leaves out.
+
+Seeds are the replicate unit. Only runs in state ``done`` with test metrics count; diverged,
+failed, interrupted, corrupt, running and pending runs are counted and excluded from every test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fwbench.analysis.metric_info import METRICS
+
+CELL = ["dataset", "model", "precision", "variant"]
+STATES = ("done", "running", "interrupted", "failed", "diverged", "corrupt", "pending")
+
+
+def finished(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs that count as replicates: state ``done`` with a test accuracy."""
+    return runs[(runs["state"] == "done") & runs["test_accuracy"].notna()]
+
+
+def excluded_counts(group: pd.DataFrame) -> dict[str, int]:
+    """Per state, the runs of ``group`` that do not count (a done run without test metrics too)."""
+    out = group.loc[group.index.difference(finished(group).index), "state"]
+    counts = out.fillna("unknown").value_counts()
+    return {str(state): int(n) for state, n in counts.items()}
+
+
+def excluded_text(counts: dict[str, int]) -> str:
+    """``1 diverged, 1 failed`` (or ``none``)."""
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none"
+
+
+def with_metric_columns(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with a NaN column for every compared metric it lacks (results of older runs)."""
+    missing = [m for m in METRICS if m not in runs]
+    return runs.assign(**dict.fromkeys(missing, np.nan)) if missing else runs

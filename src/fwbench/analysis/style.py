@@ -1,0 +1,51 @@
+"""What every figure shares: arm colours, cell labels and writing PNG (300 dpi), SVG and PDF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from fwbench.analysis.replicates import CELL  # noqa: E402
+from fwbench.fileio import atomic_write  # noqa: E402
+
+COLORS = {
+    "pytorch": "#ee4c2c",
+    "keras": "#1f5fbf",
+    "keras-jax": "#2a9d8f",
+    "keras-torch": "#8e44ad",
+}
+OTHER_COLOR = "#555555"
+DPI = 300
+FORMATS = ("png", "svg", "pdf")
+
+
+def arm_color(framework: str) -> str:
+    """The arm's colour in every figure."""
+    return COLORS.get(framework, OTHER_COLOR)
+
+
+def cell_label(key: tuple | dict) -> str:
+    """``dataset/model/precision`` (plus ``/variant`` when it is not the library build)."""
+    values = [key[c] for c in CELL] if isinstance(key, dict) else list(key)
+    if values[-1] == "library":
+        values = values[:-1]
+    return "/".join(str(v) for v in values)
+
+
+def cell_slug(key: tuple | dict) -> str:
+    """A file-name-safe form of :func:`cell_label`."""
+    return cell_label(key).replace("/", "-")
+
+
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Write ``fig`` as ``path`` (PNG, 300 dpi) and as SVG and PDF beside it; close it."""
+    for fmt in FORMATS:
+        target = path.with_suffix(f".{fmt}")
+        atomic_write(target, lambda p, f=fmt: fig.savefig(p, format=f, dpi=DPI))
+    plt.close(fig)
+    return path.with_suffix(".png")
