@@ -26,6 +26,7 @@ RUN_COLUMNS = [
     "epochs",
     "input_size",
     "subset",
+    "eval_subset",
     "config_hash",
     "state",
     "error",
@@ -111,6 +112,7 @@ def spec_fields(spec: RunSpec) -> dict[str, Any]:
         "epochs": spec.epochs,
         "input_size": spec.input_size,
         "subset": spec.subset,
+        "eval_subset": spec.eval_subset,
         "config_hash": spec.config_hash,
     }
 
@@ -224,7 +226,15 @@ def collect_runs(
 
 
 def _typed(runs: pd.DataFrame) -> pd.DataFrame:
-    for col in ("seed", "epochs", "input_size", "subset", "epochs_done", "best_epoch"):
+    for col in (
+        "seed",
+        "epochs",
+        "input_size",
+        "subset",
+        "eval_subset",
+        "epochs_done",
+        "best_epoch",
+    ):
         runs[col] = pd.to_numeric(runs[col]).astype("Int64")
     floats = RUN_COLUMNS[RUN_COLUMNS.index("best_val_accuracy") : RUN_COLUMNS.index("host")]
     for col in floats:

@@ -226,6 +226,12 @@ def limitations(ws: Workspace, runs: pd.DataFrame, analysis: Analysis) -> list[s
             f"Training used a subset of {', '.join(map(str, subsets))} images per run, "
             "not the full training split."
         )
+    eval_subsets = sorted({int(s) for s in runs["eval_subset"].dropna()})
+    if eval_subsets:
+        notes.append(
+            f"Validation and test used a subset of {', '.join(map(str, eval_subsets))} images "
+            "per run (--eval-subset), not the whole sets: test scores are noisier."
+        )
     defaults = load_train_config().epochs
     short = runs[
         [e < defaults.get(d, 0) for d, e in zip(runs["dataset"], runs["epochs"], strict=True)]
