@@ -33,6 +33,43 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+class StagedWrites:
+    """Write several files side by side, then put all of them in place at once.
+
+    ``add(path, write)`` writes a temp file beside ``path``; ``commit()`` renames every temp file
+    into place (renames need no space, so a full disk fails before any target changed). Leaving
+    the ``with`` block without ``commit`` removes the temp files and changes nothing.
+    """
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[Path, Path]] = []
+
+    def add(self, path: str | Path, write: Callable[[Path], None]) -> Path:
+        """Stage ``write(tmp)`` for ``path``; return the temp file (``path`` after ``commit``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        self._staged.append((Path(tmp), path))
+        write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        return Path(tmp)
+
+    def commit(self) -> None:
+        """Rename every staged file into place."""
+        for tmp, path in self._staged:
+            os.replace(tmp, path)
+        self._staged = []
+
+    def __enter__(self) -> StagedWrites:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for tmp, _ in self._staged:
+            tmp.unlink(missing_ok=True)
+        self._staged = []
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """Atomically write ``text`` to ``path``."""
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))

@@ -17,11 +17,12 @@ import numpy as np
 
 from fwbench import __version__
 from fwbench.data.catalog import DatasetInfo, get_dataset
+from fwbench.data.integrity import outputs
 from fwbench.data.readers import Checksums, RawDataset, read_dataset
 from fwbench.data.splits import SPLIT_SEED, holdout_size, per_class_counts, stratified_split
 from fwbench.data.stats import channel_stats, read_stats_file, update_stats_file
 from fwbench.errors import FwbenchError
-from fwbench.fileio import atomic_write, sha256_file, write_json, write_text
+from fwbench.fileio import StagedWrites, sha256_file
 from fwbench.paths import Workspace
 
 
@@ -75,15 +76,6 @@ def _sha256_source(p: Path) -> str:
     return h.hexdigest()
 
 
-def _out_paths(ws: Workspace, name: str) -> dict[str, Path]:
-    prep, splits = ws.prepared_dir / name, ws.splits_dir / name
-    paths = {f"prepared/{k}.npy": prep / f"{k}.npy" for k in _ARRAYS}
-    paths["prepared/classes.json"] = prep / "classes.json"
-    paths["train_indices.npy"] = splits / "train_indices.npy"
-    paths["val_indices.npy"] = splits / "val_indices.npy"
-    return paths
-
-
 _ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
 
 
@@ -107,7 +99,7 @@ def _is_up_to_date(ws: Workspace, name: str, source: Path) -> dict:
     present = [r for r in manifest.get("source_fingerprint", []) if Path(r["path"]).exists()]
     if present and _fingerprint([Path(r["path"]) for r in present]) != present:
         return {}
-    for key, path in _out_paths(ws, name).items():
+    for key, path in outputs(ws, name).items():
         if not path.is_file() or sha256_file(path) != manifest["files"].get(key):
             return {}
     entry = read_stats_file(ws.stats_file).get(name)
@@ -116,12 +108,39 @@ def _is_up_to_date(ws: Workspace, name: str, source: Path) -> dict:
     return manifest
 
 
-def _save_npy(path: Path, arr: np.ndarray) -> None:
+def _npy_writer(arr: np.ndarray):
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             np.save(f, arr, allow_pickle=False)
 
-    atomic_write(path, write)
+    return write
+
+
+def _manifest(name, source, raw, info, train_idx, val_idx, files: dict[str, Path], stats):
+    """The manifest: sources, sizes, per-class counts, and size + SHA-256 of every output."""
+    y = raw.train_labels
+    return {
+        "dataset": name,
+        "seed": SPLIT_SEED,
+        "fwbench_version": __version__,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "source": str(source),
+        "source_fingerprint": _fingerprint(raw.source_files),
+        "source_sha256": {str(p): _sha256_source(p) for p in raw.source_files},
+        "sizes": {
+            "train": int(train_idx.size),
+            "val": int(val_idx.size),
+            "test": int(raw.test_labels.size),
+        },
+        "per_class": {
+            "train": per_class_counts(y[train_idx], info.num_classes),
+            "val": per_class_counts(y[val_idx], info.num_classes),
+            "test": per_class_counts(raw.test_labels, info.num_classes),
+        },
+        "files": {key: sha256_file(path) for key, path in files.items()},
+        "file_sizes": {key: path.stat().st_size for key, path in files.items()},
+        "stats": stats,
+    }
 
 
 def _validate_source(raw: RawDataset, info: DatasetInfo, partial: bool, where: Path) -> None:
@@ -134,12 +153,31 @@ def _validate_source(raw: RawDataset, info: DatasetInfo, partial: bool, where: P
             )
     expected = (info.pool_size, info.test_size)
     found = (raw.train_labels.size, raw.test_labels.size)
+    if 0 in found:
+        raise FwbenchError(
+            f"{info.name}: {found[0]} training / {found[1]} test images; a set cannot be empty",
+            path=where,
+            fix="restore the missing files",
+        )
+    if found[0] > expected[0] or found[1] > expected[1]:
+        raise FwbenchError(
+            f"oversized {info.name}: {found[0]} training / {found[1]} test images, "
+            f"the official set has {expected[0]} / {expected[1]}",
+            path=where,
+            fix="remove the extra files (duplicates or files of another dataset)",
+        )
     if found != expected and not partial:
         raise FwbenchError(
             f"incomplete {info.name}: {found[0]} training / {found[1]} test images, "
             f"the official set has {expected[0]} / {expected[1]}",
             path=where,
             fix="restore the missing files, or pass --partial to prepare a subset on purpose",
+        )
+    if len(raw.classes) != info.num_classes:
+        raise FwbenchError(
+            f"{info.name} has {len(raw.classes)} class names, expected {info.num_classes}",
+            path=where,
+            fix="use the official meta files",
         )
     missing = sorted(set(range(info.num_classes)) - set(np.unique(raw.train_labels).tolist()))
     if missing:
@@ -219,19 +257,16 @@ def prepare(
     mean, std = channel_stats(raw.train_images[train_idx])
     checks = _checks(info, raw, train_idx, val_idx, mean, std, partial)
 
-    outs = _out_paths(ws, name)
+    outs = outputs(ws, name)
     arrays = dict(
         zip(
-            _ARRAYS,
+            (f"prepared/{k}.npy" for k in _ARRAYS),
             (raw.train_images, raw.train_labels, raw.test_images, raw.test_labels),
             strict=True,
         )
     )
-    for key, arr in arrays.items():
-        _save_npy(outs[f"prepared/{key}.npy"], arr)
-    write_text(outs["prepared/classes.json"], json.dumps(raw.classes, indent=1) + "\n")
-    _save_npy(outs["train_indices.npy"], train_idx.astype(np.int64))
-    _save_npy(outs["val_indices.npy"], val_idx.astype(np.int64))
+    arrays["train_indices.npy"] = train_idx.astype(np.int64)
+    arrays["val_indices.npy"] = val_idx.astype(np.int64)
     stats_entry = {
         "mean": mean,
         "std": std,
@@ -239,29 +274,18 @@ def prepare(
         "n_images": int(train_idx.size),
         "scale": "pixels / 255",
     }
-    y = raw.train_labels
-    manifest = {
-        "dataset": name,
-        "seed": SPLIT_SEED,
-        "fwbench_version": __version__,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "source": str(source),
-        "source_fingerprint": _fingerprint(raw.source_files),
-        "source_sha256": {str(p): _sha256_source(p) for p in raw.source_files},
-        "sizes": {
-            "train": int(train_idx.size),
-            "val": int(val_idx.size),
-            "test": int(raw.test_labels.size),
-        },
-        "per_class": {
-            "train": per_class_counts(y[train_idx], info.num_classes),
-            "val": per_class_counts(y[val_idx], info.num_classes),
-            "test": per_class_counts(raw.test_labels, info.num_classes),
-        },
-        "files": {key: sha256_file(path) for key, path in outs.items()},
-        "stats": stats_entry,
-        "checks": [c.__dict__ for c in checks],
-    }
-    update_stats_file(ws.stats_file, name, stats_entry)
-    write_json(manifest_path(ws, name), manifest)
+    # Every output is written beside its target first and all are renamed into place together
+    # at the end: a full disk or Ctrl-C while writing leaves the previous preparation untouched.
+    with StagedWrites() as staged:
+        tmp = {key: staged.add(outs[key], _npy_writer(arr)) for key, arr in arrays.items()}
+        classes_text = json.dumps(raw.classes, indent=1) + "\n"
+        tmp["prepared/classes.json"] = staged.add(
+            outs["prepared/classes.json"], lambda p: p.write_text(classes_text, encoding="utf-8")
+        )
+        manifest = _manifest(name, source, raw, info, train_idx, val_idx, tmp, stats_entry)
+        manifest["checks"] = [c.__dict__ for c in checks]
+        text = json.dumps(manifest, indent=2, default=str) + "\n"
+        staged.add(manifest_path(ws, name), lambda p: p.write_text(text, encoding="utf-8"))
+        update_stats_file(ws.stats_file, name, stats_entry)
+        staged.commit()
     return PrepareResult(name, False, checks, manifest)

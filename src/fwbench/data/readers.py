@@ -81,7 +81,7 @@ def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
             return _CifarUnpickler(f, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, KeyError) as e:
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, IndexError) as e:
         raise FwbenchError(
             f"cannot read CIFAR batch ({e})", path=path, fix="download the dataset again"
         ) from None
@@ -110,7 +110,9 @@ def _locate_cifar(info: DatasetInfo, source: Path, data_dir: Path, fetch: bool, 
     """The extracted CIFAR folder: given directly, found in source/data_dir, or extracted."""
     assert info.folder and info.archive
     for cand in (source, source / info.folder, data_dir / info.folder):
-        if cand.is_dir() and (cand / info.files[0].name).exists():
+        if cand.is_dir() and (
+            cand.name == info.folder or any((cand / f.name).exists() for f in info.files)
+        ):
             return cand
     for cand in (source, source / info.archive.name, data_dir / info.archive.name):
         if cand.is_file():
@@ -135,9 +137,50 @@ def _locate_cifar(info: DatasetInfo, source: Path, data_dir: Path, fetch: bool, 
 
 
 def _cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR batch, refused unless it has the official structure (no silent casts)."""
     d = _unpickle(path)
-    data = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(data), np.asarray(d[label_key], dtype=np.int64)
+    fix = "the file is not an official CIFAR batch; extract the official archive again"
+    if not isinstance(d, dict):
+        raise FwbenchError(f"CIFAR batch is a {type(d).__name__}, not a dict", path=path, fix=fix)
+    for key in (b"data", label_key):
+        if key not in d:
+            raise FwbenchError(f"CIFAR batch has no '{key.decode()}' key", path=path, fix=fix)
+    data = d[b"data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        kind = data.dtype if isinstance(data, np.ndarray) else type(data).__name__
+        raise FwbenchError(f"CIFAR pixels are {kind}, expected uint8", path=path, fix=fix)
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise FwbenchError(
+            f"CIFAR data has shape {data.shape}, expected (N, 3072)", path=path, fix=fix
+        )
+    labels = check_labels(d[label_key], data.shape[0], path, fix)
+    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), labels
+
+
+def check_labels(raw: object, n_images: int, path: Path, fix: str) -> np.ndarray:
+    """Labels as int64, refused unless they are integers, one per image."""
+    labels = np.asarray(raw) if isinstance(raw, list | np.ndarray) else None
+    if labels is not None and labels.size == 0:
+        labels = labels.astype(np.int64)
+    if labels is None or labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise FwbenchError("labels are not a list of integers", path=path, fix=fix)
+    if labels.size != n_images:
+        raise FwbenchError(f"{labels.size} labels for {n_images} images", path=path, fix=fix)
+    return labels.astype(np.int64)
+
+
+def _class_names(path: Path, key: bytes, expected: int) -> list[str]:
+    meta = _unpickle(path)
+    names = meta.get(key) if isinstance(meta, dict) else None
+    if not isinstance(names, list) or len(names) != expected:
+        found = len(names) if isinstance(names, list) else "no"
+        raise FwbenchError(
+            f"{found} class names under '{key.decode()}', expected {expected}",
+            path=path,
+            fix="use the official meta file",
+        )
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 
 
 def read_cifar(
@@ -146,23 +189,25 @@ def read_cifar(
     """CIFAR-10 or CIFAR-100 from the official python-version folder or archive."""
     info = get_dataset(name)
     folder = _locate_cifar(info, source, data_dir, download, checksums)
+    missing = [f.name for f in info.files if not (folder / f.name).is_file()]
+    if missing:
+        raise FwbenchError(
+            f"incomplete {info.name} folder: {', '.join(missing)} "
+            + ("is" if len(missing) == 1 else "are")
+            + " missing",
+            path=folder / missing[0],
+            fix="extract the official archive again",
+        )
     for f in info.files:
-        path = folder / f.name
-        if not path.is_file():
-            raise FwbenchError(
-                f"incomplete {info.name} folder: {f.name} is missing",
-                path=folder,
-                fix="extract the official archive again",
-            )
-        check_md5(path, expected_md5(info, f.name, checksums))
+        check_md5(folder / f.name, expected_md5(info, f.name, checksums))
     if name == "cifar10":
         parts = [_cifar_batch(folder / f"data_batch_{i}", b"labels") for i in range(1, 6)]
         test = _cifar_batch(folder / "test_batch", b"labels")
-        classes = [c.decode() for c in _unpickle(folder / "batches.meta")[b"label_names"]]
+        classes = _class_names(folder / "batches.meta", b"label_names", info.num_classes)
     else:
         parts = [_cifar_batch(folder / "train", b"fine_labels")]
         test = _cifar_batch(folder / "test", b"fine_labels")
-        classes = [c.decode() for c in _unpickle(folder / "meta")[b"fine_label_names"]]
+        classes = _class_names(folder / "meta", b"fine_label_names", info.num_classes)
     return RawDataset(
         name=name,
         train_images=np.concatenate([p[0] for p in parts]),

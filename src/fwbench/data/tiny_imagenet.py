@@ -13,7 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from fwbench.data.catalog import get_dataset
-from fwbench.data.readers import RawDataset, check_md5, download_file, expected_md5
+from fwbench.data.readers import (
+    RawDataset,
+    check_labels,
+    check_md5,
+    download_file,
+    expected_md5,
+)
 from fwbench.data.safe_archive import extract_zip
 from fwbench.errors import FwbenchError
 
@@ -56,10 +62,16 @@ def _tiny_from_folder(folder: Path, progress) -> RawDataset:
         if not required.exists():
             raise FwbenchError(
                 f"incomplete tiny-imagenet-200 folder: {required.relative_to(folder)} is missing",
-                path=folder,
+                path=required,
                 fix="extract the official tiny-imagenet-200.zip again",
             )
     wnids = [w.strip() for w in wnids_file.read_text().split() if w.strip()]
+    if len(wnids) != 200 or len(set(wnids)) != len(wnids):
+        raise FwbenchError(
+            f"wnids.txt lists {len(set(wnids))} distinct classes, expected 200",
+            path=wnids_file,
+            fix="use the official wnids.txt",
+        )
     index = {w: i for i, w in enumerate(wnids)}
     train_paths, train_labels = [], []
     for w in wnids:
@@ -118,28 +130,32 @@ def _tiny_from_npy(paths: dict[str, Path]) -> RawDataset:
             path=next(iter(paths.values())).parent,
             fix="regenerate the four tiny_imagenet_*.npy files",
         ) from None
-    images = {}
+    images, labels = {}, {}
+    fix = "regenerate the four tiny_imagenet_*.npy files"
     for split in ("train", "test"):
         x = arrays[f"{split}_images"]
         if x.ndim == 3:  # grayscale array -> RGB
             x = np.repeat(x[..., None], 3, axis=-1)
         elif x.ndim == 4 and x.shape[-1] == 1:
             x = np.repeat(x, 3, axis=-1)
-        if x.ndim != 4 or x.shape[1:] != (64, 64, 3) or x.dtype != np.uint8:
+        if x.ndim != 4 or x.shape[1:] != (64, 64, 3) or x.dtype != np.uint8 or not len(x):
             raise FwbenchError(
                 f"tiny_imagenet_{split}_images.npy has shape {x.shape} dtype {x.dtype}; "
-                "expected (N, 64, 64, 3) uint8",
+                "expected (N, 64, 64, 3) uint8 with N > 0",
                 path=paths[f"{split}_images"],
                 fix="save images as uint8 NHWC arrays",
             )
         images[split] = x
-    n = int(max(arrays["train_labels"].max(), arrays["test_labels"].max())) + 1
+        labels[split] = check_labels(
+            arrays[f"{split}_labels"], len(x), paths[f"{split}_labels"], fix
+        )
+    n = int(max(labels["train"].max(), labels["test"].max())) + 1
     return RawDataset(
         name="tiny-imagenet",
         train_images=images["train"],
-        train_labels=arrays["train_labels"].astype(np.int64),
+        train_labels=labels["train"],
         test_images=images["test"],
-        test_labels=arrays["test_labels"].astype(np.int64),
+        test_labels=labels["test"],
         classes=[f"class_{i}" for i in range(n)],
         source_files=list(paths.values()),
     )
@@ -152,7 +168,9 @@ def read_tiny_imagenet(
     info = get_dataset("tiny-imagenet")
     assert info.folder and info.archive
     for cand in (source, source / info.folder, data_dir / info.folder):
-        if cand.is_dir() and (cand / "wnids.txt").exists():
+        if cand.is_dir() and (
+            cand.name == info.folder or any((cand / n).exists() for n in ("wnids.txt", "train"))
+        ):
             return _tiny_from_folder(cand, progress)
     for base in (source, data_dir):
         npy = {k: base / f"tiny_imagenet_{k}.npy" for k in TINY_NPY}
