@@ -6,12 +6,22 @@ turns a ``FwbenchError`` into one line on stderr and exit code 2 (no traceback).
 
 from __future__ import annotations
 
+import signal
 import sys
 
-import typer
-from rich.console import Console
 
-from fwbench.commands import (
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    sys.stderr.write("interrupted while starting: nothing was read or written\n")
+    sys.exit(130)  # raised inside whatever import was running; SystemExit prints no traceback
+
+
+# Ctrl-C during the imports below (seconds on a loaded machine) is one line, not a traceback.
+signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from fwbench.commands import (  # noqa: E402
     analysis_cmd,
     bench_cmd,
     config_cmd,
@@ -23,7 +33,7 @@ from fwbench.commands import (
     run_cmd,
     train_cmd,
 )
-from fwbench.errors import FwbenchError
+from fwbench.errors import FwbenchError, Interrupted, from_os_error  # noqa: E402
 
 app = typer.Typer(
     name="fwbench",
@@ -50,17 +60,37 @@ app.command("status")(run_cmd.status)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: user errors, a full or read-only disk and Ctrl-C are one line."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         app()
-    except FwbenchError as e:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"[bold red]error:[/] {e.message}"
-        )
-        sys.exit(e.exit_code)
+    except SystemExit as e:
+        if e.code == 130:  # Typer ends a KeyboardInterrupt as a silent exit 130
+            _fail(Interrupted(INTERRUPTED))
+        raise
     except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted")
-        sys.exit(130)
+        _fail(Interrupted(INTERRUPTED))
+    except FwbenchError as e:
+        _fail(e)
+    except OSError as e:
+        err = from_os_error(e)
+        if err is None:
+            raise
+        _fail(err)
+
+
+INTERRUPTED = (
+    "stopped by Ctrl-C; every file written so far is complete (writes are atomic) and "
+    "running the same command again continues"
+)
+
+
+def _fail(e: FwbenchError) -> None:
+    label = "interrupted" if isinstance(e, Interrupted) else "error"
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[bold red]{label}:[/] {e.message}"
+    )
+    sys.exit(e.exit_code)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -30,11 +31,24 @@ PositiveInt = Annotated[int, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 
 
-class Strict(BaseModel):
-    """A config section: unknown keys are errors; values must convert to the declared type."""
+SEED_MAX = 2**32 - 1  # the largest seed every framework's generator accepts
 
-    # not strict: PyYAML reads "5e-4" as a string, which must still mean 0.0005
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class Strict(BaseModel):
+    """A config section: unknown keys are errors, and so is a value of another type.
+
+    Strict: ``true`` is not a number, ``"8"`` is not an int. (YAML files are read with the YAML
+    1.2 number rules, so ``5e-4`` is a float, not the string PyYAML would make of it.)
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def check_seed(seed: int) -> int:
+    """``seed`` if it is in 0..2**32-1 (the range both frameworks accept), else a ValueError."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"seed {seed!r} is outside the allowed range 0..{SEED_MAX} (2**32-1)")
+    return seed
 
 
 def _known_datasets(mapping: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +134,8 @@ class TrainingConfig(Strict):
     tf32: bool = False
     # PyTorch arm only: NHWC memory format, Keras' native layout. Changes speed, not the math.
     channels_last: bool = True
+    # Intra-op threads (None: the usable CPUs). Changes the numbers, so it is in the config hash.
+    threads: PositiveInt | None = None
 
 
 class AugmentationConfig(Strict):
@@ -172,6 +188,18 @@ class Stage(Strict):
     # A partial train_config merged over the resolved one for this stage's runs only
     # (e.g. the demo's smaller batch). Validated like train_config.yaml itself.
     overrides: dict[str, Any] = {}
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("at least one seed is needed")
+        for seed in v:
+            check_seed(seed)
+        if len(set(v)) != len(v):
+            dup = next(s for s in v if v.count(s) > 1)
+            raise ValueError(f"seed {dup} is listed twice (each seed is one run per arm)")
+        return v
 
     @field_validator("datasets")
     @classmethod
@@ -252,12 +280,41 @@ def default_config_text(name: str) -> str:
     return resources.files("fwbench.configs").joinpath(name).read_text(encoding="utf-8")
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 floats: ``5e-4`` and ``1e3`` are numbers."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML text (safe; YAML 1.2 number rules)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Parse a YAML mapping; missing files and syntax errors are user errors."""
+    """Parse a YAML mapping; missing files, non-UTF-8 text and syntax errors are user errors."""
     if not path.is_file():
         raise FwbenchError("config file not found", path=path, fix="check the path")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise FwbenchError(
+            f"config file is not UTF-8 text (byte {e.start})",
+            path=path,
+            fix="save it as UTF-8",
+        ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -291,6 +348,8 @@ def _validate(model: type[Strict], data: dict[str, Any], source: str) -> Any:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif err["type"].endswith("_type") or err["type"].endswith("_parsing"):
+            msg += f", got {err['input']!r}"
         extra = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
         raise FwbenchError(
             f"invalid config key '{key}': {msg}{extra}",
@@ -300,16 +359,25 @@ def _validate(model: type[Strict], data: dict[str, Any], source: str) -> Any:
 
 
 def _load(name: str, model: type[Strict], path: Path | None, merge_key: str | None) -> Any:
-    base = yaml.safe_load(default_config_text(name))
+    base = parse_yaml(default_config_text(name))
     if path is None:
         return _validate(model, base, f"<package default {name}>")
     user = read_yaml(Path(path))
-    merged = deep_merge(base, user) if merge_key is None else _merge_named(base, user, merge_key)
+    merged = (
+        deep_merge(base, user) if merge_key is None else _merge_named(base, user, merge_key, path)
+    )
     return _validate(model, merged, str(path))
 
 
-def _merge_named(base: dict, user: dict, key: str) -> dict:
+def _merge_named(base: dict, user: dict, key: str, source: Path) -> dict:
     # stages are replaced whole by name: a user's stage1 is their stage1, not a blend
+    if not isinstance(user.get(key) or {}, dict):
+        raise FwbenchError(
+            f"invalid config key '{key}': must be a mapping of names to entries, "
+            f"not {type(user[key]).__name__}",
+            path=source,
+            fix="see the defaults with `fwbench config show`",
+        )
     out = {k: v for k, v in base.items() if k != key} | {k: v for k, v in user.items() if k != key}
     out[key] = dict(base.get(key, {})) | dict(user.get(key) or {})
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -28,3 +29,39 @@ class FwbenchError(Exception):
         if self.fix:
             text += f". Fix: {self.fix}"
         return text
+
+
+class Interrupted(FwbenchError):
+    """Ctrl-C (or SIGTERM): the CLI prints what state was left and exits with code 130."""
+
+    exit_code = 130
+
+
+# OS errors a user fixes (disk full, read-only or protected folder): the CLI turns them into
+# one line naming the file, like a FwbenchError. Anything else keeps its traceback.
+_OS_FIXES: dict[int, str] = {
+    errno.ENOSPC: "free disk space (or point --workspace at a disk with room), then rerun",
+    errno.EDQUOT: "free space within your quota, then rerun",
+    errno.EROFS: "the file system is read-only: remount it writable or use another --workspace",
+    errno.EACCES: "make the folder writable for you, or use another --workspace",
+    errno.EPERM: "make the folder writable for you, or use another --workspace",
+}
+
+
+def describe(e: OSError) -> str:
+    """``No space left on device (path)``: an OS error in a few words, with its file."""
+    text = e.strerror or str(e)
+    where = e.filename if e.filename is not None else None
+    return f"{text} ({where})" if where else text
+
+
+def from_os_error(e: OSError) -> FwbenchError | None:
+    """The user error for a full disk or a read-only/protected path, or None for other errors."""
+    fix = _OS_FIXES.get(e.errno or 0)
+    if fix is None:
+        return None
+    what = e.strerror or str(e)
+    what = f"cannot write: {what}" if e.errno != errno.ENOSPC else f"disk full: {what}"
+    return FwbenchError(
+        what + "; files written before are intact (writes are atomic)", path=e.filename, fix=fix
+    )

@@ -10,10 +10,10 @@ from fwbench.augment import EpochDraws, as_nhwc, draw_epoch
 from fwbench.config import AugmentationConfig
 from fwbench.data.catalog import get_dataset
 from fwbench.data.store import SplitArrays, load_split, load_stats
-from fwbench.errors import FwbenchError
 from fwbench.paths import Workspace
+from fwbench.preflight import step_plan
 from fwbench.runs import RunSpec
-from fwbench.schedule import StepPlan, plan_steps
+from fwbench.schedule import StepPlan
 
 
 @dataclass(frozen=True)
@@ -70,18 +70,7 @@ def load_inputs(ws: Workspace, spec: RunSpec) -> RunInputs:
         arrays.images = as_nhwc(arrays.images)
     mean, std = load_stats(ws, spec.dataset)
     t = cfg.training
-    try:
-        plan = plan_steps(
-            len(splits["train"]),
-            t.batch_size,
-            t.gradient_accumulation_steps,
-            spec.epochs,
-            cfg.lr.warmup_epochs,
-        )
-    except ValueError as e:
-        raise FwbenchError(
-            str(e), fix="use a larger --subset or a smaller training.batch_size"
-        ) from None
+    plan = step_plan(spec, len(splits["train"]))
     workers = t.num_workers if spec.num_workers is None else spec.num_workers
     return RunInputs(
         train=splits["train"],

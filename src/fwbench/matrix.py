@@ -26,6 +26,7 @@ from fwbench.config import (
 )
 from fwbench.errors import FwbenchError
 from fwbench.paths import Workspace
+from fwbench.runcheck import corruption
 from fwbench.runs import RunDir, RunSpec, make_spec, run_dir_for
 
 # The axes a filter may name, in run-id order: RunSpec field -> Stage list.
@@ -39,7 +40,17 @@ AXES: dict[str, str] = {
 
 # What `fwbench status` counts. "interrupted" is a `running` run whose process is gone: the next
 # `fwbench run` resumes it from its last checkpoint.
-VIEW_STATES: tuple[str, ...] = ("done", "running", "interrupted", "failed", "diverged", "pending")
+# "corrupt" is a run that says it is done but whose files are not whole (fwbench.runcheck): the
+# next `fwbench run` repairs it from its checkpoints.
+VIEW_STATES: tuple[str, ...] = (
+    "done",
+    "running",
+    "interrupted",
+    "failed",
+    "diverged",
+    "pending",
+    "corrupt",
+)
 FINISHED = ("done",)
 UNSUCCESSFUL = ("failed", "diverged")
 
@@ -150,6 +161,8 @@ def run_state(run_dir: RunDir) -> str:
     """
     status = run_dir.read_status()
     state = status.get("state", "pending")
+    if corruption(run_dir, state):
+        return "corrupt"
     if state not in VIEW_STATES:
         return "pending"
     if state != "running":
@@ -165,6 +178,9 @@ def run_state(run_dir: RunDir) -> str:
 def error_line(run_dir: RunDir) -> str:
     """The one line that says why a run failed: the last non-empty line of its recorded error."""
     status = run_dir.read_status()
+    damage = corruption(run_dir)
+    if damage:
+        return f"corrupt: {damage}; `fwbench run` repairs it"
     text = str(status.get("error") or "")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if lines:
@@ -211,8 +227,8 @@ def spec_conflict(run: PlannedRun) -> bool:
         return False
     try:
         return run.run_dir.read_spec().config_hash != run.spec.config_hash
-    except ValueError:  # unreadable spec.json: `write_spec` will not clobber it either
-        return True
+    except FwbenchError:  # unreadable spec.json: a corrupt run, repaired by `fwbench run`
+        return False
 
 
 def to_launch(runs: list[PlannedRun], retry_failed: bool) -> list[PlannedRun]:

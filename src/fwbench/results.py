@@ -18,6 +18,7 @@ from fwbench.errors import FwbenchError
 from fwbench.fileio import atomic_write
 from fwbench.matrix import expand_stage, load_configs, run_state
 from fwbench.paths import Workspace
+from fwbench.runcheck import QUARANTINE, corruption
 from fwbench.runs import EPOCH_FIELDS, RunDir, RunSpec
 
 ID_COLUMNS = ["run_id", "stage", "dataset", "model", "precision", "seed", "framework", "variant"]
@@ -58,7 +59,8 @@ def find_run_dirs(runs_root: Path) -> list[RunDir]:
     """Every run directory (a folder holding ``spec.json``) under ``runs_root``, sorted."""
     if not runs_root.is_dir():
         return []
-    found = (p.parent for p in runs_root.rglob("spec.json") if "checkpoints" not in p.parts)
+    skip = {"checkpoints", QUARANTINE}
+    found = (p.parent for p in runs_root.rglob("spec.json") if not skip & set(p.parts))
     return [RunDir(p) for p in sorted(found)]
 
 
@@ -156,8 +158,16 @@ def run_row(run: RunDir, spec: RunSpec, epochs: pd.DataFrame, root: Path) -> dic
     facts = env.get("run") if isinstance(env.get("run"), dict) else {}
     row["device"] = _scalar(facts.get("device", env.get("device")))
     row["amp_dtype"] = _scalar(facts.get("amp_dtype", env.get("amp_dtype")))
-    if row["state"] == "done" and not test:
-        row["note"] = "state is done but test.json is missing or unreadable"
+    if row["state"] == "corrupt":
+        row["note"] = f"corrupt: {corruption(run)}; `fwbench run` repairs it"
+    return row
+
+
+def _corrupt_row(run: RunDir, root: Path) -> dict[str, Any]:
+    """The row of a run directory whose spec.json cannot be read: its id, state and why."""
+    row = {col: None for col in RUN_COLUMNS} | {"run_id": run.run_id, "state": "corrupt"}
+    row["note"] = f"corrupt: {corruption(run)}; `fwbench run` repairs it"
+    row["run_dir"] = str(run.path.relative_to(root)) if run.path.is_relative_to(root) else None
     return row
 
 
@@ -190,17 +200,13 @@ def collect_runs(
     With ``stages``, the rows are the matrix's expected runs of those stages (missing ones
     ``pending``) plus any other run directory whose spec names one of the stages.
     """
-    found = {}
+    found: dict[str, tuple[RunDir, RunSpec | None]] = {}
     for run in find_run_dirs(ws.runs_dir):
         try:
             found[run.run_id] = (run, run.read_spec())
-        except (FwbenchError, ValueError) as e:
-            raise FwbenchError(
-                f"unreadable spec.json: {str(e).splitlines()[0]}",
-                path=run.spec_path,
-                fix="delete or repair that run directory",
-            ) from None
-    planned: list[tuple[RunDir, RunSpec, str | None]] = []
+        except FwbenchError:  # a corrupt run: still a row, never silently dropped
+            found[run.run_id] = (run, None)
+    planned: list[tuple[RunDir, RunSpec | None, str | None]] = []
     if stages:
         train, matrix = load_configs(ws, None, matrix_path)
         expected = [s for name in stages for s in expand_stage(name, matrix.stage(name), train)]
@@ -212,6 +218,9 @@ def collect_runs(
         planned = [(run, spec, None) for run, spec in found.values()]
     rows, epoch_tables = [], []
     for run, spec, note in planned:
+        if spec is None:
+            rows.append(_corrupt_row(run, ws.root))
+            continue
         epochs = epochs_frame(run.epochs())
         row = run_row(run, spec, epochs, ws.root)
         row["note"] = "; ".join(n for n in (note, row["note"]) if n) or None

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from fwbench.config import TrainConfig, config_hash
+from fwbench.config import SEED_MAX, TrainConfig, check_seed, config_hash
 from fwbench.errors import FwbenchError
 from fwbench.fileio import read_jsonl, write_json
 
@@ -36,8 +36,8 @@ EPOCH_FIELDS: tuple[str, ...] = (
     "data_time_seconds",
 )
 
-State = Literal["pending", "running", "done", "failed", "diverged"]
-STATES: tuple[str, ...] = ("pending", "running", "done", "failed", "diverged")
+State = Literal["pending", "running", "interrupted", "done", "failed", "diverged"]
+STATES: tuple[str, ...] = ("pending", "running", "interrupted", "done", "failed", "diverged")
 
 
 class RunSpec(BaseModel):
@@ -99,6 +99,10 @@ def make_spec(
 ) -> RunSpec:
     """Resolve a RunSpec from the train config and the run's identity."""
     epochs, _, input_size = train_config.for_dataset(dataset)
+    try:
+        check_seed(seed)
+    except ValueError as e:
+        raise FwbenchError(str(e), fix=f"pass a seed from 0 to {SEED_MAX}") from None
     return RunSpec(
         dataset=dataset,
         model=model,
@@ -157,6 +161,12 @@ class RunDir:
         except FileNotFoundError:
             raise FwbenchError(
                 "no spec.json in run directory", path=self.path, fix="pass the run's own directory"
+            ) from None
+        except ValueError as e:  # truncated JSON, or fields that are not a RunSpec's
+            raise FwbenchError(
+                f"spec.json is truncated or unreadable ({str(e).splitlines()[0]})",
+                path=self.spec_path,
+                fix="`fwbench run --stage S` rewrites it from the matrix; or delete the directory",
             ) from None
 
     # --- status -----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any
 from fwbench import metrics
 from fwbench.divergence import Diverged, DivergenceWatch
 from fwbench.env import host_info
-from fwbench.errors import FwbenchError
+from fwbench.errors import FwbenchError, describe
 from fwbench.fileio import append_jsonl, write_json, write_text
 from fwbench.frameworks.base import (
     Backend,
@@ -36,6 +36,7 @@ from fwbench.frameworks.base import (
 )
 from fwbench.inputs import RunInputs, load_inputs
 from fwbench.paths import Workspace
+from fwbench.preflight import interrupted, pin_threads, verify_run_data
 from fwbench.runs import RunDir, RunSpec
 from fwbench.schedule import lr_at
 from fwbench.timing import Stopwatch
@@ -64,10 +65,14 @@ def train_run(
     _refuse_if_live(run_dir)
     run_dir.set_status("running", run_id=spec.run_id, framework=spec.framework)
     try:
+        verify_run_data(ws, spec, run_dir)
+        pin_threads(spec, run_dir)
         backend = backend or load_backend(spec.framework)
         return _Trainer(run_dir, ws, spec, backend, show_progress, on_step).run()
+    except KeyboardInterrupt:
+        raise interrupted(run_dir, spec) from None
     except BaseException as e:
-        error = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+        error = describe(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
         run_dir.set_status("failed", error=error, traceback=traceback.format_exc()[-4000:])
         _log(run_dir, f"failed: {error}")
         raise
@@ -179,7 +184,7 @@ class _Trainer:
                     fix="delete the run directory to start over",
                 )
             set_host_rng_state(meta["rng"])
-            _log(self.run_dir, f"resuming after epoch {meta['epoch']}")
+            _log(self.run_dir, f"resuming after epoch {meta['epoch'] + 1}")  # counted from 1
         # a run killed between its checkpoint and its epochs line (or after it) is made whole
         lines = "".join(_jsonl_line(r) for r in meta["records"])
         write_text(self.run_dir.epochs_path, lines)

@@ -115,7 +115,8 @@ def coverage(analysis: Analysis, runs: pd.DataFrame) -> str:
     parts = [md_table(analysis.coverage)]
     bad = runs[runs["state"].isin(["failed", "diverged", "corrupt"])]
     if len(bad):
-        shown = bad[["run_id", "state", "error"]].fillna({"error": "-"})
+        why = bad["error"].where(bad["state"] != "corrupt", bad["note"])
+        shown = bad[["run_id", "state"]].assign(error=why.fillna("-"))
         shown = shown.assign(error=shown["error"].astype(str).str.slice(0, 160))
         parts.append(
             "Runs that failed, diverged or are corrupt (left out of every test):\n\n"

@@ -18,8 +18,8 @@ from fwbench.config import (
     load_executor_config,
     read_yaml,
 )
-from fwbench.errors import FwbenchError
-from fwbench.executors.base import Executor, train_command
+from fwbench.errors import FwbenchError, Interrupted, describe
+from fwbench.executors.base import Executor, Outcome, train_command
 from fwbench.matrix import (
     UNSUCCESSFUL,
     VIEW_STATES,
@@ -33,6 +33,7 @@ from fwbench.matrix import (
     to_launch,
 )
 from fwbench.paths import Workspace
+from fwbench.runcheck import corruption, quarantine
 
 StageOpt = typer.Option(None, "--stage", "-s", help="Matrix stage: stage1, stage2, demo, ...")
 OnlyOpt = typer.Option(
@@ -80,7 +81,7 @@ def _slurm_config(base: SlurmExecutorConfig, updates: dict[str, Any]) -> SlurmEx
 def _print_runs(out: Console, runs: list[PlannedRun]) -> None:
     for r in runs:
         state = r.state
-        note = f"  {error_line(r.run_dir)}" if state in UNSUCCESSFUL else ""
+        note = f"  {error_line(r.run_dir)}" if state in (*UNSUCCESSFUL, "corrupt") else ""
         if spec_conflict(r):
             note += "  (run directory holds other settings)"
         out.print(f"{state:<12} {r.run_id}{note}", highlight=False, soft_wrap=True)
@@ -145,8 +146,7 @@ def run(
             f"skipped {r.state} {r.run_id}: {error_line(r.run_dir)} (--retry-failed reruns)",
             soft_wrap=True,
         )
-    for r in launch:
-        r.run_dir.write_spec(r.spec)
+    launch, unwritable = _prepare_run_dirs(launch, out)
     if launch:
         exec_cfg = load_executor_config(find_user_config(ws.configs_dir, EXECUTOR, executor_config))
         chosen = _executor(executor, ws, exec_cfg, out, parallel=parallel, slurm=dict(
@@ -154,7 +154,17 @@ def run(
             account=account, sbatch=exec_cfg.slurm.sbatch | _sbatch_options(sbatch_opt or []),
         ))  # fmt: skip
         out.print(f"launching {len(launch)} run(s) with the {executor} executor")
-        chosen.run(launch)
+        try:
+            outcomes = chosen.run(launch)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"stage {name}: the runs in progress were stopped and left interrupted, finished "
+                f"runs are kept; `fwbench run --stage {name}` resumes them"
+            ) from None
+        busy = [o for o in outcomes if o.state == "busy"]
+        for o in busy:
+            out.print(f"busy {o.run_id}: {o.error}; skipped", soft_wrap=True)
+        unwritable += [o for o in outcomes if o.state == "failed" and o.error.startswith("can")]
     out.print(_summary(name, runs))
     failed = [r for r in runs if r.state == "failed"]
     for r in failed:
@@ -162,8 +172,31 @@ def run(
             f"failed {r.run_id}: {error_line(r.run_dir)} (log: {r.run_dir.log_path})",
             soft_wrap=True,
         )
-    if failed:
+    for o in unwritable:
+        if o.run_id not in {r.run_id for r in failed}:
+            out.print(f"failed {o.run_id}: {o.error}", soft_wrap=True)
+    if failed or unwritable:
         raise typer.Exit(1)
+
+
+def _prepare_run_dirs(
+    launch: list[PlannedRun], out: Console
+) -> tuple[list[PlannedRun], list[Outcome]]:
+    """Write each run's spec (repairing corrupt runs first); a run that cannot be written fails
+    alone, the others go on."""
+    ready, unwritable = [], []
+    for r in launch:
+        try:
+            damage = corruption(r.run_dir)
+            if damage:
+                where = quarantine(r.run_dir, r.spec, damage)
+                out.print(f"repairing corrupt {r.run_id}: {damage} (damaged files kept in {where})")
+            r.run_dir.write_spec(r.spec)
+        except OSError as e:
+            unwritable.append(Outcome(r.run_id, "failed", f"cannot write the run: {describe(e)}"))
+            continue
+        ready.append(r)
+    return ready, unwritable
 
 
 def _executor(kind: str, ws: Workspace, cfg: Any, out: Console, **options: Any) -> Executor:
@@ -197,6 +230,8 @@ def status(
         counts = count_states(runs)
         out.print(f"{name:<12} {len(runs):>5} " + " ".join(f"{counts[s]:>11}" for s in VIEW_STATES))
         seen = {r.run_id for r in problems}
-        problems += [r for r in runs if r.state in UNSUCCESSFUL and r.run_id not in seen]
+        problems += [
+            r for r in runs if r.state in (*UNSUCCESSFUL, "corrupt") and r.run_id not in seen
+        ]
     for r in problems:
         out.print(f"{r.state} {r.run_id}: {error_line(r.run_dir)}", soft_wrap=True)

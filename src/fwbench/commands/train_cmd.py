@@ -24,6 +24,9 @@ from fwbench.data.catalog import DATASETS
 from fwbench.errors import FwbenchError
 from fwbench.models import FRAMEWORKS, MODELS, PRECISIONS, VARIANTS, check_choice, get_model
 from fwbench.paths import Workspace
+from fwbench.preflight import check_trainable
+from fwbench.runcheck import corruption, quarantine
+from fwbench.runlock import lock_for_training
 from fwbench.runs import RunDir, RunSpec, make_spec
 
 _WORKERS_HELP = (
@@ -73,7 +76,7 @@ def _resolve(
         num_workers=options["num_workers"],
     )
     rd = RunDir(run_dir or ws.runs_dir / spec.run_id)
-    rd.write_spec(spec)
+    check_trainable(ws, spec)  # before the run directory exists: a failure leaves nothing
     return rd, spec
 
 
@@ -122,6 +125,12 @@ def train(
         },
     )
     out = Console(stderr=True, highlight=False)
+    lock = lock_for_training(rd.path)  # one trainer per run; says who holds it if busy
+    rd.write_spec(spec)
+    damage = corruption(rd)
+    if damage:  # a "done" run whose files are not whole: set them aside, resume, re-evaluate
+        where = quarantine(rd, spec, damage)
+        out.print(f"{spec.run_id}: corrupt ({damage}); damaged files kept in {where}; repairing")
     if rd.state in ("done", "diverged"):
         out.print(f"{spec.run_id}: already {rd.state}, not retrained ({rd.path})")
         return
@@ -130,7 +139,11 @@ def train(
     out.print(f"{spec.run_id}: {spec.train_config.lr.describe(effective_batch)}")
     from fwbench.training import train_run
 
-    state = train_run(rd, ws, show_progress=progress)
+    try:
+        state = train_run(rd, ws, show_progress=progress)
+    finally:
+        if lock is not None:
+            lock.release()
     status = rd.read_status()
     if state == "done":
         out.print(f"{spec.run_id}: done, test accuracy {status['test_accuracy']:.4f} ({rd.path})")

@@ -44,7 +44,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.state in ("done", "diverged")
+        return self.state in ("done", "diverged", "busy")
 
 
 class Executor(ABC):
@@ -65,7 +65,7 @@ def record_failure(run_dir: RunDir, reason: str) -> None:
     """
     status = run_dir.read_status()
     tail = run_dir.log_tail(LOG_TAIL_LINES)
-    if status.get("state") in ("done", "diverged"):
+    if status.get("state") in ("done", "diverged", "interrupted"):
         return
     if status.get("state") == "failed" and status.get("error"):
         run_dir.set_status("failed", log_tail=tail)
@@ -103,7 +103,7 @@ def mark_launched(run_dir: RunDir, **fields: object) -> None:
 
 def outcome_line(out: Outcome, where: str) -> str:
     """One rich-markup line for a finished run: state, id, where it ran, and the error line."""
-    mark = {"done": "[green]done[/]", "diverged": "[yellow]diverged[/]"}
+    mark = {"done": "[green]done[/]", "diverged": "[yellow]diverged[/]", "busy": "[yellow]busy[/]"}
     text = f"{mark.get(out.state, '[red]FAILED[/]')} {out.run_id} ({where})"
     return f"{text}: {out.error}" if out.error else text
 

@@ -32,6 +32,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from fwbench.errors import describe
 from fwbench.executors.base import (
     CommandFor,
     Executor,
@@ -44,6 +45,7 @@ from fwbench.executors.base import (
     train_command,
 )
 from fwbench.matrix import PlannedRun, run_state
+from fwbench.runlock import Busy, RunLock
 
 POLL_SECONDS = 0.2
 
@@ -81,6 +83,7 @@ class _Active:
     log: IO[str]
     started: float
     slot: int
+    lock: RunLock
 
 
 class LocalExecutor(Executor):
@@ -116,7 +119,15 @@ class LocalExecutor(Executor):
                 while queue or active:
                     free = sorted(set(range(self.parallel)) - {a.slot for a in active})
                     while queue and free:
-                        active.append(self._start(queue.popleft(), free.pop(0)))
+                        started = self._start(queue.popleft(), free[0])
+                        if isinstance(started, Outcome):  # busy elsewhere, or not writable
+                            outcomes[started.run_id] = started
+                            line = outcome_line(started, "not started")
+                            progress.console.print(line, highlight=False, soft_wrap=True)
+                            progress.advance(task)
+                            continue
+                        free.pop(0)
+                        active.append(started)
                     for a in [a for a in active if a.process.poll() is not None]:
                         active.remove(a)
                         outcomes[a.run.run_id] = out = self._finish(a)
@@ -133,13 +144,33 @@ class LocalExecutor(Executor):
             signal.signal(signal.SIGTERM, old_term)
         return [outcomes[r.run_id] for r in runs]
 
-    def _start(self, run: PlannedRun, slot: int) -> _Active:
+    def _start(self, run: PlannedRun, slot: int) -> _Active | Outcome:
+        """Lock the run and launch its training; or say why it was not started."""
+        try:
+            lock = RunLock(run.run_dir.path).acquire()
+        except Busy as busy:
+            return Outcome(run.run_id, "busy", busy.holder)
+        except OSError as e:
+            return Outcome(run.run_id, "failed", f"cannot lock the run directory: {describe(e)}")
+        state = run_state(run.run_dir)  # another runner may have finished it since we planned
+        if state in ("done", "diverged"):
+            lock.release()
+            return Outcome(run.run_id, state, "finished meanwhile by another runner")
+        try:
+            return self._launch(run, slot, lock)
+        except OSError as e:  # a read-only or full run directory: this run fails, others go on
+            lock.release()
+            error = f"cannot start: {describe(e)}"
+            with contextlib.suppress(OSError):
+                record_failure(run.run_dir, error)
+            return Outcome(run.run_id, "failed", error)
+
+    def _launch(self, run: PlannedRun, slot: int, lock: RunLock) -> _Active:
         env = dict(os.environ)
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
-        if self.parallel > 1 and "FWBENCH_THREADS" not in env:
-            # N runs side by side share the cores instead of each claiming all of them
-            env["FWBENCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.parallel))
+        # No thread split between slots: the thread count changes a run's numbers, so it is the
+        # run's setting (training.threads), never a consequence of --parallel.
         command = self.command_for(run.run_dir.path)
         run.run_dir.path.mkdir(parents=True, exist_ok=True)
         mark_launched(run.run_dir)
@@ -157,19 +188,25 @@ class LocalExecutor(Executor):
             env=env,
             start_new_session=True,  # Ctrl-C reaches the runner, which stops children in order
             preexec_fn=_die_with_parent,
+            pass_fds=(lock.hand_over(env),),  # the child holds the run's lock too
         )
-        return _Active(run, process, log, time.monotonic(), slot)
+        return _Active(run, process, log, time.monotonic(), slot, lock)
 
     def _finish(self, a: _Active) -> Outcome:
         a.log.close()
         rc = a.process.returncode
         state = run_state(a.run.run_dir)
-        if rc < 0:
-            record_failure(a.run.run_dir, f"killed by {signal.Signals(-rc).name}")
-        elif rc > 0:
-            record_failure(a.run.run_dir, f"train exited with code {rc}")
-        elif state not in ("done", "diverged"):
-            record_failure(a.run.run_dir, f"train exited 0 but left the run '{state}'")
+        try:
+            if rc < 0:
+                record_failure(a.run.run_dir, f"killed by {signal.Signals(-rc).name}")
+            elif rc > 0:
+                record_failure(a.run.run_dir, f"train exited with code {rc}")
+            elif state not in ("done", "diverged"):
+                record_failure(a.run.run_dir, f"train exited 0 but left the run '{state}'")
+        except OSError as e:  # the run directory cannot be written: say so, go on
+            return Outcome(a.run.run_id, "failed", f"cannot record the outcome: {describe(e)}")
+        finally:
+            a.lock.release()
         return outcome_of(a.run, time.monotonic() - a.started)
 
     def _stop(self, active: list[_Active]) -> None:
@@ -184,7 +221,9 @@ class LocalExecutor(Executor):
                 _signal_group(a.process, signal.SIGKILL)
                 a.process.wait()
             a.log.close()
-            mark_interrupted(a.run.run_dir)
+            with contextlib.suppress(OSError):
+                mark_interrupted(a.run.run_dir)
+            a.lock.release()
         if active:
             self.console.print(
                 f"interrupted: {len(active)} run(s) stopped; `fwbench run` again resumes them"
