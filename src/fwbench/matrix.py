@@ -180,7 +180,7 @@ def error_line(run_dir: RunDir) -> str:
     status = run_dir.read_status()
     damage = corruption(run_dir)
     if damage:
-        return f"corrupt: {damage}; `fwbench run` repairs it"
+        return f"{damage}; `fwbench run` repairs it"
     text = str(status.get("error") or "")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if lines:

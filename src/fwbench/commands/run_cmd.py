@@ -161,9 +161,9 @@ def run(
                 f"stage {name}: the runs in progress were stopped and left interrupted, finished "
                 f"runs are kept; `fwbench run --stage {name}` resumes them"
             ) from None
-        busy = [o for o in outcomes if o.state == "busy"]
-        for o in busy:
-            out.print(f"busy {o.run_id}: {o.error}; skipped", soft_wrap=True)
+        busy = [o.run_id for o in outcomes if o.state == "busy"]
+        if busy:
+            out.print(f"skipped {len(busy)} run(s) busy in another runner: {', '.join(busy)}")
         unwritable += [o for o in outcomes if o.state == "failed" and o.error.startswith("can")]
     out.print(_summary(name, runs))
     failed = [r for r in runs if r.state == "failed"]

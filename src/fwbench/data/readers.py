@@ -69,6 +69,8 @@ class _CifarUnpickler(pickle.Unpickler):
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store bytes
+        ("builtins", "bytes"),  # ... and empty bytes (an empty array's buffer)
+        ("__builtin__", "bytes"),
     }
 
     def find_class(self, module: str, name: str):
