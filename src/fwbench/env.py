@@ -16,7 +16,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from fwbench.fileio import write_json, write_text
+from fwbench.fileio import StagedWrites, check_writable
 
 PROBES = {
     "pytorch": "fwbench.frameworks.pytorch.envinfo",
@@ -134,9 +134,16 @@ def render_text(info: dict) -> str:
 
 def write_environment(out_dir: Path) -> dict:
     """Write ``env.json``, ``environment.txt`` and ``requirements_lock.txt`` into ``out_dir``."""
+    check_writable(out_dir)  # before minutes of probing
     info = capture()
-    write_json(out_dir / "env.json", info)
-    write_text(out_dir / "environment.txt", render_text(info))
     ok, freeze = _run([sys.executable, "-m", "pip", "freeze"], stdout_only=True)
-    write_text(out_dir / "requirements_lock.txt", (freeze if ok else f"# {freeze}") + "\n")
+    texts = {
+        "env.json": json.dumps(info, indent=2, default=str) + "\n",
+        "environment.txt": render_text(info),
+        "requirements_lock.txt": (freeze if ok else f"# {freeze}") + "\n",
+    }
+    with StagedWrites() as staged:  # all three or none (a full disk changes nothing)
+        for name, text in texts.items():
+            staged.add(out_dir / name, lambda p, text=text: p.write_text(text, encoding="utf-8"))
+        staged.commit()
     return info

@@ -33,6 +33,20 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def check_writable(folder: str | Path) -> Path:
+    """Create ``folder`` and a file in it, or raise the OSError a later write would raise.
+
+    Commands that work for a while before writing (``env`` probes frameworks) call it first, so
+    a read-only folder is reported at once.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".fwbench-write-check.", dir=folder)
+    os.close(fd)
+    os.unlink(tmp)
+    return folder
+
+
 class StagedWrites:
     """Write several files side by side, then put all of them in place at once.
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from fwbench.errors import FwbenchError
-from fwbench.fileio import atomic_write
+from fwbench.fileio import StagedWrites
 from fwbench.matrix import expand_stage, load_configs, run_state
 from fwbench.paths import Workspace
 from fwbench.runcheck import QUARANTINE, corruption
@@ -278,11 +278,12 @@ def confusion_matrix_sums(root: Path, runs: pd.DataFrame, group: list[str]) -> d
 def write_results(ws: Workspace, runs: pd.DataFrame, epochs: pd.DataFrame) -> list[Path]:
     """Write ``results/runs.csv``, ``runs.parquet`` and ``epochs.parquet`` atomically."""
     out = ws.results_dir
-    return [
-        atomic_write(out / RUNS_CSV, lambda p: runs.to_csv(p, index=False)),
-        atomic_write(out / RUNS_PARQUET, lambda p: runs.to_parquet(p, index=False)),
-        atomic_write(out / EPOCHS_PARQUET, lambda p: epochs.to_parquet(p, index=False)),
-    ]
+    with StagedWrites() as staged:  # all three tables or none
+        staged.add(out / RUNS_CSV, lambda p: runs.to_csv(p, index=False))
+        staged.add(out / RUNS_PARQUET, lambda p: runs.to_parquet(p, index=False))
+        staged.add(out / EPOCHS_PARQUET, lambda p: epochs.to_parquet(p, index=False))
+        staged.commit()
+    return [out / RUNS_CSV, out / RUNS_PARQUET, out / EPOCHS_PARQUET]
 
 
 def load_results(ws: Workspace) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -7,8 +7,11 @@ one does. Re-running on unchanged sources does no work.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +25,7 @@ from fwbench.data.readers import Checksums, RawDataset, read_dataset
 from fwbench.data.splits import SPLIT_SEED, holdout_size, per_class_counts, stratified_split
 from fwbench.data.stats import channel_stats, read_stats_file, update_stats_file
 from fwbench.errors import FwbenchError
-from fwbench.fileio import StagedWrites, sha256_file
+from fwbench.fileio import StagedWrites, check_writable, sha256_file
 from fwbench.paths import Workspace
 
 
@@ -110,8 +113,14 @@ def _is_up_to_date(ws: Workspace, name: str, source: Path) -> dict:
 
 def _npy_writer(arr: np.ndarray):
     def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.save(f, arr, allow_pickle=False)
+        try:
+            with open(tmp, "wb") as f:
+                np.save(f, arr, allow_pickle=False)
+        except OSError as e:
+            # numpy reports a short write on a full disk without an errno: give it one
+            if e.errno is None and shutil.disk_usage(tmp.parent).free < arr.nbytes:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp)) from None
+            raise
 
     return write
 
@@ -248,6 +257,7 @@ def prepare(
         manifest = _is_up_to_date(ws, name, source)
         if manifest:
             return PrepareResult(name, True, [], manifest)
+    check_writable(ws.data_dir)  # a read-only workspace is reported before minutes of reading
     raw = read_dataset(
         name, source, ws.data_dir, download=download, checksums=checksums, progress=progress
     )
