@@ -57,7 +57,9 @@ def test_prepare_on_a_full_disk_keeps_the_previous_preparation(run_cli, tmp_path
         assert tree_hashes(ws) == before  # old files intact, no temp file left
 
 
-@pytest.mark.parametrize("command", ["collect", "analyze", "report", "env"])
+@pytest.mark.parametrize(
+    "command", ["collect", "analyze", "report", pytest.param("env", marks=pytest.mark.slow)]
+)
 def test_full_disk_is_one_line_and_keeps_earlier_results(run_cli, tmp_path, monkeypatch, command):
     with small_disk(tmp_path / "disk", "4m") as disk:
         ws = runfixtures.build_workspace(disk / "fx")

@@ -34,6 +34,7 @@ from fwbench.matrix import (
 )
 from fwbench.paths import Workspace
 from fwbench.runcheck import corruption, quarantine
+from fwbench.runlock import LOCK_NAME, describe_holder
 
 StageOpt = typer.Option(None, "--stage", "-s", help="Matrix stage: stage1, stage2, demo, ...")
 OnlyOpt = typer.Option(
@@ -139,6 +140,10 @@ def run(
             path=ws.runs_dir,
             fix="use another --workspace for this stage, or delete those run directories",
         )
+    for r in runs:
+        if r.state == "running":  # held by a live trainer: this runner leaves it alone
+            holder = describe_holder(r.run_dir.path / LOCK_NAME)
+            out.print(f"busy {r.run_id}: {holder}; skipped", soft_wrap=True)
     launching = {r.run_id for r in launch}
     skipped = [r for r in runs if r.state in UNSUCCESSFUL and r.run_id not in launching]
     for r in skipped:
