@@ -42,6 +42,12 @@ FAKE_TRAIN = textwrap.dedent(
     if rd.run_id.endswith("s43-keras"):
         print("about to be killed", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
+    # a whole finished run (fwbench.runcheck): one epochs line per epoch and test metrics
+    import json
+    with open(rd.epochs_path, "a") as f:
+        for epoch in range(1, rd.read_spec().epochs + 1):
+            f.write(json.dumps({"epoch": epoch}) + "\\n")
+    rd.test_path.write_text(json.dumps({"accuracy": 0.5}))
     rd.set_status("done")
     """
 )
@@ -105,7 +111,7 @@ def test_tiny_matrix_resumes_after_ctrl_c_and_retries_only_failed_runs(tmp_path)
     assert "interrupted: 1 run(s) stopped" in out
     first = fingerprint(run_dir(ws, RUN_IDS[0]))
     status = fwbench(ws, "status", "--matrix", str(matrix), "--stage", STAGE)
-    assert re.search(rf"^{STAGE}\s+4\s+1\s+0\s+1\s+0\s+0\s+2$", status.stdout, re.M), status.stdout
+    assert re.search(rf"^{STAGE}\s+4\s+1\s+0\s+1\s+0\s+0\s+2\s+0$", status.stdout, re.M), status.stdout
 
     res = fwbench(ws, *args)  # restart: resumes the interrupted run, skips the finished one
     assert res.returncode == 1, res.stdout + res.stderr
