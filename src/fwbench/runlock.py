@@ -5,10 +5,10 @@ training process, or ``fwbench train`` itself — and is held until that process
 drops it when the process dies, however it dies. The lock file says who holds it (host, pid,
 command, since when), so a second runner skips the run and says why.
 
-A runner hands its lock to the training process it launches: the open lock file is inherited
-(``FWBENCH_RUN_LOCK_FD``), so the child holds the same lock and goes on holding it if the runner
-is killed. On Slurm the runner holds the lock on the login node and the compute node's
-``fwbench train`` is told so by ``FWBENCH_RUN_LOCKED`` (the run directory's path).
+The local runner hands its lock to the training process it launches: the open lock file is
+inherited (``FWBENCH_RUN_LOCK_FD``), so the child holds the same lock and goes on holding it if
+the runner is killed. On Slurm the task's ``fwbench train`` takes the lock on the compute node
+(the run directory is on a shared file system); the runner skips runs whose lock is held.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from fwbench.errors import FwbenchError
 
 LOCK_NAME = ".lock"
 FD_ENV = "FWBENCH_RUN_LOCK_FD"
-HELD_ENV = "FWBENCH_RUN_LOCKED"
 
 
 class Busy(FwbenchError):
@@ -101,15 +100,24 @@ class RunLock:
         self.release()
 
 
-def lock_for_training(run_dir: str | Path) -> RunLock | None:
-    """The lock ``fwbench train`` holds while it trains, or None when its runner holds it.
+def is_held(run_dir: str | Path) -> bool:
+    """Whether another open lock holds the run now (a trainer somewhere is working on it)."""
+    try:
+        RunLock(run_dir).acquire().release()
+    except Busy:
+        return True
+    except OSError:
+        return False
+    return False
 
-    An inherited lock (``FWBENCH_RUN_LOCK_FD``) is adopted and its holder record updated to
-    this process; ``FWBENCH_RUN_LOCKED`` naming this run means a Slurm runner holds it.
+
+def lock_for_training(run_dir: str | Path) -> RunLock:
+    """The lock ``fwbench train`` holds while it trains (raises :class:`Busy` if another has it).
+
+    A lock inherited from the runner (``FWBENCH_RUN_LOCK_FD``) is adopted and its holder record
+    updated to this process.
     """
     path = Path(run_dir).resolve()
-    if os.environ.get(HELD_ENV) and Path(os.environ[HELD_ENV]).resolve() == path:
-        return None
     inherited = os.environ.pop(FD_ENV, None)
     if inherited is not None:
         lock = RunLock(path)

@@ -142,8 +142,7 @@ def train(
     try:
         state = train_run(rd, ws, show_progress=progress)
     finally:
-        if lock is not None:
-            lock.release()
+        lock.release()
     status = rd.read_status()
     if state == "done":
         out.print(f"{spec.run_id}: done, test accuracy {status['test_accuracy']:.4f} ({rd.path})")

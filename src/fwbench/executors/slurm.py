@@ -35,6 +35,7 @@ from fwbench.executors.base import (
     train_command,
 )
 from fwbench.matrix import PlannedRun, run_state
+from fwbench.runlock import LOCK_NAME, describe_holder, is_held
 
 # Appends the task's output to train.log (argv: log path, then the command).
 _LOGGED = (
@@ -103,6 +104,11 @@ class SlurmExecutor(Executor):
         """Submit ``runs`` (except those already queued on Slurm) and wait for every task."""
         queued = active_job_ids()
         launch = [r for r in runs if r.run_dir.read_status().get("slurm_job_id") not in queued]
+        busy = [r for r in launch if is_held(r.run_dir.path)]  # trained by another runner now
+        for r in busy:
+            holder = describe_holder(r.run_dir.path / LOCK_NAME)
+            self.console.print(f"busy {r.run_id}: {holder}; skipped", soft_wrap=True)
+        launch = [r for r in launch if r not in busy]
         for r in runs:
             if r not in launch:
                 job_id = r.run_dir.read_status()["slurm_job_id"]
@@ -164,7 +170,8 @@ class SlurmExecutor(Executor):
 
     def _finish(self, job: Any, run: PlannedRun) -> Outcome:
         state = run_state(run.run_dir)
-        if state not in ("done", "diverged"):
+        # a task that found the run busy (another trainer holds its lock) changed nothing
+        if state not in ("done", "diverged") and not is_held(run.run_dir.path):
             record_failure(run.run_dir, f"slurm job {job.job_id} ended {_final_state(job)}")
         return outcome_of(run)
 
