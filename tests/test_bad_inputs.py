@@ -303,3 +303,40 @@ def test_collect_and_analysis_count_corrupt_runs(run_cli, damaged):
     assert run_cli("analyze").code == 0
     coverage = __import__("pandas").read_csv(ws / "analysis" / "coverage.csv")
     assert int(coverage.set_index("stage").loc[runfixtures.STAGE, "corrupt"]) == 3
+
+
+def test_train_of_a_run_another_process_holds_is_refused_and_says_who(run_cli, digits_ws):
+    import os
+
+    from fwbench.runlock import RunLock
+
+    run_dir = digits_ws / "runs" / "digits-mobilenetv2-fp32-s42-pytorch"
+    with RunLock(run_dir):
+        result = run_cli(*TRAIN, "--subset", "100", "--epochs-override", "1")
+    assert_one_line(result, 2, f"run is busy: trained by pid {os.getpid()}", str(run_dir))
+    assert not (run_dir / "spec.json").exists()
+
+
+def test_read_only_workspace_refuses_run_in_one_line(run_cli, digits_ws):
+    from badinputs import read_only
+
+    (digits_ws / "configs" / "m.yaml").write_text(yaml.safe_dump(MATRIX))
+    before = tree_hashes(digits_ws)
+    with read_only(digits_ws):
+        result = run_cli("run", "--stage", "x", "--matrix", digits_ws / "configs" / "m.yaml")
+    assert result.out.startswith("x: 1 runs")
+    assert_one_line(result, 2, "cannot write: Read-only file system", str(digits_ws / "runs"))
+    assert tree_hashes(digits_ws) == before
+
+
+MATRIX = {
+    "stages": {
+        "x": {
+            "datasets": ["digits"],
+            "models": ["mobilenetv2"],
+            "precisions": ["fp32"],
+            "seeds": [1],
+            "frameworks": ["pytorch"],
+        }
+    }
+}

@@ -20,6 +20,7 @@ from fwbench.config import (
 )
 from fwbench.errors import FwbenchError, Interrupted, describe
 from fwbench.executors.base import Executor, Outcome, train_command
+from fwbench.fileio import check_writable
 from fwbench.matrix import (
     UNSUCCESSFUL,
     VIEW_STATES,
@@ -151,6 +152,8 @@ def run(
             f"skipped {r.state} {r.run_id}: {error_line(r.run_dir)} (--retry-failed reruns)",
             soft_wrap=True,
         )
+    if launch:
+        check_writable(ws.runs_dir)  # a read-only workspace is one line, not one per run
     launch, unwritable = _prepare_run_dirs(launch, out)
     if launch:
         exec_cfg = load_executor_config(find_user_config(ws.configs_dir, EXECUTOR, executor_config))
