@@ -340,3 +340,40 @@ MATRIX = {
         }
     }
 }
+
+
+def test_tiny_imagenet_annotations_that_are_not_utf8_are_refused(run_cli, ws, tmp_path):
+    folder = write_tiny_imagenet(tmp_path / "src", per_class=1, val_per_class=1)
+    ann = folder / "val" / "val_annotations.txt"
+    ann.write_bytes(ann.read_bytes() + b"\xff\xfe")
+    result = run_cli("data", "prepare", "tiny-imagenet", "--source", folder, "--partial")
+    assert_one_line(result, 2, "not UTF-8", "val_annotations.txt")
+
+
+@pytest.mark.parametrize("delay", [0.2, 0.6, 1.5])
+def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path, delay):
+    """Ctrl-C while Python imports fwbench, or later while the command works."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ws = runfixtures.build_workspace(tmp_path / "fx")
+    env = os.environ | {"FWBENCH_WORKSPACE": str(ws), "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fwbench.cli", "collect"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip(f"collect finished within {delay} s, before the signal")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("interrupted"), err

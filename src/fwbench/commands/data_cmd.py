@@ -24,8 +24,8 @@ def _read_checksums(path: Path | None) -> dict[str, str] | None:
     if path is None:
         return None
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as e:  # ValueError: not JSON, or not UTF-8
         raise FwbenchError(
             f"cannot read checksums file ({e})", path=path, fix='write {"file name": "md5", ...}'
         ) from None

@@ -55,6 +55,15 @@ def _load_images(paths: list[Path], size: int, progress: Callable[[int], None] |
     return out
 
 
+def _text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FwbenchError(
+            f"not UTF-8 text (byte {e.start})", path=path, fix="use the official file"
+        ) from None
+
+
 def _tiny_from_folder(folder: Path, progress) -> RawDataset:
     wnids_file = folder / "wnids.txt"
     ann_file = folder / "val" / "val_annotations.txt"
@@ -65,7 +74,7 @@ def _tiny_from_folder(folder: Path, progress) -> RawDataset:
                 path=required,
                 fix="extract the official tiny-imagenet-200.zip again",
             )
-    wnids = [w.strip() for w in wnids_file.read_text().split() if w.strip()]
+    wnids = [w.strip() for w in _text(wnids_file).split() if w.strip()]
     if len(wnids) != 200 or len(set(wnids)) != len(wnids):
         raise FwbenchError(
             f"wnids.txt lists {len(set(wnids))} distinct classes, expected 200",
@@ -86,7 +95,7 @@ def _tiny_from_folder(folder: Path, progress) -> RawDataset:
         train_paths += files
         train_labels += [index[w]] * len(files)
     test_paths, test_labels = [], []
-    for line_no, line in enumerate(ann_file.read_text().splitlines(), 1):
+    for line_no, line in enumerate(_text(ann_file).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split("\t")
@@ -107,7 +116,7 @@ def _tiny_from_folder(folder: Path, progress) -> RawDataset:
         test_labels.append(index[parts[1]])
     words = {}
     if (folder / "words.txt").is_file():
-        for line in (folder / "words.txt").read_text().splitlines():
+        for line in _text(folder / "words.txt").splitlines():
             k, _, v = line.partition("\t")
             words[k] = v.split(",")[0].strip()
     return RawDataset(
