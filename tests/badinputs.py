@@ -23,15 +23,17 @@ def tree_hashes(root: Path) -> dict[str, str]:
 
 
 def assert_one_line(result, code: int, *needles: str) -> str:
-    """``result`` exited ``code`` with one line on stderr holding every needle, no traceback."""
+    """``result`` exited ``code`` with its error in one line (the last on stderr) holding every
+    needle, and no traceback. (Lines before it are the command's own progress notes.)"""
     text = result.err + result.out
     assert result.code == code, text
     assert "Traceback" not in text, text
     lines = [ln for ln in result.err.splitlines() if ln.strip()]
-    assert len(lines) == 1, result.err
+    errors = [ln for ln in lines if ln.startswith(("error:", "interrupted"))]
+    assert len(errors) == 1 and errors[0] == lines[-1], result.err
     for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
+        assert needle in errors[0], errors[0]
+    return errors[0]
 
 
 def rewrite_pickle(path: Path, change) -> None:

@@ -111,7 +111,7 @@ def test_tiny_matrix_resumes_after_ctrl_c_and_retries_only_failed_runs(tmp_path)
     assert "interrupted: 1 run(s) stopped" in out
     first = fingerprint(run_dir(ws, RUN_IDS[0]))
     status = fwbench(ws, "status", "--matrix", str(matrix), "--stage", STAGE)
-    assert re.search(rf"^{STAGE}\s+4\s+1\s+0\s+1\s+0\s+0\s+2\s+0$", status.stdout, re.M), (
+    assert re.search(rf"^{STAGE}\s+4\s+1\s+0\s+1\s+0\s+0\s+0\s+2$", status.stdout, re.M), (
         status.stdout
     )
 

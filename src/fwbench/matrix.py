@@ -48,8 +48,8 @@ VIEW_STATES: tuple[str, ...] = (
     "interrupted",
     "failed",
     "diverged",
-    "pending",
     "corrupt",
+    "pending",
 )
 FINISHED = ("done",)
 UNSUCCESSFUL = ("failed", "diverged")
