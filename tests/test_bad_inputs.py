@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -304,6 +305,10 @@ def test_collect_and_analysis_count_corrupt_runs(run_cli, damaged):
     assert run_cli("analyze").code == 0
     coverage = __import__("pandas").read_csv(ws / "analysis" / "coverage.csv")
     assert int(coverage.set_index("stage").loc[runfixtures.STAGE, "corrupt"]) == 3
+    assert run_cli("report").code == 0
+    report = (ws / "report" / "report.md").read_text(encoding="utf-8")
+    for name, run_id in ids.items():  # named among the runs left out, with the reason
+        assert re.search(rf"{run_id}.*corrupt.*{re.escape(name)}", report), run_id
 
 
 def test_train_of_a_run_another_process_holds_is_refused_and_says_who(run_cli, digits_ws):

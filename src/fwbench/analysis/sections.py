@@ -87,7 +87,7 @@ def environment(ws: Workspace, runs: pd.DataFrame) -> str:
 def train_configs(ws: Workspace, runs: pd.DataFrame) -> str:
     """Each distinct resolved train config the runs used (from their ``spec.json``)."""
     seen: dict[str, list[str]] = {}
-    for rel in runs["run_dir"].dropna():
+    for rel in runs.loc[runs["state"] != "corrupt", "run_dir"].dropna():
         run = RunDir(ws.root / rel)
         if not run.spec_path.is_file():
             continue
