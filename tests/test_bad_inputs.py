@@ -383,3 +383,16 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path, delay):
     assert "Traceback" not in err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("interrupted"), err
+
+
+def test_an_interrupted_run_is_resumed_without_retry_failed(tmp_path):
+    from fwbench.matrix import plan, to_launch
+    from fwbench.paths import Workspace
+    from fwbench.runs import RunDir
+
+    ws = runfixtures.build_workspace(tmp_path / "fx")
+    run_id = "digits-mobilenetv2-fp32-s1-pytorch"
+    RunDir(ws / "runs" / run_id).set_status("interrupted")  # what Ctrl-C in `fwbench train` leaves
+    runs = plan(Workspace(ws), runfixtures.STAGE)
+    assert {r.run_id: r.state for r in runs}[run_id] == "interrupted"
+    assert run_id in {r.run_id for r in to_launch(runs, retry_failed=False)}
