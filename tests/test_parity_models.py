@@ -37,7 +37,7 @@ def test_parity_check_catches_one_wrong_weight():
     transfer_weights(net, mirror)
     diff, top = compare_logits(net, mirror, 32)
     assert diff / top <= RELATIVE_TOLERANCE
-    layer = mirror.get_layer("features.5.conv.1.0")  # one depthwise conv in the middle
+    layer = mirror.get_layer("features-5-conv-1-0")  # one depthwise conv in the middle
     kernel, *rest = layer.get_weights()
     layer.set_weights([kernel[::-1], *rest])  # flip the kernel: a transposition mistake
     diff, top = compare_logits(net, mirror, 32)

@@ -25,6 +25,7 @@ from pydantic import (
 
 from fwbench.data.catalog import DATASETS
 from fwbench.errors import FwbenchError
+from fwbench.frameworks.arms import canonical
 from fwbench.models import FRAMEWORKS, MODELS, PRECISIONS, VARIANTS
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -136,6 +137,9 @@ class TrainingConfig(Strict):
     channels_last: bool = True
     # Intra-op threads (None: the usable CPUs). Changes the numbers, so it is in the config hash.
     threads: PositiveInt | None = None
+    # Execution mode: each arm's default ("eager") or its compiler ("compiled": torch.compile,
+    # XLA jit_compile, jax.jit); fwbench.frameworks.arms says which mechanism each arm uses.
+    compile: Literal["eager", "compiled"] = "eager"
 
 
 class AugmentationConfig(Strict):
@@ -182,6 +186,8 @@ class Stage(Strict):
     seeds: list[int]
     frameworks: list[str]
     variant: str = "library"
+    # Execution modes (an axis, like frameworks); None: the train config's training.compile.
+    compile: list[Literal["eager", "compiled"]] | None = None
     epochs_override: PositiveInt | None = None
     subset: PositiveInt | None = None  # training images per run (val and test stay whole)
     eval_subset: PositiveInt | None = None  # val/test images per run, only when asked for
@@ -219,7 +225,12 @@ class Stage(Strict):
     @field_validator("frameworks")
     @classmethod
     def _frameworks(cls, v: list[str]) -> list[str]:
-        return _check_names(v, "framework", FRAMEWORKS)
+        return _check_names([canonical(f) for f in v], "framework", FRAMEWORKS)
+
+    @field_validator("compile")
+    @classmethod
+    def _compile(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _check_names(v, "compile mode", ("eager", "compiled"))
 
     @field_validator("variant")
     @classmethod
@@ -236,8 +247,8 @@ class Stage(Strict):
 
     @property
     def run_count(self) -> int:
-        """Number of runs: datasets x models x precisions x seeds x frameworks."""
-        n = 1
+        """Number of runs: datasets x models x precisions x seeds x frameworks x compile modes."""
+        n = len(self.compile or [None])
         for axis in (self.datasets, self.models, self.precisions, self.seeds, self.frameworks):
             n *= len(axis)
         return n

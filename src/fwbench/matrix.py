@@ -25,6 +25,7 @@ from fwbench.config import (
     load_train_config,
 )
 from fwbench.errors import FwbenchError
+from fwbench.frameworks.arms import canonical
 from fwbench.paths import Workspace
 from fwbench.runcheck import corruption
 from fwbench.runs import RunDir, RunSpec, make_spec, run_dir_for
@@ -36,6 +37,7 @@ AXES: dict[str, str] = {
     "precision": "precisions",
     "seed": "seeds",
     "framework": "frameworks",
+    "compile": "compile",
 }
 
 # What `fwbench status` counts. "interrupted" is a `running` run whose process is gone: the next
@@ -82,7 +84,7 @@ def expand_stage(
     Command-line smoke options win over the stage's own ``epochs_override`` and ``subset``.
     """
     train = stage.train_config(base, source=f"{EXPERIMENT_MATRIX} stage '{name}' overrides")
-    axes = [getattr(stage, AXES[k]) for k in AXES]
+    axes = [stage_axis(stage, k, train) for k in AXES]
     return [
         make_spec(
             train,
@@ -97,9 +99,18 @@ def expand_stage(
             eval_subset=smoke.eval_subset or stage.eval_subset,
             num_workers=smoke.num_workers,
             stage=name,
+            compile_mode=compile_mode,
         )
-        for dataset, model, precision, seed, framework in itertools.product(*axes)
+        for dataset, model, precision, seed, framework, compile_mode in itertools.product(*axes)
     ]
+
+
+def stage_axis(stage: Stage, key: str, train: TrainConfig) -> list:
+    """The values of axis ``key`` in ``stage`` (compile: the train config's mode if not listed)."""
+    values = getattr(stage, AXES[key])
+    if key == "compile" and values is None:
+        return [train.training.compile]
+    return values
 
 
 def parse_filters(only: list[str], stage: Stage | None = None) -> dict[str, set[str]]:
@@ -122,10 +133,13 @@ def parse_filters(only: list[str], stage: Stage | None = None) -> dict[str, set[
                     f"unknown filter key '{key}'; known: {', '.join(AXES)}",
                     fix="filter on one of the known keys",
                 )
-            filters.setdefault(key, set()).update(v.strip() for v in values.split("|"))
+            names = (v.strip() for v in values.split("|"))
+            if key == "framework":
+                names = (canonical(v) for v in names)
+            filters.setdefault(key, set()).update(names)
     if stage is not None:
         for key, values in filters.items():
-            known = [str(v) for v in getattr(stage, AXES[key])]
+            known = [str(v) for v in getattr(stage, AXES[key]) or ("eager", "compiled")]
             missing = sorted(values - set(known))
             if missing:
                 raise FwbenchError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fwbench.errors import FwbenchError
+from fwbench.frameworks.arms import FRAMEWORKS  # noqa: F401  (the arm registry, re-exported)
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,6 @@ MODELS: dict[str, ModelInfo] = {
     )
 }
 
-FRAMEWORKS = ("pytorch", "keras")
 PRECISIONS = ("fp32", "amp")
 VARIANTS = ("library", "matched")
 

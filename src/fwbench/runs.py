@@ -1,7 +1,7 @@
 """RunSpec, run ids and the run directory: the contract between train, executors and analysis.
 
 ```
-runs/<dataset>-<model>-<precision>-s<seed>-<framework>[-<variant>]/
+runs/<dataset>-<model>-<precision>-s<seed>-<framework>[-<variant>][-compiled]/
   spec.json  env.json  status.json  epochs.jsonl  test.json  train.log  checkpoints/
 ```
 Every write is atomic; the run directory is the source of truth, every table is derived.
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from fwbench.config import SEED_MAX, TrainConfig, check_seed, config_hash
 from fwbench.errors import FwbenchError
 from fwbench.fileio import read_jsonl, write_json
+from fwbench.frameworks.arms import canonical
 
 # The fields of every line of epochs.jsonl, in order (training writes them, analysis reads them).
 EPOCH_FIELDS: tuple[str, ...] = (
@@ -62,9 +63,16 @@ class RunSpec(BaseModel):
 
     @property
     def run_id(self) -> str:
-        """``<dataset>-<model>-<precision>-s<seed>-<framework>[-<variant> unless library]``."""
+        """``<dataset>-<model>-<precision>-s<seed>-<framework>``, then ``-<variant>`` unless
+        library and ``-compiled`` in the compiled execution mode."""
         base = f"{self.dataset}-{self.model}-{self.precision}-s{self.seed}-{self.framework}"
-        return base if self.variant == "library" else f"{base}-{self.variant}"
+        base = base if self.variant == "library" else f"{base}-{self.variant}"
+        return f"{base}-compiled" if self.compile == "compiled" else base
+
+    @property
+    def compile(self) -> str:
+        """The execution mode, ``eager`` or ``compiled`` (``training.compile``; in the hash)."""
+        return self.train_config.training.compile
 
     @property
     def cell(self) -> tuple[str, str, str]:
@@ -96,13 +104,21 @@ def make_spec(
     eval_subset: int | None = None,
     num_workers: int | None = None,
     stage: str | None = None,
+    compile_mode: str | None = None,
 ) -> RunSpec:
-    """Resolve a RunSpec from the train config and the run's identity."""
+    """Resolve a RunSpec from the train config and the run's identity (``keras-tf`` is ``keras``).
+
+    ``compile_mode`` (``eager`` | ``compiled``) replaces the config's ``training.compile``.
+    """
     epochs, _, input_size = train_config.for_dataset(dataset)
     try:
         check_seed(seed)
     except ValueError as e:
         raise FwbenchError(str(e), fix=f"pass a seed from 0 to {SEED_MAX}") from None
+    framework = canonical(framework)
+    if compile_mode is not None and compile_mode != train_config.training.compile:
+        training = train_config.training.model_copy(update={"compile": compile_mode})
+        train_config = train_config.model_copy(update={"training": training})
     return RunSpec(
         dataset=dataset,
         model=model,

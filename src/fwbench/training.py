@@ -27,6 +27,7 @@ from fwbench.divergence import Diverged, DivergenceWatch
 from fwbench.env import host_info
 from fwbench.errors import FwbenchError, describe
 from fwbench.fileio import append_jsonl, write_json, write_text
+from fwbench.frameworks.arms import get_arm
 from fwbench.frameworks.base import (
     Backend,
     StepResult,
@@ -252,7 +253,8 @@ class _Trainer:
         return "done"
 
     def _write_env(self, facts: dict[str, Any], resumed_from: int | None) -> None:
-        fw = importlib.import_module(f"fwbench.frameworks.{self.spec.framework}.envinfo")
+        package = get_arm(self.spec.framework).package
+        fw = importlib.import_module(f"fwbench.frameworks.{package}.envinfo")
         plan = self.inputs.plan
         env = host_info() | {
             "framework": self.spec.framework,
@@ -276,7 +278,9 @@ class _Trainer:
                 "resumed_from_epoch": None if resumed_from is None else resumed_from + 1,
             },
             "frameworks_imported": sorted(
-                m for m in ("torch", "torchvision", "tensorflow", "keras") if m in sys.modules
+                m
+                for m in ("torch", "torchvision", "tensorflow", "jax", "keras")
+                if m in sys.modules
             ),
         }
         write_json(self.run_dir.env_path, env)

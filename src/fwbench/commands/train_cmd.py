@@ -22,6 +22,7 @@ from fwbench.commands.options import OptPath, TrainConfigOpt, WorkspaceOpt
 from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
 from fwbench.data.catalog import DATASETS
 from fwbench.errors import FwbenchError
+from fwbench.frameworks.arms import COMPILE_MODES, get_arm
 from fwbench.models import FRAMEWORKS, MODELS, PRECISIONS, VARIANTS, check_choice, get_model
 from fwbench.paths import Workspace
 from fwbench.preflight import check_trainable
@@ -56,11 +57,13 @@ def _resolve(
             f"missing --{', --'.join(missing)}",
             fix="give --framework, --dataset and --model (or only --run-dir to rerun a spec)",
         )
-    check_choice("framework", given["framework"], FRAMEWORKS)
+    given["framework"] = get_arm(given["framework"]).name
     check_choice("dataset", given["dataset"], tuple(DATASETS))
     get_model(given["model"])
     check_choice("precision", options["precision"], PRECISIONS)
     check_choice("variant", options["variant"], VARIANTS)
+    if options["compile_mode"] is not None:
+        check_choice("compile mode", options["compile_mode"], COMPILE_MODES)
     cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, options["config"]))
     spec = make_spec(
         cfg,
@@ -74,6 +77,7 @@ def _resolve(
         subset=options["subset"],
         eval_subset=options["eval_subset"],
         num_workers=options["num_workers"],
+        compile_mode=options["compile_mode"],
     )
     rd = RunDir(run_dir or ws.runs_dir / spec.run_id)
     check_trainable(ws, spec)  # before the run directory exists: a failure leaves nothing
@@ -101,6 +105,9 @@ def train(
     eval_subset: int | None = typer.Option(
         None, "--eval-subset", min=1, help="Evaluate on a stratified N of val and of test."
     ),
+    compile_mode: str | None = typer.Option(
+        None, "--compile", help="eager or compiled (default: the config's training.compile)."
+    ),
     run_dir: OptPath = typer.Option(
         None, "--run-dir", help="Run directory (default: runs/<run_id>); alone: run its spec.json."
     ),
@@ -122,6 +129,7 @@ def train(
             "subset": subset,
             "eval_subset": eval_subset,
             "num_workers": num_workers,
+            "compile_mode": compile_mode,
         },
     )
     out = Console(stderr=True, highlight=False)

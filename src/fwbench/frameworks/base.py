@@ -97,8 +97,11 @@ class Backend(ABC):
 
 
 def load_backend(framework: str, model_builder: ModelBuilder | None = None) -> Backend:
-    """The backend of ``framework``; imports that framework only."""
-    module = importlib.import_module(f"fwbench.frameworks.{framework}.backend")
+    """The backend of arm ``framework``; imports that framework only (Keras on its backend)."""
+    from fwbench.frameworks.arms import activate
+
+    arm = activate(framework)
+    module = importlib.import_module(f"fwbench.frameworks.{arm.package}.backend")
     return module.make_backend(model_builder)
 
 

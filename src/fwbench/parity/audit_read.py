@@ -86,7 +86,14 @@ def describe_torch(net) -> dict[str, str]:
 
 
 # Where the first block starts, per naming scheme: the stem is everything before it.
-_BLOCK_STARTS = ("features.1", "layer1", "expanded_conv", "conv2_block1", "convnext_tiny_stage_0")
+_BLOCK_STARTS = (
+    "features.1",
+    "features-1",
+    "layer1",
+    "expanded_conv",
+    "conv2_block1",
+    "convnext_tiny_stage_0",
+)
 
 
 def _depth_schedule(rates: list[float]) -> str:
@@ -161,16 +168,16 @@ def _keras_pads(layer) -> str:
 
 def _bottleneck_strides_keras(layers) -> str:
     # Bottleneck convs are named conv{stage}_block{i}_{1,2,3}_conv in keras.applications and
-    # layer{stage}.{i}.conv{1,2,3} in the mirrors; the shortcut projection (_0_conv /
+    # layer{stage}-{i}-conv{1,2,3} in the mirrors; the shortcut projection (_0_conv /
     # downsample) is not where the main path's stride sits.
     def label(name: str) -> str:
-        return name.rsplit(".", 1)[-1] if "." in name else name.split("_", 2)[-1]
+        return name.rsplit("-", 1)[-1] if "-" in name else name.split("_", 2)[-1]
 
     kernels = {
         f"{la.kernel_size[0]}×{la.kernel_size[1]} ({label(la.name)})"
         for la in layers
         if ("_block" in la.name or la.name.startswith("layer"))
-        and not (la.name.endswith("_0_conv") or ".downsample." in la.name)
+        and not (la.name.endswith("_0_conv") or "-downsample-" in la.name)
         and type(la).__name__ == "Conv2D"
         and la.strides[0] > 1
     }

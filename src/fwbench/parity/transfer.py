@@ -1,7 +1,8 @@
 """Weight transfer PyTorch → Keras for the ``matched`` models (layers paired by name).
 
 The Keras mirrors (``frameworks/keras/mirrors.py``) name each layer after the torchvision
-module path, so a torch module ``layer1.0.conv2`` fills the Keras layer of the same name.
+module path (``.`` written ``-``), so a torch module ``layer1.0.conv2`` fills the Keras layer
+``layer1-0-conv2``.
 Every Keras layer with weights must be filled exactly once; anything unpaired is an error.
 """
 
@@ -44,9 +45,12 @@ def transfer_weights(torch_model, keras_model) -> int:
     keras_layers = {layer.name: layer for layer in keras_model.layers}
     filled: set[str] = set()
 
-    def put(name: str, weights: list[np.ndarray]) -> None:
+    from fwbench.frameworks.keras.mirrors import layer_name
+
+    def put(torch_path: str, weights: list[np.ndarray]) -> None:
+        name = layer_name(torch_path)
         if name not in keras_layers:
-            raise ValueError(f"torch module '{name}' has no Keras layer of that name")
+            raise ValueError(f"torch module '{torch_path}' has no Keras layer '{name}'")
         keras_layers[name].set_weights(weights)  # raises on any shape mismatch
         filled.add(name)
 

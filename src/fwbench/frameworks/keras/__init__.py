@@ -1,10 +1,10 @@
-"""The Keras arm (Keras 3 on the TensorFlow backend).
+"""The Keras arms: Keras 3 on TensorFlow (``keras``), JAX (``keras-jax``), torch (``keras-torch``).
 
-Importing any module of this package first pins the Keras backend and quiets TensorFlow's C++
-logging, once, before keras or tensorflow can be imported by that module.
+Which backend a process uses is set before Keras is first imported, per process, by
+``fwbench.frameworks.arms.activate`` (``KERAS_BACKEND``); nothing here pins it. Imported
+without it, Keras falls back to its own default (TensorFlow).
 """
 
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet TensorFlow's C++ logging if loaded

@@ -1,19 +1,25 @@
-"""The Keras arm (Keras 3 on TensorFlow): a GradientTape loop in ``tf.function``, not ``fit``.
+"""The Keras arms (Keras 3 on TensorFlow, JAX or PyTorch): one backend, three train steps.
 
-Optimizer: :class:`~fwbench.frameworks.keras.optimizer.TorchSGD`, PyTorch's SGD update rule
-with weight decay coupled into the gradient of every trainable variable (see that module).
+Shared by every Keras arm, written once in ``keras`` / ``keras.ops``: the model builders, the
+optimizer (:class:`~fwbench.frameworks.keras.optimizer.TorchSGD`, PyTorch's SGD rule with
+coupled weight decay), the loss, evaluation, precision policy and checkpoints (``.weights.h5``
+for the best weights, an npz of every model and optimizer variable for resume). Only the step
+differs, each written as the Keras custom-training-loop guide of its backend writes it
+(``step_tf.py``: ``GradientTape``; ``step_jax.py``: ``jax.value_and_grad`` over
+``stateless_call``; ``step_torch.py``: torch autograd) together with its input pipeline
+(tf.data for TensorFlow, the numpy pipeline elsewhere) and its runtime switches.
+
+Which backend is in use is Keras' own (``KERAS_BACKEND``, set per process by
+``fwbench.frameworks.arms.activate`` before Keras is imported).
 
 Precision: ``fp32``, or ``amp`` = the ``mixed_float16`` policy + ``LossScaleOptimizer`` on a
 GPU; on a CPU-only machine ``amp`` is ``mixed_bfloat16`` without loss scaling. Logits are cast
 to float32 before the loss in every case.
-
-Gradient accumulation: each micro-batch's gradients (of its mean loss / n) are computed in one
-``tf.function`` and summed; a second ``tf.function`` applies the sum (the loss scale, if any,
-only changes when it is applied, so the summed scaled gradients unscale correctly).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from collections.abc import Iterator
@@ -22,20 +28,40 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from fwbench.fileio import atomic_write
-from fwbench.frameworks.base import (
-    Backend,
-    Evaluation,
-    ModelBuilder,
-    StepResult,
-    thread_count,
-)
-from fwbench.frameworks.keras.data import KerasPipelines
+from fwbench.frameworks.arms import ARMS, arm_of_backend
+from fwbench.frameworks.base import Backend, Evaluation, ModelBuilder, StepResult, thread_count
 from fwbench.frameworks.keras.optimizer import TorchSGD
 from fwbench.inputs import RunInputs
 from fwbench.runs import RunSpec
+
+# Keras backend -> the module holding its step (each defines ``Step``).
+STEP_MODULES = {"tensorflow": "step_tf", "jax": "step_jax", "torch": "step_torch"}
+
+
+def keep_tensorflow_out() -> None:
+    """On JAX or torch, tell Keras TensorFlow is absent, so nothing here imports it.
+
+    Keras imports TensorFlow whenever it is installed, e.g. ``keras.utils.set_random_seed``
+    seeds it "since many workflows leverage tf.data"; a keras-jax or keras-torch run must
+    not load it (it would not isolate the Keras API from the TensorFlow runtime, and
+    TensorFlow beside torchvision can crash: notes/frameworks.md). Keras' lazy handle is
+    marked unavailable, exactly what it records when TensorFlow is not installed.
+    """
+    if keras.backend.backend() != "tensorflow":
+        from keras.src.utils import module_utils
+
+        module_utils.tensorflow._available = False
+
+
+keep_tensorflow_out()
+
+
+def arm_name() -> str:
+    """The arm this process's Keras backend makes (``keras``, ``keras-jax``, ``keras-torch``)."""
+    return arm_of_backend(keras.backend.backend())
 
 
 def _default_builder(model: str, num_classes: int, input_size: int, variant: str):
@@ -44,69 +70,70 @@ def _default_builder(model: str, num_classes: int, input_size: int, variant: str
     return build_model(model, num_classes, input_size, variant=variant)
 
 
-def loss_per_image(logits: tf.Tensor, labels: tf.Tensor, label_smoothing: float) -> tf.Tensor:
+def loss_per_image(logits, labels, label_smoothing: float):
     """Cross-entropy per image, as ``torch.nn.functional.cross_entropy(label_smoothing=...)``."""
-    logp = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
-    nll = -tf.gather(logp, labels, axis=1, batch_dims=1)
+    logp = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+    picked = ops.take_along_axis(logp, ops.expand_dims(ops.cast(labels, "int32"), -1), axis=-1)
+    nll = -ops.squeeze(picked, -1)
     if not label_smoothing:
         return nll
-    return (1.0 - label_smoothing) * nll - label_smoothing * tf.reduce_mean(logp, axis=-1)
+    return (1.0 - label_smoothing) * nll - label_smoothing * ops.mean(logp, axis=-1)
 
 
-def _set_threads(threads: int) -> None:
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
-    except RuntimeError:  # TF already initialised in this process (in-process tests)
-        pass
-
-
-def _op_determinism_enabled() -> bool:
-    """Whether TF op determinism is in effect (read back, not assumed)."""
-    from tensorflow.python.framework import config as tf_config  # no public getter
-
-    return bool(tf_config.is_op_determinism_enabled())
+def correct_count(logits, labels):
+    """Top-1 hits in a batch (a backend scalar, read once per step)."""
+    hits = ops.argmax(logits, axis=-1) == ops.cast(labels, "int32")
+    return ops.sum(ops.cast(hits, "int32"))
 
 
 class KerasBackend(Backend):
-    """Keras/TensorFlow implementation of :class:`fwbench.frameworks.base.Backend`."""
+    """Keras 3 implementation of :class:`fwbench.frameworks.base.Backend`, any Keras backend."""
 
-    name = "keras"
     best_file = "best.weights.h5"
     last_file = "last.npz"
-    # Speed switch (``fwbench bench`` pins it; set before ``build``): XLA-compile the step.
-    jit_compile = False
-    tf32: bool | None = None  # None = the train config's value (``fwbench bench`` pins it)
+    # Speed switches: None = the train config's value (``fwbench bench`` pins them).
+    compile_mode: str | None = None
+    tf32: bool | None = None
+
+    def __init__(self, model_builder: ModelBuilder | None = None):
+        super().__init__(model_builder)
+        self.name = arm_name()
+        module = importlib.import_module(
+            f"fwbench.frameworks.keras.{STEP_MODULES[keras.backend.backend()]}"
+        )
+        self.step = module.Step(self)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the step runs in the compiled execution mode."""
+        return self.compile_mode == "compiled"
 
     def setup(self, spec: RunSpec) -> dict[str, Any]:
-        """Seeds, threads, op determinism and the precision policy; returns what is in effect."""
+        """Seeds, threads, determinism and the precision policy; returns what is in effect."""
+        t = spec.train_config.training
+        self.compile_mode = self.compile_mode or spec.compile
+        self.tf32 = t.tf32 if self.tf32 is None else self.tf32
         threads = thread_count()
-        _set_threads(threads)
-        keras.utils.set_random_seed(spec.seed)  # Python, NumPy, TensorFlow and Keras' own
-        deterministic = spec.train_config.training.deterministic
-        if deterministic:
-            tf.config.experimental.enable_op_determinism()
-        if self.tf32 is None:
-            self.tf32 = spec.train_config.training.tf32
-        tf.config.experimental.enable_tensor_float_32_execution(self.tf32)
-        self.gpu = bool(tf.config.list_physical_devices("GPU"))
+        runtime = self.step.setup(threads, t.deterministic, self.tf32)
+        keras.utils.set_random_seed(spec.seed)  # Python, NumPy, the backend and Keras' own
+        self.gpu = runtime["device"] == "gpu"
         self.amp = spec.precision == "amp"
         policy = ("mixed_float16" if self.gpu else "mixed_bfloat16") if self.amp else "float32"
         keras.mixed_precision.set_global_policy(policy)
+        arm = ARMS[self.name]
         return {
-            "device": "gpu" if self.gpu else "cpu",
             "threads": threads,
-            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-            "op_determinism": _op_determinism_enabled(),
+            **runtime,
+            "keras_backend": keras.backend.backend(),
+            "compile": self.compile_mode,
+            "execution": arm.execution(self.compile_mode),
             "mixed_precision_policy": policy,
-            "tf32": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
             "amp_dtype": policy.removeprefix("mixed_") if self.amp else None,
             "loss_scaling": bool(self.amp and self.gpu),
         }
 
     def build(self, spec: RunSpec, inputs: RunInputs) -> None:
-        """Model, TorchSGD (wrapped in LossScaleOptimizer for GPU AMP) and the pipelines."""
+        """Model, TorchSGD (in LossScaleOptimizer for GPU AMP), the step and its pipelines."""
         builder = self.model_builder or _default_builder
         self.model = builder(spec.model, inputs.num_classes, spec.input_size, spec.variant)
         opt = spec.train_config.optimizer
@@ -115,36 +142,11 @@ class KerasBackend(Backend):
         self.optimizer = keras.optimizers.LossScaleOptimizer(self.sgd) if scaled else self.sgd
         self.optimizer.build(self.model.trainable_variables)
         self.label_smoothing = spec.train_config.training.label_smoothing
-        self.pipelines = KerasPipelines(inputs)
-        self._grads = tf.function(self._grads_impl, jit_compile=self.jit_compile)
-        self._apply = tf.function(self._apply_impl, jit_compile=self.jit_compile)
-        self._step = tf.function(self._step_impl, jit_compile=self.jit_compile)
-        self._eval = tf.function(self._eval_impl, reduce_retracing=True)
-
-    # --- the step ---------------------------------------------------------------------------
-    def _grads_impl(self, x, y, n):
-        with tf.GradientTape() as tape:
-            logits = self.model(x, training=True)
-            loss = tf.reduce_mean(loss_per_image(logits, y, self.label_smoothing))
-            scaled = self.optimizer.scale_loss(loss / n)
-        grads = tape.gradient(scaled, self.model.trainable_variables)
-        correct = tf.reduce_sum(tf.cast(tf.argmax(logits, axis=-1) == y, tf.int64))
-        return loss, correct, grads
-
-    def _apply_impl(self, grads):
-        self.optimizer.apply(grads, self.model.trainable_variables)
-
-    def _step_impl(self, x, y):
-        # One graph for a whole step (no accumulation): each variable's update can start as
-        # soon as its gradient exists, and no host read splits the step (``fwbench bench``
-        # measured the two-call path ~4% slower than a bare tf.function loop on CPU).
-        loss, correct, grads = self._grads_impl(x, y, tf.constant(1.0, tf.float32))
-        self._apply_impl(grads)
-        return loss, correct
+        self.step.build(inputs)
 
     def train_batches(self, epoch: int) -> Iterator[Any]:
         """The epoch's micro-batches (shared order and augmentation draws)."""
-        return iter(self.pipelines.train(epoch))
+        return iter(self.step.pipelines.train(epoch))
 
     def set_lr(self, lr: float) -> None:
         """Set the learning rate of the next step."""
@@ -152,41 +154,22 @@ class KerasBackend(Backend):
 
     def train_step(self, micro_batches: list[Any], lr: float) -> StepResult:
         """One SGD step: each micro-batch's mean loss / n differentiated, gradients summed."""
-        self.set_lr(lr)
-        if len(micro_batches) == 1:
-            x, y = micro_batches[0]
-            loss, ok = self._step(x, y)
-            return StepResult(float(loss), int(ok), int(y.shape[0]), float(self.sgd.lr64.numpy()))
-        n = tf.constant(float(len(micro_batches)), tf.float32)
-        total, loss_sum, correct, count = None, 0.0, 0, 0
-        for x, y in micro_batches:
-            loss, ok, grads = self._grads(x, y, n)
-            total = grads if total is None else [a + b for a, b in zip(total, grads, strict=True)]
-            loss_sum += float(loss)
-            correct += int(ok)
-            count += int(y.shape[0])
-        used_lr = float(self.sgd.lr64.numpy())
-        self._apply(total)
-        return StepResult(loss_sum, correct, count, used_lr)
-
-    # --- evaluation -------------------------------------------------------------------------
-    def _eval_impl(self, x, y):
-        logits = tf.cast(self.model(x, training=False), tf.float32)
-        return tf.reduce_sum(loss_per_image(logits, y, 0.0)), tf.nn.softmax(logits, axis=-1)
+        return self.step.train_step(micro_batches, lr)
 
     def evaluate(self, split: str) -> Evaluation:
         """Mean cross-entropy and class probabilities on ``split`` in inference mode."""
         total, probs, n = 0.0, [], 0
-        for x, y in self.pipelines.evaluation(split):
-            loss, p = self._eval(x, y)
+        for x, y in self.step.pipelines.evaluation(split):
+            loss, p = self.step.eval_batch(x, y)
             total += float(loss)
-            probs.append(p.numpy())
+            probs.append(np.asarray(p, np.float32))
             n += int(y.shape[0])
         return Evaluation(total / max(n, 1), np.concatenate(probs))
 
     # --- checkpoints ------------------------------------------------------------------------
     def save_best(self, path: Path) -> None:
         """``model.save_weights`` (Keras wants the ``.weights.h5`` suffix), then rename."""
+        self.step.to_variables()
         tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.model.save_weights(tmp)
@@ -195,13 +178,15 @@ class KerasBackend(Backend):
     def load_best(self, path: Path) -> None:
         """Load weights written by :meth:`save_best`."""
         self.model.load_weights(path)
+        self.step.from_variables()
 
     def save_last(self, path: Path, meta: dict[str, Any]) -> None:
         """Every model variable (incl. BN statistics and dropout seed states), every optimizer
         variable (momentum, iterations, loss scale) and ``meta``, as npz.
         """
-        arrays = {f"model_{i}": v.numpy() for i, v in enumerate(self.model.variables)}
-        arrays |= {f"opt_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)}
+        self.step.to_variables()
+        arrays = {f"model_{i}": _numpy(v) for i, v in enumerate(self.model.variables)}
+        arrays |= {f"opt_{i}": _numpy(v) for i, v in enumerate(self.optimizer.variables)}
         arrays["meta"] = np.array(json.dumps(meta))
 
         def write(p: Path) -> None:
@@ -217,13 +202,20 @@ class KerasBackend(Backend):
                 v.assign(z[f"model_{i}"])
             for i, v in enumerate(self.optimizer.variables):
                 v.assign(z[f"opt_{i}"])
-            return json.loads(str(z["meta"]))
+            meta = json.loads(str(z["meta"]))
+        self.step.from_variables()
+        return meta
 
     def parameters_numpy(self) -> list[np.ndarray]:
         """Every trainable variable as a numpy array (tests, parity)."""
-        return [v.numpy().copy() for v in self.model.trainable_variables]
+        self.step.to_variables()
+        return [_numpy(v).copy() for v in self.model.trainable_variables]
+
+
+def _numpy(v) -> np.ndarray:
+    return np.asarray(ops.convert_to_numpy(v))
 
 
 def make_backend(model_builder: ModelBuilder | None = None) -> KerasBackend:
-    """A fresh Keras backend (``model_builder`` replaces the model registry, for tests)."""
+    """A fresh Keras backend on this process's Keras backend (``model_builder``: for tests)."""
     return KerasBackend(model_builder)

@@ -9,8 +9,9 @@ identical in both variants: ``matched`` changes only the Keras side.
 What makes a mirror match (each one a difference ``fwbench models audit`` lists for the
 library builds):
 
-- layer names are the torchvision module paths (``layer1.0.conv2``), so weight transfer
-  (``fwbench.parity.transfer``) pairs layers by name;
+- layer names are the torchvision module paths with ``-`` for ``.`` (``layer1-0-conv2``;
+  :func:`layer_name`), so weight transfer (``fwbench.parity.transfer``) pairs layers by name
+  (Keras on PyTorch registers variables as torch parameters, whose names cannot hold a dot);
 - strided convolutions pad explicitly and symmetrically (``ZeroPadding2D`` + ``valid``) like
   PyTorch; stride-1 odd kernels use ``same``, which is symmetric there;
 - conv bias only where torchvision has one; BatchNorm epsilon 1e-5 and Keras momentum 0.9
@@ -29,6 +30,13 @@ from __future__ import annotations
 
 from fwbench.models import get_model
 from fwbench.stems import stem_for
+
+SEP = "-"  # in place of torchvision's "." in module paths
+
+
+def layer_name(torch_path: str) -> str:
+    """The mirror layer name of the torchvision module at ``torch_path``."""
+    return torch_path.replace(".", SEP)
 
 
 def _keras():
@@ -59,7 +67,7 @@ def _conv(x, filters, kernel, stride, name, *, bias=False, init=None, depthwise=
     pad = kernel // 2
     padding = "valid"
     if pad and stride > 1:
-        x = layers.ZeroPadding2D(pad, name=f"{name}.pad")(x)
+        x = layers.ZeroPadding2D(pad, name=f"{name}-pad")(x)
     elif pad:
         padding = "same"  # stride 1, odd kernel: same == symmetric
     init = init or _kaiming_fan_out(depthwise)
@@ -95,18 +103,18 @@ def _bottleneck(x, planes, stride, name):
     layers = _keras().layers
     inplanes = x.shape[-1]
     identity = x
-    out = layers.ReLU(name=f"{name}.relu1")(
-        _bn(_conv(x, planes, 1, 1, f"{name}.conv1"), f"{name}.bn1")
+    out = layers.ReLU(name=f"{name}-relu1")(
+        _bn(_conv(x, planes, 1, 1, f"{name}-conv1"), f"{name}-bn1")
     )
-    out = layers.ReLU(name=f"{name}.relu2")(
-        _bn(_conv(out, planes, 3, stride, f"{name}.conv2"), f"{name}.bn2")
+    out = layers.ReLU(name=f"{name}-relu2")(
+        _bn(_conv(out, planes, 3, stride, f"{name}-conv2"), f"{name}-bn2")
     )
-    out = _bn(_conv(out, planes * 4, 1, 1, f"{name}.conv3"), f"{name}.bn3")
+    out = _bn(_conv(out, planes * 4, 1, 1, f"{name}-conv3"), f"{name}-bn3")
     if stride != 1 or inplanes != planes * 4:
         identity = _bn(
-            _conv(x, planes * 4, 1, stride, f"{name}.downsample.0"), f"{name}.downsample.1"
+            _conv(x, planes * 4, 1, stride, f"{name}-downsample-0"), f"{name}-downsample-1"
         )
-    return layers.ReLU(name=f"{name}.relu3")(layers.Add(name=f"{name}.add")([out, identity]))
+    return layers.ReLU(name=f"{name}-relu3")(layers.Add(name=f"{name}-add")([out, identity]))
 
 
 def resnet50(num_classes: int, input_size: int):
@@ -119,13 +127,13 @@ def resnet50(num_classes: int, input_size: int):
     x = layers.ReLU(name="relu")(_bn(x, "bn1"))
     if stem.maxpool:
         # After ReLU every value is >= 0, so zero padding acts like PyTorch's -inf padding.
-        x = layers.ZeroPadding2D(1, name="maxpool.pad")(x)
+        x = layers.ZeroPadding2D(1, name="maxpool-pad")(x)
         x = layers.MaxPooling2D(3, 2, name="maxpool")(x)
     for i, (planes, blocks, stride) in enumerate(
         [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)], start=1
     ):
         for b in range(blocks):
-            x = _bottleneck(x, planes, stride if b == 0 else 1, f"layer{i}.{b}")
+            x = _bottleneck(x, planes, stride if b == 0 else 1, f"layer{i}-{b}")
     x = layers.GlobalAveragePooling2D(name="avgpool")(x)
     w_init, b_init = _torch_linear_init(2048)
     x = layers.Dense(num_classes, name="fc", kernel_initializer=w_init, bias_initializer=b_init)(x)
@@ -143,8 +151,8 @@ def _make_divisible(v: float, divisor: int = 8) -> int:
 
 def _conv_bn_relu6(x, filters, kernel, stride, name, depthwise=False):
     layers = _keras().layers
-    x = _conv(x, filters, kernel, stride, f"{name}.0", depthwise=depthwise)
-    return layers.ReLU(6.0, name=f"{name}.2")(_bn(x, f"{name}.1"))
+    x = _conv(x, filters, kernel, stride, f"{name}-0", depthwise=depthwise)
+    return layers.ReLU(6.0, name=f"{name}-2")(_bn(x, f"{name}-1"))
 
 
 def _inverted_residual(x, oup, stride, expand_ratio, name):
@@ -153,12 +161,12 @@ def _inverted_residual(x, oup, stride, expand_ratio, name):
     hidden = int(round(inp * expand_ratio))
     out, i = x, 0
     if expand_ratio != 1:
-        out = _conv_bn_relu6(out, hidden, 1, 1, f"{name}.conv.{i}")
+        out = _conv_bn_relu6(out, hidden, 1, 1, f"{name}-conv-{i}")
         i += 1
-    out = _conv_bn_relu6(out, hidden, 3, stride, f"{name}.conv.{i}", depthwise=True)
-    out = _bn(_conv(out, oup, 1, 1, f"{name}.conv.{i + 1}"), f"{name}.conv.{i + 2}")
+    out = _conv_bn_relu6(out, hidden, 3, stride, f"{name}-conv-{i}", depthwise=True)
+    out = _bn(_conv(out, oup, 1, 1, f"{name}-conv-{i + 1}"), f"{name}-conv-{i + 2}")
     if stride == 1 and inp == oup:
-        out = layers.Add(name=f"{name}.add")([x, out])
+        out = layers.Add(name=f"{name}-add")([x, out])
     return out
 
 
@@ -177,19 +185,19 @@ def mobilenetv2(num_classes: int, input_size: int, width_mult: float = 1.0):
         (6, 320, 1, 1),
     ]
     inputs = keras.Input((input_size, input_size, 3))
-    x = _conv_bn_relu6(inputs, _make_divisible(32 * width_mult), 3, stem.stride, "features.0")
+    x = _conv_bn_relu6(inputs, _make_divisible(32 * width_mult), 3, stem.stride, "features-0")
     index = 1
     for t, c, n, s in settings:
         for j in range(n):
             x = _inverted_residual(
-                x, _make_divisible(c * width_mult), s if j == 0 else 1, t, f"features.{index}"
+                x, _make_divisible(c * width_mult), s if j == 0 else 1, t, f"features-{index}"
             )
             index += 1
-    x = _conv_bn_relu6(x, _make_divisible(1280 * max(1.0, width_mult)), 1, 1, f"features.{index}")
+    x = _conv_bn_relu6(x, _make_divisible(1280 * max(1.0, width_mult)), 1, 1, f"features-{index}")
     x = layers.GlobalAveragePooling2D(name="avgpool")(x)
-    x = layers.Dropout(0.2, name="classifier.0")(x)
+    x = layers.Dropout(0.2, name="classifier-0")(x)
     init = keras.initializers.RandomNormal(stddev=0.01)
-    x = layers.Dense(num_classes, name="classifier.1", kernel_initializer=init)(x)
+    x = layers.Dense(num_classes, name="classifier-1", kernel_initializer=init)(x)
     return keras.Model(inputs, x, name="mobilenetv2_matched")
 
 
@@ -253,15 +261,15 @@ def _cn_block(x, dim, drop_rate, name):
     LayerScale, StochasticDepth = _convnext_layers()
     init = keras.initializers.RandomNormal(stddev=0.02)  # torch's trunc_normal_(a=-2, b=2)
     out = layers.DepthwiseConv2D(
-        7, padding="same", use_bias=True, depthwise_initializer=init, name=f"{name}.block.0"
+        7, padding="same", use_bias=True, depthwise_initializer=init, name=f"{name}-block-0"
     )(x)
-    out = layers.LayerNormalization(epsilon=LN_EPSILON, name=f"{name}.block.2")(out)
-    out = layers.Dense(4 * dim, kernel_initializer=init, name=f"{name}.block.3")(out)
-    out = layers.Activation("gelu", name=f"{name}.block.4")(out)  # exact erf GELU, as torch
-    out = layers.Dense(dim, kernel_initializer=init, name=f"{name}.block.5")(out)
-    out = LayerScale(1e-6, name=f"{name}.layer_scale")(out)
-    out = StochasticDepth(drop_rate, name=f"{name}.stochastic_depth")(out)
-    return layers.Add(name=f"{name}.add")([x, out])
+    out = layers.LayerNormalization(epsilon=LN_EPSILON, name=f"{name}-block-2")(out)
+    out = layers.Dense(4 * dim, kernel_initializer=init, name=f"{name}-block-3")(out)
+    out = layers.Activation("gelu", name=f"{name}-block-4")(out)  # exact erf GELU, as torch
+    out = layers.Dense(dim, kernel_initializer=init, name=f"{name}-block-5")(out)
+    out = LayerScale(1e-6, name=f"{name}-layer_scale")(out)
+    out = StochasticDepth(drop_rate, name=f"{name}-stochastic_depth")(out)
+    return layers.Add(name=f"{name}-add")([x, out])
 
 
 def convnext_tiny(num_classes: int, input_size: int, stochastic_depth_prob: float = 0.1):
@@ -274,21 +282,21 @@ def convnext_tiny(num_classes: int, input_size: int, stochastic_depth_prob: floa
     total, block_id = sum(depths), 0
     inputs = keras.Input((input_size, input_size, 3))
     x = layers.Conv2D(
-        dims[0], stem.kernel, stem.stride, kernel_initializer=init, name="features.0.0"
+        dims[0], stem.kernel, stem.stride, kernel_initializer=init, name="features-0-0"
     )(inputs)
-    x = layers.LayerNormalization(epsilon=LN_EPSILON, name="features.0.1")(x)
+    x = layers.LayerNormalization(epsilon=LN_EPSILON, name="features-0-1")(x)
     for stage, (dim, depth) in enumerate(zip(dims, depths, strict=True)):
         if stage > 0:
-            name = f"features.{2 * stage}"
-            x = layers.LayerNormalization(epsilon=LN_EPSILON, name=f"{name}.0")(x)
-            x = layers.Conv2D(dim, 2, 2, kernel_initializer=init, name=f"{name}.1")(x)
+            name = f"features-{2 * stage}"
+            x = layers.LayerNormalization(epsilon=LN_EPSILON, name=f"{name}-0")(x)
+            x = layers.Conv2D(dim, 2, 2, kernel_initializer=init, name=f"{name}-1")(x)
         for j in range(depth):
             rate = stochastic_depth_prob * block_id / (total - 1.0)
-            x = _cn_block(x, dim, rate, f"features.{2 * stage + 1}.{j}")
+            x = _cn_block(x, dim, rate, f"features-{2 * stage + 1}-{j}")
             block_id += 1
     x = layers.GlobalAveragePooling2D(name="avgpool")(x)
-    x = layers.LayerNormalization(epsilon=LN_EPSILON, name="classifier.0")(x)
-    x = layers.Dense(num_classes, kernel_initializer=init, name="classifier.2")(x)
+    x = layers.LayerNormalization(epsilon=LN_EPSILON, name="classifier-0")(x)
+    x = layers.Dense(num_classes, kernel_initializer=init, name="classifier-2")(x)
     return keras.Model(inputs, x, name="convnext_tiny_matched")
 
 
