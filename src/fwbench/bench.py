@@ -48,8 +48,8 @@ COLUMNS = (
     "precision", "batch_size", "input_size", "num_classes", "dataset", "mode",
     "samples_per_sec", "samples_per_sec_min", "samples_per_sec_max",
     "step_ms", "step_ms_min", "step_ms_max", "step_ms_spread", "data_ms",
-    "ref_mode", "ratio_to_ref", "param_count", "warmup", "steps", "repeats",
-    "tf32", "channels_last", "compile", "jit_compile", "intra_op_threads", "inter_op_threads",
+    "ref_mode", "ratio_to_ref", "compile_s", "param_count", "warmup", "steps", "repeats",
+    "tf32", "channels_last", "compile", "execution", "intra_op_threads", "inter_op_threads",
     "num_workers", "deterministic", "load_avg_1m",
 )  # fmt: skip
 
@@ -63,8 +63,7 @@ class SpeedSettings:
       default on Ampere+, torch only for convolutions: left alone, the arms would differ).
     - ``channels_last`` on: NHWC is Keras's native layout; PyTorch gets it via channels_last
       (faster for these CNNs on CPU and with AMP on GPU; ``notes/frameworks.md``).
-    - ``compile`` (torch.compile) and ``jit_compile`` (XLA) off: neither is the default way to
-      train in its framework, and XLA measured 2-5x slower on CPU here.
+    - the execution mode is not a setting but an axis of the jobs (``BenchJob.compile``).
     - threads: ``threads`` intra-op (``$FWBENCH_THREADS`` else the CPUs this process may use)
       and ``min(threads, 2)`` inter-op, in both frameworks (as the backends set them).
     - ``num_workers``: DataLoader processes for PyTorch (tf.data uses AUTOTUNE):
@@ -74,8 +73,6 @@ class SpeedSettings:
 
     tf32: bool = False
     channels_last: bool = True
-    compile: bool = False
-    jit_compile: bool = False
     threads: int = 1
     num_workers: int = 0
     deterministic: bool = True
@@ -100,7 +97,11 @@ def default_settings(threads: int, config_workers: int, deterministic: bool) -> 
 
 @dataclass(frozen=True)
 class BenchJob:
-    """One framework subprocess: one (framework, model, precision, batch size) and its modes."""
+    """One framework subprocess: one (arm, compile mode, model, precision, batch) and its modes.
+
+    ``compile``: ``eager`` (each arm's default execution) or ``compiled`` (torch.compile, XLA
+    ``jit_compile``, ``jax.jit``; ``fwbench.frameworks.arms``).
+    """
 
     framework: str
     model: str
@@ -119,6 +120,7 @@ class BenchJob:
     train_config: str | None = None  # the user's train_config.yaml, if any
     lr: float = 0.01  # constant: small enough that random labels never diverge
     seed: int = 42
+    compile: str = "eager"
 
     def to_json(self) -> str:
         """The job as one JSON string (the subprocess's ``--json-args``)."""
@@ -157,6 +159,8 @@ class Repeat:
     images: int
     steps: int
     data_seconds: float
+    warmup_seconds: float = 0.0  # the untimed steps before the window (first: compilation)
+    warmup_steps: int = 0
 
 
 def run_window(runner: Runner, sw: Stopwatch, steps: int) -> None:
@@ -186,18 +190,26 @@ def measure_modes(
                 runner.batches = runner.restart()
             sw = Stopwatch(clock, runner.sync)
             run_window(runner, sw, warmup)
+            warm = (sw.seconds, sw.steps)
             sw.reset()  # warm-up steps are never part of a measurement
             run_window(runner, sw, steps)
-            out[mode].append(Repeat(sw.seconds, sw.images, sw.steps, sw.data_seconds))
+            out[mode].append(Repeat(sw.seconds, sw.images, sw.steps, sw.data_seconds, *warm))
     return out
 
 
 def summarise(repeats: list[Repeat]) -> dict[str, float]:
-    """Median and min/max over repeats of samples/s and step time; median data wait per step."""
+    """Median and min/max over repeats of samples/s and step time; median data wait per step.
+
+    ``compile_s``: the first warm-up's excess over as many steady steps (tracing and
+    compilation), kept apart from the throughput, which excludes every warm-up step.
+    """
     rates = [r.images / r.seconds for r in repeats]
     step_ms = [1000.0 * r.seconds / r.steps for r in repeats]
     data_ms = [1000.0 * r.data_seconds / r.steps for r in repeats]
+    first = repeats[0]  # the mode's first warm-up: tracing, compilation, caches
+    steady = statistics.median(step_ms) / 1000.0
     return {
+        "compile_s": max(0.0, first.warmup_seconds - first.warmup_steps * steady),
         "samples_per_sec": statistics.median(rates),
         "samples_per_sec_min": min(rates),
         "samples_per_sec_max": max(rates),
@@ -248,6 +260,7 @@ def job_rows(job: BenchJob, results: dict[str, list[Repeat]], facts: dict[str, A
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "host": socket.gethostname(),
         "framework": job.framework,
+        "compile": job.compile,
         "model": job.model,
         "variant": job.variant,
         "precision": job.precision,
@@ -328,6 +341,7 @@ def job_spec_and_inputs(job: BenchJob):
         variant=job.variant,
         epochs_override=1,
         num_workers=job.settings.num_workers,
+        compile_mode=job.compile,
     ).model_copy(update={"input_size": job.input_size})
     if any(m in job.modes for m in PIPELINE_MODES):
         return spec, load_inputs(ws, spec)

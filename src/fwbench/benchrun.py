@@ -27,7 +27,8 @@ from fwbench.bench import (
 from fwbench.data.catalog import get_dataset
 from fwbench.errors import FwbenchError
 from fwbench.fileio import atomic_write
-from fwbench.models import FRAMEWORKS, PRECISIONS, VARIANTS, check_choice, get_model
+from fwbench.frameworks.arms import COMPILE_MODES, arm_env, get_arm
+from fwbench.models import PRECISIONS, VARIANTS, check_choice, get_model
 from fwbench.paths import Workspace
 
 CSV_NAME = "bench.csv"
@@ -51,13 +52,15 @@ def plan_jobs(
     variant: str = "library",
     train_config: Path | None = None,
     dataset_size: int | None = None,
+    compile_modes: tuple[str, ...] = ("eager",),
 ) -> list[BenchJob]:
-    """Validate the choices and expand them into one job per (framework, model, precision, batch).
+    """Validate the choices; one job per (model, precision, batch, arm, compile mode).
 
     ``dataset_size`` is the dataset's input size from the train config (None: the catalog's).
     """
-    for fw in frameworks:
-        check_choice("framework", fw, FRAMEWORKS)
+    frameworks = [get_arm(fw).name for fw in frameworks]
+    for c in compile_modes:
+        check_choice("compile mode", c, COMPILE_MODES)
     for m in models:
         get_model(m)
     for p in precisions:
@@ -87,9 +90,10 @@ def plan_jobs(
             framework=fw, model=m, precision=p, batch_size=b, input_size=size,
             num_classes=classes, dataset=dataset, modes=ordered, warmup=warmup, steps=steps,
             repeats=repeats, settings=settings, variant=variant, workspace=str(ws.root),
-            train_config=None if train_config is None else str(train_config),
+            train_config=None if train_config is None else str(train_config), compile=c,
         )
         for m in models for p in precisions for b in batch_sizes for fw in frameworks
+        for c in compile_modes
     ]  # fmt: skip
 
 
@@ -105,12 +109,9 @@ def _need_prepared(ws: Workspace, dataset: str) -> None:
 
 def run_job(job: BenchJob, python: str = sys.executable) -> list[dict]:
     """Run ``job`` in its framework's own process; return its rows."""
-    env = os.environ | {
-        "FWBENCH_THREADS": str(job.settings.threads),
-        "KERAS_BACKEND": "tensorflow",
-        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-    }
-    module = f"fwbench.frameworks.{job.framework}.bench"
+    threads = str(job.settings.threads)
+    env = os.environ | {"FWBENCH_THREADS": threads} | arm_env(job.framework, threads)
+    module = f"fwbench.frameworks.{get_arm(job.framework).package}.bench"
     cmd = [python, "-m", module, "--json-args", job.to_json()]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     for line in reversed(proc.stdout.splitlines()):
@@ -120,7 +121,8 @@ def run_job(job: BenchJob, python: str = sys.executable) -> list[dict]:
             raise FwbenchError(**json.loads(line.removeprefix(ERROR_MARK)))
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
     raise RuntimeError(
-        f"{module} exited with {proc.returncode} for {job.model}/{job.precision}/"
+        f"{module} exited with {proc.returncode} for {job.framework}/{job.compile}/{job.model}/"
+        f"{job.precision}/"
         f"b{job.batch_size}:\n" + "\n".join(tail)
     )
 

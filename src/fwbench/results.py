@@ -21,7 +21,9 @@ from fwbench.paths import Workspace
 from fwbench.runcheck import QUARANTINE, corruption
 from fwbench.runs import EPOCH_FIELDS, RunDir, RunSpec
 
-ID_COLUMNS = ["run_id", "stage", "dataset", "model", "precision", "seed", "framework", "variant"]
+ID_COLUMNS = [
+    "run_id", "stage", "dataset", "model", "precision", "seed", "framework", "variant", "compile",
+]  # fmt: skip
 RUN_COLUMNS = [
     *ID_COLUMNS,
     "epochs",
@@ -49,6 +51,7 @@ RUN_COLUMNS = [
     "cpu_model",
     "device",
     "amp_dtype",
+    "execution",
     "test_per_class_accuracy",
     "run_dir",
 ]
@@ -111,6 +114,7 @@ def spec_fields(spec: RunSpec) -> dict[str, Any]:
         "seed": spec.seed,
         "framework": spec.framework,
         "variant": spec.variant,
+        "compile": spec.compile,
         "epochs": spec.epochs,
         "input_size": spec.input_size,
         "subset": spec.subset,
@@ -158,6 +162,7 @@ def run_row(run: RunDir, spec: RunSpec, epochs: pd.DataFrame, root: Path) -> dic
     facts = env.get("run") if isinstance(env.get("run"), dict) else {}
     row["device"] = _scalar(facts.get("device", env.get("device")))
     row["amp_dtype"] = _scalar(facts.get("amp_dtype", env.get("amp_dtype")))
+    row["execution"] = _scalar(facts.get("execution"))
     if row["state"] == "corrupt":
         row["note"] = f"corrupt: {corruption(run)}; `fwbench run` repairs it"
     return row
@@ -248,8 +253,8 @@ def _typed(runs: pd.DataFrame) -> pd.DataFrame:
     floats = RUN_COLUMNS[RUN_COLUMNS.index("best_val_accuracy") : RUN_COLUMNS.index("host")]
     for col in floats:
         runs[col] = pd.to_numeric(runs[col]).astype("float64")
-    strings = ("stage", "error", "note", "host", "cpu_model", "device", "amp_dtype", "run_dir")
-    for col in (*strings, "test_per_class_accuracy"):
+    strings = ("stage", "error", "note", "host", "cpu_model", "device", "amp_dtype", "execution")
+    for col in (*strings, "compile", "run_dir", "test_per_class_accuracy"):
         runs[col] = runs[col].astype("string")
     return runs
 

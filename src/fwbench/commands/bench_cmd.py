@@ -23,7 +23,11 @@ def _ints(text: str, flag: str) -> list[int]:
 
 
 def bench(
-    frameworks: str = typer.Option("pytorch,keras", "--frameworks", help="Comma-separated."),
+    frameworks: str = typer.Option(
+        "pytorch,keras",
+        "--frameworks",
+        help="Comma-separated arms: pytorch, keras (= keras-tf), keras-jax, keras-torch.",
+    ),
     models: str = typer.Option("mobilenetv2", "--models", help="Comma-separated model names."),
     precisions: str = typer.Option("fp32", "--precisions", help="fp32 and/or amp."),
     batch_sizes: str = typer.Option("64", "--batch-sizes", help="Comma-separated batch sizes."),
@@ -51,15 +55,23 @@ def bench(
     channels_last: bool = typer.Option(
         True, "--channels-last/--no-channels-last", help="PyTorch NHWC memory (Keras is NHWC)."
     ),
-    compile_: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile."),
-    jit_compile: bool = typer.Option(False, "--jit-compile/--no-jit-compile", help="Keras XLA."),
+    compile_modes: str = typer.Option(
+        "eager",
+        "--compile",
+        help="Execution modes, comma-separated: eager and/or compiled (torch.compile, XLA "
+        "jit_compile, jax.jit; keras-jax is compiled in both).",
+    ),
     deterministic: bool = typer.Option(
         None, "--deterministic/--no-deterministic", help="Default: the train config's value."
     ),
     config: OptPath = TrainConfigOpt,
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
-    """Images/s of bare loop, fwbench's step, step + pipeline, pipeline -> results/bench.csv."""
+    """Images/s of bare loop, fwbench's step, step + pipeline, pipeline -> results/bench.csv.
+
+    One framework process per (arm, execution mode, model, precision, batch size); the first
+    warm-up's compilation time is reported apart from the throughput (``compile_s``).
+    """
     from dataclasses import replace
 
     from rich.console import Console
@@ -83,8 +95,6 @@ def bench(
         settings,
         tf32=tf32,
         channels_last=channels_last,
-        compile=compile_,
-        jit_compile=jit_compile,
         num_workers=settings.num_workers if num_workers is None else num_workers,
     )
     jobs = plan_jobs(
@@ -104,14 +114,15 @@ def bench(
         variant=variant,
         train_config=user_config,
         dataset_size=cfg.input_size.get(dataset),
+        compile_modes=tuple(_split(compile_modes)),
     )
     out = Console()
-    out.print(f"settings (both arms): {settings}")
+    out.print(f"settings (every arm): {settings}")
     with out.status("benchmarking ...") as status:
 
         def on_job(job) -> None:
             status.update(
-                f"{job.framework} {job.model} {job.precision} batch {job.batch_size} "
+                f"{job.framework} {job.compile} {job.model} {job.precision} b{job.batch_size} "
                 f"({job.repeats} x {job.steps} steps per mode) ..."
             )
 
@@ -129,16 +140,18 @@ def bench_table(rows: list[dict]):
     from rich.table import Table
 
     table = Table(
-        "arm", "model", "prec", "batch", "mode", "images/s [min-max]", "step ms", "data ms",
-        "ratio", title="fwbench bench (median over repeats)",
+        "arm", "execution", "model", "prec", "batch", "mode", "images/s [min-max]", "step ms",
+        "data ms", "ratio", "compile s", title="fwbench bench (median over repeats)",
     )  # fmt: skip
     for row in rows:
         ratio = row["ratio_to_ref"]
         table.add_row(
-            row["framework"], row["model"], row["precision"], str(row["batch_size"]), row["mode"],
+            row["framework"], f"{row['compile']}: {row['execution']}", row["model"],
+            row["precision"], str(row["batch_size"]), row["mode"],
             f"{row['samples_per_sec']:.1f} [{row['samples_per_sec_min']:.1f}-"
             f"{row['samples_per_sec_max']:.1f}]",
             f"{row['step_ms']:.1f}", f"{row['data_ms']:.2f}",
             "" if ratio is None else f"{ratio:.3f} x {row['ref_mode']}",
+            f"{row['compile_s']:.1f}",
         )  # fmt: skip
     return table

@@ -100,14 +100,17 @@ def arm_of_backend(keras_backend: str | None) -> str:
     return next(a.name for a in ARMS.values() if a.keras_backend == wanted)
 
 
-def arm_env(name: str) -> dict[str, str]:
-    """Environment variables a process of arm ``name`` must start with (subprocess launches)."""
+def arm_env(name: str, threads: str | None = None) -> dict[str, str]:
+    """Environment variables a process of arm ``name`` must start with (subprocess launches).
+
+    ``threads``: the process's compute threads (None: ``$FWBENCH_THREADS``/``$OMP_NUM_THREADS``).
+    """
     arm = get_arm(name)
     env = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     if arm.keras_backend:
         env["KERAS_BACKEND"] = arm.keras_backend
     flags = os.environ.get("XLA_FLAGS", "")
-    threads = os.environ.get("FWBENCH_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    threads = threads or os.environ.get("FWBENCH_THREADS") or os.environ.get("OMP_NUM_THREADS")
     if arm.keras_backend == "jax" and threads == "1" and _ONE_THREAD not in flags:
         env["XLA_FLAGS"] = f"{flags} {_ONE_THREAD}".strip()  # XLA sizes its pool at start-up
     return env

@@ -55,7 +55,7 @@ class TorchBackend(Backend):
     # Speed switches: None = the train config's value (``fwbench bench`` pins them explicitly).
     channels_last: bool | None = None
     tf32: bool | None = None
-    compile = False
+    compile: bool | None = None  # torch.compile the model for training (compile: compiled)
 
     def setup(self, spec: RunSpec) -> dict[str, Any]:
         """Seeds, threads and determinism switches; returns the settings in effect."""
@@ -73,6 +73,7 @@ class TorchBackend(Backend):
         t = spec.train_config.training
         self.tf32 = t.tf32 if self.tf32 is None else self.tf32
         self.channels_last = t.channels_last if self.channels_last is None else self.channels_last
+        self.compile = spec.compile == "compiled" if self.compile is None else self.compile
         torch.backends.cuda.matmul.allow_tf32 = self.tf32
         torch.backends.cudnn.allow_tf32 = self.tf32
         torch.set_float32_matmul_precision("high" if self.tf32 else "highest")
@@ -91,6 +92,8 @@ class TorchBackend(Backend):
             "amp_dtype": str(self.amp_dtype).removeprefix("torch.") if self.amp else None,
             "tf32": self.tf32,
             "channels_last": self.channels_last,
+            "compile": "compiled" if self.compile else "eager",
+            "execution": "torch.compile" if self.compile else "eager",
             "loss_scaling": bool(self.amp and cuda),
         }
 

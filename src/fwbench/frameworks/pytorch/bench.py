@@ -59,7 +59,7 @@ def bare_runner(job: BenchJob, backend: TorchBackend, spec: Any, batch, sync):
     if job.settings.channels_last:
         model.to(memory_format=torch.channels_last)
     model.train()
-    forward = torch.compile(model) if job.settings.compile else model
+    forward = torch.compile(model) if job.compile == "compiled" else model
     o = spec.train_config.optimizer
     optimizer = torch.optim.SGD(
         model.parameters(),
@@ -90,7 +90,7 @@ def run_job(job: BenchJob) -> list[dict]:
     backend = TorchBackend()
     backend.channels_last = job.settings.channels_last
     backend.tf32 = job.settings.tf32
-    backend.compile = job.settings.compile
+    backend.compile = job.compile == "compiled"
     setup = backend.setup(spec)
     cuda = backend.device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -109,8 +109,8 @@ def run_job(job: BenchJob) -> list[dict]:
         "param_count": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "tf32": torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32,
         "channels_last": job.settings.channels_last,
-        "compile": job.settings.compile,
-        "jit_compile": None,  # XLA is the Keras arm's switch
+        "compile": job.compile,
+        "execution": setup["execution"],
         "intra_op_threads": torch.get_num_threads(),
         "inter_op_threads": torch.get_num_interop_threads(),
         "num_workers": inputs.loader.num_workers,
