@@ -59,7 +59,8 @@ def test_warmup_steps_are_run_but_never_timed():
     out = measure_modes(runners, warmup=3, steps=5, repeats=4, clock=clock)
     assert len(log) == 4 * (3 + 5)  # every warm-up step ran ...
     for rep in out["bare"]:  # ... but each window holds only its 5 timed steps
-        assert rep == Repeat(seconds=5 * 1.25, images=5 * 8, steps=5, data_seconds=5 * 0.25)
+        assert rep == Repeat(seconds=5 * 1.25, images=5 * 8, steps=5, data_seconds=5 * 0.25,
+                             warmup_seconds=3 * 1.25, warmup_steps=3)  # fmt: skip
 
 
 def test_modes_take_turns_forward_then_backward():

@@ -23,27 +23,52 @@ def _pass(ok: bool) -> str:
     return "[green]pass[/]" if ok else "[red]FAIL[/]"
 
 
+KerasBackendsOpt = typer.Option(
+    "keras-jax,keras-torch",
+    "--keras-backends",
+    help="Other Keras arms to check too, each in its own process ('' for none).",
+)
+
+
+def _arms(text: str) -> list[str]:
+    from fwbench.frameworks.arms import get_arm
+
+    return [get_arm(a.strip()).name for a in text.split(",") if a.strip()]
+
+
 @app.command("compare")
-def compare_cmd(variant: str = VariantOpt, workspace: OptPath = WorkspaceOpt) -> None:
-    """Parameter counts (18 rows) and forward shapes, both arms -> results/param_comparison.csv."""
+def compare_cmd(
+    variant: str = VariantOpt,
+    keras_backends: str = KerasBackendsOpt,
+    workspace: OptPath = WorkspaceOpt,
+) -> None:
+    """Parameter counts (18 rows) and forward shapes, every arm -> results/param_comparison.csv.
+
+    The Keras count is TensorFlow's; each other Keras backend must count exactly the same.
+    """
     import pandas as pd
 
-    from fwbench.parity.params import compare_all
+    from fwbench.parity.params import add_keras_backends, compare_all
 
     check_choice("variant", variant, VARIANTS)
+    arms = [a for a in _arms(keras_backends) if a != "keras"]
     ws = Workspace.from_env(workspace)
     out = Console()
     with out.status("building models ...") as status:
         rows = compare_all(variant, progress=lambda text: status.update(f"building {text} ..."))
+        status.update(f"building them on {', '.join(arms)} (one process each) ...")
+        rows = add_keras_backends(rows, arms)
+    others = [f"{a} trainable" for a in arms]
     table = Table(
-        "model", "input", "classes", "PyTorch trainable", "Keras trainable", "diff %",
+        "model", "input", "classes", "PyTorch trainable", "Keras trainable", *others, "diff %",
         "threshold %", "params", "shapes", title=f"parameters and shapes ({variant})",
     )  # fmt: skip
     for r in rows:
+        extra = [f"{getattr(r, a.replace('-', '_') + '_trainable_params'):,}" for a in arms]
         table.add_row(
             r.model, str(r.input_size), str(r.num_classes), f"{r.pytorch_trainable_params:,}",
-            f"{r.keras_trainable_params:,}", f"{r.diff_pct:.6f}", f"{r.threshold_pct:g}",
-            _pass(r.params_passed), _pass(r.shapes_passed),
+            f"{r.keras_trainable_params:,}", *extra, f"{r.diff_pct:.6f}", f"{r.threshold_pct:g}",
+            _pass(r.params_passed and r.backends_passed), _pass(r.shapes_passed),
         )  # fmt: skip
     out.print(table)
     path = ws.results_dir / "param_comparison.csv"

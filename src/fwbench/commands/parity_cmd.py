@@ -27,35 +27,49 @@ def models_cmd(
     num_classes: int = typer.Option(10, "--num-classes", help="Classes of the head."),
     batch: int = typer.Option(2, "--batch", help="Random images per check."),
     seed: int = typer.Option(0, "--seed", help="Seed of the input and the perturbed weights."),
+    keras_backends: str = typer.Option(
+        "keras,keras-jax,keras-torch",
+        "--keras-backends",
+        help="Keras arms to transfer into (keras-jax/keras-torch: one process each).",
+    ),
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
-    """Matched models: PyTorch weights -> Keras, same input, eval FP32 logits must agree."""
+    """Matched models: PyTorch weights -> every Keras arm, same input, FP32 logits must agree."""
     from rich.console import Console
     from rich.table import Table
 
+    from fwbench.frameworks.arms import get_arm
     from fwbench.models import MODELS
+    from fwbench.parity.arms import run_in_arm
     from fwbench.parity.outputs import RELATIVE_TOLERANCE, check_outputs
     from fwbench.stems import INPUT_SIZES
 
     out = Console()
     table = Table(
-        "model", "input", "max |Δ|", "max |logit|", "max |Δ| / max |logit|", "result",
+        "arm", "model", "input", "max |Δ|", "max |logit|", "max |Δ| / max |logit|", "result",
         title=f"matched models: logits after weight transfer (tolerance {RELATIVE_TOLERANCE:g})",
     )  # fmt: skip
-    results = []
-    for model in MODELS:
-        for size in INPUT_SIZES:
-            with out.status(f"{model} {size}x{size} ..."):
-                r = check_outputs(model, size, num_classes=num_classes, batch=batch, seed=seed)
-            results.append(r)
-            verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
+    options = {"num_classes": num_classes, "batch": batch, "seed": seed}
+    rows = []
+    for arm in [get_arm(a.strip()).name for a in keras_backends.split(",") if a.strip()]:
+        with out.status(f"{arm}: every model and input size ..."):
+            if arm == "keras":  # this process (torch is imported first, in one place)
+                found = [
+                    asdict(check_outputs(m, s, **options)) for m in MODELS for s in INPUT_SIZES
+                ]
+            else:  # KERAS_BACKEND is per process
+                args = {"models": list(MODELS), "sizes": list(INPUT_SIZES), **options}
+                found = run_in_arm(arm, "logits", args)["result"]
+        for r in found:
+            rows.append({"framework": arm, **r})
+            verdict = "[green]pass[/]" if r["passed"] else "[red]FAIL[/]"
             table.add_row(
-                model, str(size), f"{r.max_abs_diff:.3g}", f"{r.max_abs_logit:.4g}",
-                f"{r.relative:.3g}", verdict,
+                arm, r["model"], str(r["input_size"]), f"{r['max_abs_diff']:.3g}",
+                f"{r['max_abs_logit']:.4g}", f"{r['relative']:.3g}", verdict,
             )  # fmt: skip
     out.print(table)
-    _save(workspace, "models", [asdict(r) for r in results])
-    if not all(r.passed for r in results):
+    _save(workspace, "models", rows)
+    if not all(r["passed"] for r in rows):
         raise typer.Exit(1)
 
 

@@ -64,11 +64,14 @@ def params_task(models: list[list]) -> list[dict]:
     return rows
 
 
-def logits_task(models: list[str], sizes: list[int]) -> list[dict]:
-    """Output parity of the matched mirrors on this arm's backend (one row per model x size)."""
+def logits_task(models: list[str], sizes: list[int], **kwargs) -> list[dict]:
+    """Output parity of the matched mirrors on this arm's backend (one row per model x size).
+
+    ``kwargs``: ``num_classes``, ``batch``, ``seed`` of ``parity.outputs.check_outputs``.
+    """
     from fwbench.parity.outputs import check_outputs
 
-    return [check_outputs(m, s).as_row() for m in models for s in sizes]
+    return [check_outputs(m, s, **kwargs).as_row() for m in models for s in sizes]
 
 
 def sgd_task(weights: list, grads: list, lr: float, momentum: float, nesterov: bool, wd: float):

@@ -14,7 +14,7 @@ Counting convention, the same in both arms:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -51,6 +51,10 @@ class ParamRow:
     expected_prepool_map: str
     shapes_passed: bool
     passed: bool
+    # The same Keras builders on the other Keras backends (None: not checked); must equal keras'.
+    keras_jax_trainable_params: int | None = None
+    keras_torch_trainable_params: int | None = None
+    backends_passed: bool = True
 
     def as_row(self) -> dict:
         """The row as a flat dict (CSV / table)."""
@@ -132,6 +136,30 @@ def compare_one(model: str, input_size: int, num_classes: int, variant: str = "l
         shapes_passed=shapes_ok,
         passed=params_ok and shapes_ok,
     )
+
+
+def add_keras_backends(rows: list[ParamRow], arms: Iterable[str]) -> list[ParamRow]:
+    """``rows`` with each Keras arm's trainable count (one process per arm); equal or fail.
+
+    The Keras builders are backend-agnostic, so every backend must count exactly what
+    TensorFlow counts; each arm builds every cell in its own process (``KERAS_BACKEND``).
+    """
+    from fwbench.parity.arms import run_in_arm
+
+    cells = [[r.model, r.input_size, r.num_classes, r.variant] for r in rows]
+    for arm in arms:
+        counts = [c["trainable"] for c in run_in_arm(arm, "params", {"models": cells})["result"]]
+        field = f"{arm.replace('-', '_')}_trainable_params"
+        rows = [
+            replace(
+                r,
+                **{field: n},
+                backends_passed=r.backends_passed and n == r.keras_trainable_params,
+                passed=r.passed and n == r.keras_trainable_params,
+            )
+            for r, n in zip(rows, counts, strict=True)
+        ]
+    return rows
 
 
 def compare_all(

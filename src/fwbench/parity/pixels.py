@@ -1,7 +1,8 @@
-"""Pixel parity (fairness layer 1): the same image gives the same tensor in both pipelines.
+"""Pixel parity (fairness layer 1): the same image gives the same tensor in every pipeline.
 
-Each check takes one image of a prepared split through the PyTorch arm's dataset and the Keras
-arm's TensorFlow ops and compares the float32 results (PyTorch's CHW transposed to HWC):
+Each check takes one image of a prepared split through the PyTorch arm's dataset and through a
+Keras pipeline, the keras arm's TensorFlow ops and the numpy pipeline of keras-jax and
+keras-torch, and compares the float32 results (PyTorch's CHW transposed to HWC):
 
 - ``normalised``: no augmentation (the seed's check: max |Δ| < 1e-5; expected 0.0);
 - ``crop+flip``: the train-time transform at the largest crop offset with a flip, with the
@@ -11,6 +12,7 @@ arm's TensorFlow ops and compares the float32 results (PyTorch's CHW transposed 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -75,6 +77,7 @@ def check_pixels(
     corner = 2 * padding
     aug_t = torch_hwc((index, corner, corner, True))
     aug_k = augment_tf(normalize_tf(image, tf_mean, tf_std), padding, corner, corner, True).numpy()
+    numpy_rows = _numpy_pipeline_checks(arrays, images, mean, std, padding, split, index, ds)
     return [
         PixelCheck("normalised", split, index, plain_t.shape, _diff(plain_t, plain_k), TOLERANCE),
         PixelCheck(
@@ -85,7 +88,32 @@ def check_pixels(
             _diff(aug_t, aug_k),
             TOLERANCE,
         ),
-    ]
+    ] + numpy_rows
+
+
+def _numpy_pipeline_checks(arrays, images, mean, std, padding, split, index, ds):
+    """The image through the numpy pipeline (keras-jax, keras-torch) vs the PyTorch dataset."""
+    from dataclasses import replace
+
+    from fwbench.frameworks.keras.data_numpy import NumpyPipelines
+
+    one = replace(arrays, images=images)
+    inputs = SimpleNamespace(mean=mean, std=std, split=lambda _: one, train=one,
+                             augmentation=SimpleNamespace(random_crop_padding=padding))  # fmt: skip
+    pipe = NumpyPipelines(inputs)
+    x, _ = pipe.eval_batch(split, np.array([index]))
+    corner = 2 * padding
+    aug, _ = pipe.train_batch(np.array([index]), np.array([corner]), np.array([corner]),
+                              np.array([True]))  # fmt: skip
+    plain_t = ds[index][0].numpy().transpose(1, 2, 0)
+    aug_t = ds[(index, corner, corner, True)][0].numpy().transpose(1, 2, 0)
+    label = "numpy pipeline (keras-jax, keras-torch)"
+    return [
+        PixelCheck(f"{label}: normalised", split, index, x[0].shape, _diff(plain_t, x[0]),
+                   TOLERANCE),
+        PixelCheck(f"{label}: crop+flip (pad {padding}, offset {corner})", split, index,
+                   aug[0].shape, _diff(aug_t, aug[0]), TOLERANCE),
+    ]  # fmt: skip
 
 
 def _diff(a: np.ndarray, b: np.ndarray) -> float:
