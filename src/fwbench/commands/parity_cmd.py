@@ -120,6 +120,11 @@ def lr_cmd(
         None, "--subset", min=1, help="Training images (default: all)."
     ),
     epochs_override: int | None = typer.Option(None, "--epochs-override", min=1),
+    keras_backends: str = typer.Option(
+        "keras-jax,keras-torch",
+        "--keras-backends",
+        help="Other Keras arms to check too, each in its own process ('' for none).",
+    ),
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """The LR each optimizer step uses agrees between the arms' optimizers (1e-9 relative)."""
@@ -133,7 +138,8 @@ def lr_cmd(
         load_matrix,
         load_train_config,
     )
-    from fwbench.parity.lr import RELATIVE_TOLERANCE, check_lr, lr_cases
+    from fwbench.frameworks.arms import get_arm
+    from fwbench.parity.lr import RELATIVE_TOLERANCE, arm_lrs, check_lr, lr_cases
     from fwbench.paths import Workspace
 
     ws = Workspace.from_env(workspace)
@@ -142,15 +148,18 @@ def lr_cmd(
     if stage is not None:
         stages = load_matrix(find_user_config(ws.configs_dir, EXPERIMENT_MATRIX, matrix))
     out = Console()
+    arms = [get_arm(a.strip()).name for a in keras_backends.split(",") if a.strip()]
+    arms = [a for a in arms if a not in ("keras", "pytorch")]
     rows = []
     for case in lr_cases(cfg, dataset, stages, stage, subset, epochs_override):
         plan = case.plan
         with out.status(
-            f"{case.dataset}: stepping both optimizers through {plan.total_steps:,} steps"
+            f"{case.dataset}: stepping every arm's optimizer through {plan.total_steps:,} steps"
         ):
             r = check_lr(case.config, plan)
+            others = [arm_lrs(a, case.config, list(r.schedule)) for a in arms]
         table = Table(
-            "quantity", "value", title=f"{case.dataset}: LR per optimizer step, both arms"
+            "quantity", "value", title=f"{case.dataset}: LR per optimizer step, every arm"
         )
         table.add_row("optimizer steps", f"{plan.total_steps:,} ({plan.steps_per_epoch}/epoch)")
         table.add_row("warmup steps", str(plan.warmup_steps))
@@ -162,14 +171,26 @@ def lr_cmd(
         table.add_row("max rel |arm - schedule|", f"{r.max_relative_diff_to_schedule:.3g}")
         verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
         table.add_row(f"result (tolerance {RELATIVE_TOLERANCE:g})", verdict)
+        for o in others:
+            table.add_row(
+                f"{o.arm} ({o.dtype} LR): max rel |arm - schedule|",
+                f"{o.max_relative_diff_to_schedule:.3g} (tolerance {o.tolerance:.3g}); float32 "
+                f"LR applied {'identical' if o.applied_equal else 'DIFFERENT'}: "
+                + ("[green]pass[/]" if o.passed else "[red]FAIL[/]"),
+            )
         out.print(table)
+        common = {"dataset": case.dataset, "optimizer_steps": plan.total_steps,
+                  "warmup_steps": plan.warmup_steps}  # fmt: skip
         rows.append({
-            "dataset": case.dataset, "optimizer_steps": plan.total_steps,
-            "warmup_steps": plan.warmup_steps,
-            "max_rel_diff_between_arms": r.max_relative_diff,
+            **common, "max_rel_diff_between_arms": r.max_relative_diff,
             "max_rel_diff_to_schedule": r.max_relative_diff_to_schedule,
             "tolerance": RELATIVE_TOLERANCE, "passed": r.passed,
         })  # fmt: skip
+        rows += [{
+            **common, "arm": o.arm, "lr_dtype": o.dtype,
+            "max_rel_diff_to_schedule": o.max_relative_diff_to_schedule,
+            "float32_lr_identical": o.applied_equal, "tolerance": o.tolerance, "passed": o.passed,
+        } for o in others]  # fmt: skip
     _save(workspace, "lr", rows)
     if not all(row["passed"] for row in rows):
         raise typer.Exit(1)

@@ -6,7 +6,8 @@ environment; the child activates the arm, runs the task and prints one JSON line
 - ``params``: trainable and total parameter counts of Keras models (``fwbench models compare``);
 - ``logits``: PyTorch weights transferred into the matched mirror, logits compared
   (``fwbench parity models``; torch is imported first, TensorFlow only on the keras arm);
-- ``sgd``: one step of the arm's ``TorchSGD`` from given weights, gradients and LR.
+- ``sgd``: two steps of the arm's ``TorchSGD`` from given weights, gradients and LR;
+- ``lrs``: the LR its ``TorchSGD`` holds at each step of a schedule (``fwbench parity lr``).
 
 Every answer also lists the frameworks the child imported, so a caller can check that a
 keras-jax or keras-torch process never loaded TensorFlow.
@@ -91,7 +92,23 @@ def sgd_task(weights: list, grads: list, lr: float, momentum: float, nesterov: b
     return [keras.ops.convert_to_numpy(v).tolist() for v in variables]
 
 
-TASKS = {"params": params_task, "logits": logits_task, "sgd": sgd_task}
+def lrs_task(momentum: float, nesterov: bool, wd: float, schedule: list[float]) -> dict:
+    """The LR ``TorchSGD`` holds after the loop sets each step's LR (and its dtype)."""
+    import keras
+
+    from fwbench.frameworks.keras.optimizer import TorchSGD
+
+    sgd = TorchSGD(momentum, nesterov, wd)
+    sgd.build([keras.Variable(np.zeros(1, np.float32))])
+    lrs = []
+    for lr in schedule:
+        sgd.set_lr(lr)
+        lrs.append(float(keras.ops.convert_to_numpy(sgd.learning_rate)))
+    dtype = str(keras.ops.convert_to_numpy(sgd.lr64).dtype)
+    return {"lrs": lrs, "dtype": dtype}
+
+
+TASKS = {"params": params_task, "logits": logits_task, "sgd": sgd_task, "lrs": lrs_task}
 
 
 def main(payload: str) -> None:

@@ -132,6 +132,49 @@ def keras_lrs(cfg: TrainConfig, schedule: list[float]) -> np.ndarray:
     return np.asarray([float(step(tf.constant(lr, tf.float64))) for lr in schedule])
 
 
+@dataclass(frozen=True)
+class ArmLR:
+    """The LRs another Keras arm's ``TorchSGD`` held, per step, against the schedule.
+
+    keras-jax holds the LR in float32 (JAX has no float64 unless x64 is switched on for the
+    whole process), so its tolerance is float32 rounding; every arm applies the LR in the
+    variables' float32, so the LR *applied* must be identical in every arm (``applied_equal``).
+    """
+
+    arm: str
+    dtype: str
+    lrs: np.ndarray
+    schedule: np.ndarray
+
+    @property
+    def tolerance(self) -> float:
+        return RELATIVE_TOLERANCE if self.dtype == "float64" else 2.0**-24
+
+    @property
+    def max_relative_diff_to_schedule(self) -> float:
+        scale = np.maximum(np.abs(self.schedule), np.finfo(np.float64).tiny)
+        return float(np.max(np.abs(self.lrs - self.schedule) / scale))
+
+    @property
+    def applied_equal(self) -> bool:
+        return bool(np.array_equal(self.lrs.astype(np.float32), self.schedule.astype(np.float32)))
+
+    @property
+    def passed(self) -> bool:
+        return self.applied_equal and self.max_relative_diff_to_schedule <= self.tolerance
+
+
+def arm_lrs(arm: str, cfg: TrainConfig, schedule: list[float]) -> ArmLR:
+    """Step ``arm``'s ``TorchSGD`` through ``schedule`` in the arm's own process."""
+    from fwbench.parity.arms import run_in_arm
+
+    o = cfg.optimizer
+    args = {"momentum": o.momentum, "nesterov": o.nesterov, "wd": o.weight_decay,
+            "schedule": list(schedule)}  # fmt: skip
+    got = run_in_arm(arm, "lrs", args)["result"]
+    return ArmLR(arm, got["dtype"], np.asarray(got["lrs"], np.float64), np.asarray(schedule))
+
+
 def check_lr(cfg: TrainConfig, plan: StepPlan) -> LRParity:
     """Run both optimizers through ``plan`` with ``cfg``'s schedule and compare."""
     from fwbench.frameworks.both import import_both
