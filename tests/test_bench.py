@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from fwbench.bench import (
+from fwbench.bench.measure import (
     COLUMNS,
     BenchJob,
     Repeat,
@@ -20,11 +20,11 @@ from fwbench.bench import (
     measure_modes,
     summarise,
 )
-from fwbench.benchrun import plan_jobs, run_bench
+from fwbench.bench.run import plan_jobs, run_bench
+from fwbench.bench.timing import Stopwatch
 from fwbench.data.prepare import prepare
 from fwbench.errors import FwbenchError
 from fwbench.paths import Workspace
-from fwbench.timing import Stopwatch
 
 
 class FakeTime:

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from fwbench.bench import SpeedSettings
-from fwbench.benchrun import plan_jobs
+from fwbench.bench.measure import SpeedSettings
+from fwbench.bench.run import plan_jobs
 from fwbench.config import Stage, load_train_config
 from fwbench.data.prepare import prepare
 from fwbench.errors import FwbenchError

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fwbench import metrics
+from fwbench.bench.timing import Stopwatch
 from fwbench.divergence import Diverged, DivergenceWatch
 from fwbench.env import host_info
 from fwbench.errors import FwbenchError, describe
@@ -40,7 +41,6 @@ from fwbench.paths import Workspace
 from fwbench.preflight import interrupted, pin_threads, verify_run_data
 from fwbench.runs import RunDir, RunSpec
 from fwbench.schedule import lr_at
-from fwbench.timing import Stopwatch
 
 FINAL_STATES = ("done", "diverged")
 StepHook = Callable[[int, StepResult], None]

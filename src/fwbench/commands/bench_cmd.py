@@ -76,8 +76,8 @@ def bench(
 
     from rich.console import Console
 
-    from fwbench.bench import default_settings
-    from fwbench.benchrun import CSV_NAME, plan_jobs, run_bench
+    from fwbench.bench.measure import default_settings
+    from fwbench.bench.run import CSV_NAME, plan_jobs, run_bench
     from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
     from fwbench.frameworks.base import thread_count
     from fwbench.paths import Workspace

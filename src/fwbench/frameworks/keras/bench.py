@@ -32,7 +32,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from fwbench.bench import (
+from fwbench.bench.measure import (
     BenchJob,
     Runner,
     framework_main,

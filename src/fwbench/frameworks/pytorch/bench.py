@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from fwbench.bench import (
+from fwbench.bench.measure import (
     BenchJob,
     Runner,
     framework_main,

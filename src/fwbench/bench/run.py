@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fwbench.bench import (
+from fwbench.bench.measure import (
     COLUMNS,
     ERROR_MARK,
     MODES,

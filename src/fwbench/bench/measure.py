@@ -12,7 +12,7 @@ precision and determinism switches:
 Each framework runs in its own subprocess (``python -m fwbench.frameworks.<name>.bench``), so
 this module and ``fwbench bench`` import no framework (and TensorFlow never meets torchvision).
 Every repeat runs ``warmup`` untimed steps, then ``steps`` timed ones, timed exactly as the
-epoch logs are (:mod:`fwbench.timing`); the modes take turns repeat by repeat, forward and
+epoch logs are (:mod:`fwbench.bench.timing`); the modes take turns repeat by repeat, forward and
 backward in alternate turns, so a change in machine load hits all of them alike. Rows report
 the median over repeats and the min/max, and each mode's ratio to its reference mode
 (harness/bare, pipeline/harness) as the median of the ratios of back-to-back windows.
@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from fwbench.timing import Clock, Stopwatch
+from fwbench.bench.timing import Clock, Stopwatch
 
 MODES = ("bare", "harness", "harness+pipeline", "pipeline")
 REFERENCE = {"harness": "bare", "harness+pipeline": "harness", "pipeline": "harness"}
