@@ -29,6 +29,9 @@ def test_env_command_writes_all_three_files(run_cli, tmp_path):
     assert info["frameworks"]["pytorch"]["torch"].startswith("2.14.1")
     assert info["frameworks"]["keras"]["keras"].startswith("3.15")
     assert info["frameworks"]["keras"]["tensorflow"].startswith("2.21")
+    assert info["frameworks"]["keras-jax"]["keras_backend"] == "jax"
+    assert info["frameworks"]["keras-jax"]["jax"] == "0.10.2"
+    assert info["frameworks"]["keras-torch"]["torch"].startswith("2.14.1")
     assert isinstance(info["frameworks"]["pytorch"]["cuda_available"], bool)
     assert info["cpu_cores"] >= 1 and info["python"].startswith("3.11")
     text = (tmp_path / "environment.txt").read_text()

@@ -17,18 +17,21 @@ from importlib import metadata
 from pathlib import Path
 
 from fwbench.fileio import StagedWrites, check_writable
+from fwbench.frameworks.arms import ARMS, arm_env
 
-PROBES = {
-    "pytorch": "fwbench.frameworks.pytorch.envinfo",
-    "keras": "fwbench.frameworks.keras.envinfo",
-}
+# Every arm, probed in its own process with its own KERAS_BACKEND.
+PROBES = {arm.name: f"fwbench.frameworks.{arm.package}.envinfo" for arm in ARMS.values()}
 
 
-def _run(cmd: list[str], timeout: float = 120, stdout_only: bool = False) -> tuple[bool, str]:
+def _run(
+    cmd: list[str], timeout: float = 120, stdout_only: bool = False, env: dict | None = None
+) -> tuple[bool, str]:
     if shutil.which(cmd[0]) is None and not Path(cmd[0]).exists():
         return False, f"{cmd[0]} not found on PATH"
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=os.environ | (env or {})
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         return False, f"{' '.join(cmd)} failed: {e}"
     if p.returncode == 0:
@@ -73,6 +76,8 @@ def host_info() -> dict:
                 "tensorflow",
                 "tensorflow-cpu",
                 "keras",
+                "jax",
+                "jaxlib",
                 "scikit-learn",
                 "scipy",
                 "pandas",
@@ -83,7 +88,8 @@ def host_info() -> dict:
 
 def probe_framework(name: str) -> dict:
     """Run the framework's envinfo in a subprocess; failure is recorded as ``error``."""
-    ok, out = _run([sys.executable, "-m", PROBES[name]], timeout=300, stdout_only=True)
+    cmd = [sys.executable, "-m", PROBES[name]]
+    ok, out = _run(cmd, timeout=300, stdout_only=True, env=arm_env(name))
     if ok:
         try:
             return json.loads(out.strip().splitlines()[-1])
