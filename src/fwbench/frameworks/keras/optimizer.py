@@ -14,14 +14,26 @@ Keras ``weight_decay`` option stays off.
 
 The LR is held in a float64 variable set by the shared loop before each step, so the value the
 optimizer holds is bit-identical to the PyTorch arm's (a Python float); it is cast to the
-variable's dtype when applied, as torch does. Being a Keras ``Optimizer``, it can be wrapped
-in ``LossScaleOptimizer`` for AMP.
+variable's dtype when applied, as torch does. On JAX without x64 there is no float64: the
+variable is float32 there, which changes nothing applied (every arm applies the LR in the
+weights' float32; ``fwbench parity lr`` checks it). Being a Keras ``Optimizer``, it can be
+wrapped in ``LossScaleOptimizer`` for AMP. Written in ``keras.ops`` only: the same code
+updates the weights on every Keras backend.
 """
 
 from __future__ import annotations
 
 import keras
 from keras import ops
+
+
+def _lr_dtype() -> str:
+    """float64 where the backend has it (JAX only with x64 on, else it would warn and round)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return "float64" if jax.config.read("jax_enable_x64") else "float32"
+    return "float64"
 
 
 class TorchSGD(keras.optimizers.Optimizer):
@@ -40,7 +52,7 @@ class TorchSGD(keras.optimizers.Optimizer):
         self.nesterov = bool(nesterov)
         self.l2 = float(weight_decay)  # not ``weight_decay``: the base class would decouple it
         with keras.name_scope(self.name, caller=self):
-            self.lr64 = keras.Variable(0.0, dtype="float64", trainable=False, name="lr64")
+            self.lr64 = keras.Variable(0.0, dtype=_lr_dtype(), trainable=False, name="lr64")
         self._track_variable(self.lr64)
 
     def _get_current_learning_rate(self):
