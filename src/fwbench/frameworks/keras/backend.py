@@ -213,7 +213,7 @@ class KerasBackend(Backend):
 
 
 def _numpy(v) -> np.ndarray:
-    return np.asarray(ops.convert_to_numpy(v))
+    return np.asarray(ops.convert_to_numpy(v.value))  # the backend tensor, not the Variable
 
 
 def make_backend(model_builder: ModelBuilder | None = None) -> KerasBackend:
