@@ -55,5 +55,12 @@ def test_parity_lr_cli_checks_every_dataset_of_the_stage(matrix_path, run_cli):
     assert res.code == 0, res.err
     assert "digits: LR per optimizer step" in res.out and "synthetic: LR per" in res.out
     table = pd.read_csv(ws / "results" / "parity_lr.csv")
-    assert table["dataset"].tolist() == ["digits", "synthetic"]
+    both = table[table["arm"].isna()]  # pytorch vs keras; then one row per other Keras arm
+    assert both["dataset"].tolist() == ["digits", "synthetic"]
+    others = table[table["arm"].notna()]
+    assert sorted(zip(others["dataset"], others["arm"], others["lr_dtype"], strict=True)) == [
+        (d, a, t) for d in ("digits", "synthetic")
+        for a, t in (("keras-jax", "float32"), ("keras-torch", "float64"))
+    ]  # fmt: skip
+    assert others["float32_lr_identical"].all()
     assert table["passed"].all() and (table["optimizer_steps"] == 8).all()
