@@ -184,5 +184,10 @@ def test_tiny_matrix_with_four_arms_collects_four_arms(tmp_path):
     assert (runs["state"] == "done").all() and set(runs["compile"]) == {"eager"}
     for run_dir in runs["run_dir"]:
         env = json.loads((ws / run_dir / "env.json").read_text())
+        assert env["run"]["execution"] == get_arm(env["framework"]).execution("eager")
         if env["framework"] in ("keras-jax", "keras-torch"):
             assert "tensorflow" not in env["frameworks_imported"]
+    p = fwbench(ws, "analyze")
+    assert p.returncode == 0, p.stderr[-2000:]
+    summary = "".join(f.read_text() for f in (ws / "analysis").glob("*.csv"))
+    assert all(arm in summary for arm in ARMS4)
