@@ -13,11 +13,13 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "environment";            "$fw" env
 step "data: digits";           "$fw" data prepare digits
-step "fairness: parameter counts (18 rows)"; "$fw" models compare
+# The demo's arms are pytorch and keras (TensorFlow): the other Keras arms (keras-jax,
+# keras-torch) are checked by the same commands without --keras-backends.
+step "fairness: parameter counts (18 rows)"; "$fw" models compare --keras-backends ''
 step "fairness: audit of library-build differences"; "$fw" models audit
 step "fairness: pixels";       "$fw" parity pixels --dataset digits
-step "fairness: LR per step";  "$fw" parity lr --stage demo
-step "fairness: matched models (weight transfer, logits)"; "$fw" parity models
+step "fairness: LR per step";  "$fw" parity lr --stage demo --keras-backends ''
+step "fairness: matched models (weight transfer, logits)"; "$fw" parity models --keras-backends keras
 step "the demo matrix";        "$fw" run --stage demo --parallel 2
 step "collect";                "$fw" collect --stage demo
 step "analyze";                "$fw" analyze
