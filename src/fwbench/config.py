@@ -26,7 +26,8 @@ from pydantic import (
 from fwbench.data.catalog import DATASETS
 from fwbench.errors import FwbenchError
 from fwbench.frameworks.arms import canonical
-from fwbench.models import FRAMEWORKS, MODELS, PRECISIONS, VARIANTS
+from fwbench.models import FRAMEWORKS, INITS, MODELS, PRECISIONS, VARIANTS
+from fwbench.rungs import RUNGS, arms
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -133,7 +134,8 @@ class TrainingConfig(Strict):
     # "fp32" means full FP32 in both arms: TF32 matmuls/convolutions off (TensorFlow turns them
     # on by default on Ampere+ GPUs, PyTorch only for convolutions). No effect on CPUs.
     tf32: bool = False
-    # PyTorch arm only: NHWC memory format, Keras' native layout. Changes speed, not the math.
+    # PyTorch arm only: NHWC memory format, Keras' native layout. For speed; it also changes the
+    # rounding (other kernels and summation orders), see train_config.yaml.
     channels_last: bool = True
     # Intra-op threads (None: the usable CPUs). Changes the numbers, so it is in the config hash.
     threads: PositiveInt | None = None
@@ -188,6 +190,12 @@ class Stage(Strict):
     variant: str = "library"
     # Execution modes (an axis, like frameworks); None: the train config's training.compile.
     compile: list[Literal["eager", "compiled"]] | None = None
+    # Initial weights of the Keras arms of a matched stage: "shared" (default: the PyTorch arm's
+    # for the same seed) or "own" (each framework's initialisers). Library stages are "own".
+    init: str | None = None
+    # An attribution stage lists rungs (fwbench.rungs: library, matched-own, matched-shared,
+    # floor) instead of one variant: it runs every arm those rungs compare, per seed.
+    rungs: list[str] = []
     epochs_override: PositiveInt | None = None
     subset: PositiveInt | None = None  # training images per run (val and test stay whole)
     eval_subset: PositiveInt | None = None  # val/test images per run, only when asked for
@@ -237,6 +245,34 @@ class Stage(Strict):
     def _variant(cls, v: str) -> str:
         return _check_names([v], "variant", VARIANTS)[0]
 
+    @field_validator("init")
+    @classmethod
+    def _init(cls, v: str | None) -> str | None:
+        return v if v is None else _check_names([v], "init", INITS)[0]
+
+    @field_validator("rungs")
+    @classmethod
+    def _rungs(cls, v: list[str]) -> list[str]:
+        return v and _check_names(v, "rung", tuple(RUNGS))
+
+    @model_validator(mode="after")
+    def _attribution_frameworks(self) -> Stage:
+        self.arms()  # an attribution stage needs [pytorch, <keras arm>]
+        return self
+
+    def arms(self) -> list[tuple[str, str, str | None, str | None]]:
+        """Each kind of run per seed: ``(framework, variant, init, perturbation)``.
+
+        A plain stage: every framework with the stage's variant and init. An attribution stage
+        (``rungs``): the arms its rungs compare, the first framework as the reference arm.
+        """
+        if not self.rungs:
+            return [(fw, self.variant, self.init, None) for fw in self.frameworks]
+        if len(self.frameworks) != 2 or self.frameworks[0] != "pytorch":
+            raise ValueError("an attribution stage needs frameworks: [pytorch, <keras arm>]")
+        role = {"reference": self.frameworks[0], "other": self.frameworks[1]}
+        return [(role[a.role], a.variant, a.init, a.perturbation) for a in arms(self.rungs)]
+
     def train_config(
         self, base: TrainConfig, source: str = "experiment_matrix.yaml"
     ) -> TrainConfig:
@@ -247,9 +283,9 @@ class Stage(Strict):
 
     @property
     def run_count(self) -> int:
-        """Number of runs: datasets x models x precisions x seeds x frameworks x compile modes."""
-        n = len(self.compile or [None])
-        for axis in (self.datasets, self.models, self.precisions, self.seeds, self.frameworks):
+        """Number of runs: datasets x models x precisions x seeds x arms x compile modes."""
+        n = len(self.compile or [None]) * len(self.arms())
+        for axis in (self.datasets, self.models, self.precisions, self.seeds):
             n *= len(axis)
         return n
 

@@ -82,9 +82,11 @@ def expand_stage(
     """Every RunSpec of ``stage``, in a stable order (dataset, model, precision, seed, framework).
 
     Command-line smoke options win over the stage's own ``epochs_override`` and ``subset``.
+    An attribution stage (``rungs``) expands to the arms its rungs compare (``Stage.arms``).
     """
     train = stage.train_config(base, source=f"{EXPERIMENT_MATRIX} stage '{name}' overrides")
-    axes = [stage_axis(stage, k, train) for k in AXES]
+    axes = [stage_axis(stage, k, train) for k in AXES if k != "framework"]
+    axes.insert(4, stage.arms())  # frameworks, or an attribution stage's arms
     return [
         make_spec(
             train,
@@ -93,7 +95,9 @@ def expand_stage(
             precision=precision,
             seed=seed,
             framework=framework,
-            variant=stage.variant,
+            variant=variant,
+            init=init,
+            perturbation=perturbation,
             epochs_override=smoke.epochs_override or stage.epochs_override,
             subset=smoke.subset or stage.subset,
             eval_subset=smoke.eval_subset or stage.eval_subset,
@@ -101,7 +105,12 @@ def expand_stage(
             stage=name,
             compile_mode=compile_mode,
         )
-        for dataset, model, precision, seed, framework, compile_mode in itertools.product(*axes)
+        for dataset, model, precision, seed, (
+            framework,
+            variant,
+            init,
+            perturbation,
+        ), compile_mode in (itertools.product(*axes))
     ]
 
 

@@ -33,6 +33,30 @@ MODELS: dict[str, ModelInfo] = {
 
 PRECISIONS = ("fp32", "amp")
 VARIANTS = ("library", "matched")
+# Where a run's initial weights come from. ``own``: its framework's initialisers (the only
+# choice for ``library`` builds, whose layers differ). ``shared`` (the ``matched`` default): the
+# PyTorch arm's initial weights for the run's seed, rebuilt in the run's own process and
+# transferred; a PyTorch arm's own init *is* the shared one.
+INITS = ("own", "shared")
+# Innocuous changes that measure the instability floor (one framework, two runs that should
+# compute the same thing): name -> what it changes. PyTorch arm only.
+PERTURBATIONS = {"layout": "PyTorch memory layout toggled (training.channels_last on <-> off)"}
+
+
+def default_init(framework: str, variant: str, init: str | None = None) -> str:
+    """The init a run uses: ``own`` for library builds, ``shared`` for a matched PyTorch arm
+    (its own init is the shared one), else ``init`` or ``shared`` for the matched variant.
+    """
+    if init is not None:
+        check_choice("init", init, INITS)
+    if variant != "matched":
+        if init == "shared":
+            raise FwbenchError(
+                "init 'shared' needs the matched variant (library builds have other layers)",
+                fix="use variant: matched, or init: own",
+            )
+        return "own"
+    return "shared" if framework == "pytorch" else (init or "shared")
 
 
 def get_model(name: str) -> ModelInfo:

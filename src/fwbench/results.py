@@ -23,6 +23,7 @@ from fwbench.runs import EPOCH_FIELDS, RunDir, RunSpec
 
 ID_COLUMNS = [
     "run_id", "stage", "dataset", "model", "precision", "seed", "framework", "variant", "compile",
+    "init", "perturbation",
 ]  # fmt: skip
 RUN_COLUMNS = [
     *ID_COLUMNS,
@@ -115,6 +116,8 @@ def spec_fields(spec: RunSpec) -> dict[str, Any]:
         "framework": spec.framework,
         "variant": spec.variant,
         "compile": spec.compile,
+        "init": spec.init,
+        "perturbation": spec.perturbation,
         "epochs": spec.epochs,
         "input_size": spec.input_size,
         "subset": spec.subset,

@@ -22,6 +22,7 @@ from fwbench.config import SEED_MAX, TrainConfig, check_seed, config_hash
 from fwbench.errors import FwbenchError
 from fwbench.fileio import read_jsonl, write_json
 from fwbench.frameworks.arms import canonical
+from fwbench.models import PERTURBATIONS, default_init
 
 # The fields of every line of epochs.jsonl, in order (training writes them, analysis reads them).
 EPOCH_FIELDS: tuple[str, ...] = (
@@ -52,6 +53,8 @@ class RunSpec(BaseModel):
     seed: int
     framework: str
     variant: str = "library"
+    init: str = "own"  # "shared": the PyTorch arm's initial weights (matched variant)
+    perturbation: str | None = None  # an innocuous change (instability floor), see models.py
     epochs: int
     input_size: int
     subset: int | None = None  # stratified part of the training split only
@@ -64,9 +67,15 @@ class RunSpec(BaseModel):
     @property
     def run_id(self) -> str:
         """``<dataset>-<model>-<precision>-s<seed>-<framework>``, then ``-<variant>`` unless
-        library and ``-compiled`` in the compiled execution mode."""
+        library, ``-own`` for a matched run that keeps its own init (``shared`` is the matched
+        default), ``-<perturbation>`` for an instability-floor control, and ``-compiled`` in
+        the compiled execution mode."""
         base = f"{self.dataset}-{self.model}-{self.precision}-s{self.seed}-{self.framework}"
-        base = base if self.variant == "library" else f"{base}-{self.variant}"
+        if self.variant != "library":
+            base += f"-{self.variant}"
+        if self.variant == "matched" and self.init == "own":
+            base += "-own"
+        base += f"-{self.perturbation}" if self.perturbation else ""
         return f"{base}-compiled" if self.compile == "compiled" else base
 
     @property
@@ -99,6 +108,8 @@ def make_spec(
     seed: int,
     framework: str,
     variant: str = "library",
+    init: str | None = None,
+    perturbation: str | None = None,
     epochs_override: int | None = None,
     subset: int | None = None,
     eval_subset: int | None = None,
@@ -109,6 +120,8 @@ def make_spec(
     """Resolve a RunSpec from the train config and the run's identity (``keras-tf`` is ``keras``).
 
     ``compile_mode`` (``eager`` | ``compiled``) replaces the config's ``training.compile``.
+    ``init`` defaults by variant (``models.default_init``); a ``perturbation`` is applied to the
+    train config here, so the spec (and its hash) records what the run really does.
     """
     epochs, _, input_size = train_config.for_dataset(dataset)
     try:
@@ -119,6 +132,8 @@ def make_spec(
     if compile_mode is not None and compile_mode != train_config.training.compile:
         training = train_config.training.model_copy(update={"compile": compile_mode})
         train_config = train_config.model_copy(update={"training": training})
+    if perturbation is not None:
+        train_config = perturbed(train_config, perturbation, framework)
     return RunSpec(
         dataset=dataset,
         model=model,
@@ -126,6 +141,8 @@ def make_spec(
         seed=seed,
         framework=framework,
         variant=variant,
+        init=default_init(framework, variant, init),
+        perturbation=perturbation,
         epochs=epochs_override or epochs,
         input_size=input_size,
         subset=subset,
@@ -134,6 +151,19 @@ def make_spec(
         stage=stage,
         train_config=train_config,
     ).with_hash()
+
+
+def perturbed(train_config: TrainConfig, perturbation: str, framework: str) -> TrainConfig:
+    """``train_config`` with an innocuous change applied (``models.PERTURBATIONS``)."""
+    if perturbation not in PERTURBATIONS or framework != "pytorch":
+        raise FwbenchError(
+            f"unknown perturbation '{perturbation}' for framework '{framework}'; "
+            f"known (pytorch only): {', '.join(PERTURBATIONS)}",
+            fix="use a known perturbation on a pytorch run",
+        )
+    training = train_config.training
+    toggled = training.model_copy(update={"channels_last": not training.channels_last})
+    return train_config.model_copy(update={"training": toggled})
 
 
 class RunDir:

@@ -19,7 +19,7 @@ import markdown
 import pandas as pd
 from markdown.extensions.toc import slugify
 
-from fwbench.analysis import sections
+from fwbench.analysis import attribution, sections
 from fwbench.analysis.arms import arm_order
 from fwbench.analysis.methods import methods, primary_statement, verdict_legend
 from fwbench.analysis.plots import make_plots
@@ -165,6 +165,7 @@ def build_markdown(
         "### Every comparison, paired by seed",
         primary_statement(analysis),
         sections.md_table(views["comparison"]),
+        *attribution.report_section(runs),
         "### Seeds needed",
         f"Seed pairs that would decide each comparison with {cfg.power:.0%} power, from the "
         "observed sd of the paired differences (`fwbench plan` answers this before a matrix).",

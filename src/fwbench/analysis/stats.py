@@ -17,6 +17,7 @@ import pandas as pd
 import pingouin as pg
 from scipy import stats
 
+from fwbench.analysis.attribution import primary_runs
 from fwbench.analysis.metric_info import METRICS
 from fwbench.analysis.per_class import per_class_table
 from fwbench.analysis.replicates import CELL, STATES, finished, with_metric_columns
@@ -247,7 +248,7 @@ def amp_conclusion(row: dict, cfg: AnalysisConfig) -> str:
 def analyze(runs: pd.DataFrame, cfg: AnalysisConfig | None = None) -> Analysis:
     """Every analysis table from the collected runs table (package-default settings if none)."""
     cfg = cfg or load_analysis_config()
-    runs = with_metric_columns(runs)
+    runs = primary_runs(with_metric_columns(runs))  # attribution-only arms left out
     return Analysis(
         coverage=coverage(runs),
         summary=cell_summary(runs, cfg),

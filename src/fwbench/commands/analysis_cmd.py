@@ -69,6 +69,7 @@ def _verdict_table(analysis) -> Table:
 
 def analyze(config: OptPath = AnalysisConfigOpt, workspace: OptPath = WorkspaceOpt) -> None:
     """Statistics across seeds from results/ -> analysis/*.csv, *.md, *.tex, with verdicts."""
+    from fwbench.analysis.attribution import write_attribution
     from fwbench.analysis.replicates import CELL, excluded_counts, excluded_text
     from fwbench.analysis.stats import analyze as run_analysis
     from fwbench.analysis.style import cell_label
@@ -79,6 +80,7 @@ def analyze(config: OptPath = AnalysisConfigOpt, workspace: OptPath = WorkspaceO
     runs, _ = load_results(ws)
     analysis = run_analysis(runs, load_settings(ws, config))
     paths = write_analysis(ws, analysis)
+    paths = [*paths, *write_attribution(runs, ws.analysis_dir)]  # attribution stages
     out = Console(highlight=False)
     for key, group in runs.groupby([*CELL, "framework"], sort=True, dropna=False):
         counts = excluded_counts(group)

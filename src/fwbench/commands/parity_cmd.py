@@ -194,3 +194,51 @@ def lr_cmd(
     _save(workspace, "lr", rows)
     if not all(row["passed"] for row in rows):
         raise typer.Exit(1)
+
+
+@app.command("train")
+def train_cmd(
+    model: str = typer.Option("mobilenetv2", "--model", help="mobilenetv2, resnet50, ..."),
+    dataset: str = typer.Option("digits", "--dataset", help="A prepared dataset."),
+    steps: int = typer.Option(10, "--steps", min=3, help="Lockstep optimizer steps."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 or float64 (both arms)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=2, help="Images per step."),
+    seed: int = typer.Option(42, "--seed", help="Run seed (init, order, augmentation)."),
+    config: OptPath = TrainConfigOpt,
+    workspace: OptPath = WorkspaceOpt,
+) -> None:
+    """Both arms train in lockstep from one start; they must agree, then diverge no more than
+    the instability floor (PyTorch vs PyTorch with its memory layout toggled).
+    """
+    from rich.console import Console
+
+    from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
+    from fwbench.errors import FwbenchError
+    from fwbench.models import check_choice, get_model
+    from fwbench.parity.train import run_lockstep
+    from fwbench.parity.train_table import check_table, step_table, upsert_csv
+    from fwbench.paths import Workspace
+
+    get_model(model)
+    check_choice("dtype", dtype, ("float32", "float64"))
+    ws = Workspace.from_env(workspace)
+    cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
+    out = Console(width=max(Console().width, 150))
+    with out.status(f"{model}: building three arms, {steps} lockstep steps ({dtype}) ..."):
+        try:
+            result = run_lockstep(
+                ws, cfg, dataset=dataset, model=model, steps=steps, dtype=dtype, seed=seed,
+                batch_size=batch_size,
+            )  # fmt: skip
+        except StopIteration:
+            raise FwbenchError(
+                f"{dataset} has fewer than {steps} steps of {batch_size} images in one epoch",
+                fix="use fewer --steps or a smaller --batch-size",
+            ) from None
+    out.print(step_table(result))
+    out.print(check_table(result))
+    results_dir = ws.results_dir
+    upsert_csv(results_dir / "parity_train.csv", result.check_rows())
+    upsert_csv(results_dir / "parity_train_steps.csv", result.step_rows())
+    if not result.passed:
+        raise typer.Exit(1)

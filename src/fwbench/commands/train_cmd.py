@@ -73,6 +73,7 @@ def _resolve(
         seed=options["seed"],
         framework=given["framework"],
         variant=options["variant"],
+        init=options["init"],
         epochs_override=options["epochs_override"],
         subset=options["subset"],
         eval_subset=options["eval_subset"],
@@ -96,6 +97,9 @@ def train(
     ),
     num_workers: int | None = typer.Option(None, "--num-workers", min=0, help=_WORKERS_HELP),
     variant: str = typer.Option("library", help=f"Model variant: {', '.join(VARIANTS)}."),
+    init: str | None = typer.Option(
+        None, help="Initial weights: own or shared (matched: the PyTorch arm's; the default)."
+    ),
     subset: int | None = typer.Option(
         None,
         "--subset",
@@ -124,6 +128,7 @@ def train(
             "precision": precision,
             "seed": seed,
             "variant": variant,
+            "init": init,
             "config": config,
             "epochs_override": epochs_override,
             "subset": subset,

@@ -95,6 +95,31 @@ class Backend(ABC):
     def load_last(self, path: Path) -> dict[str, Any]:
         """Restore everything :meth:`save_last` wrote; return its ``meta``."""
 
+    # --- parity (fairness layer 4), read by ``fwbench parity train`` --------------------------
+    # One framework-neutral layout: PyTorch state-dict names and PyTorch array layouts (the
+    # matched Keras mirrors are named after the torchvision modules; ``parity/transfer.py``).
+    dtype: str = "float32"  # "float64": the whole model in double precision (set before setup)
+
+    def disable_dropout(self) -> int:
+        """Turn dropout and stochastic depth off (each arm would draw its own masks); count them."""
+        raise NotImplementedError(f"{self.name}: no lockstep parity")
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Every parameter and BatchNorm running statistic, by PyTorch name and layout."""
+        raise NotImplementedError(f"{self.name}: no lockstep parity")
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """Each parameter's gradient in the last :meth:`train_step` (before weight decay)."""
+        raise NotImplementedError(f"{self.name}: no lockstep parity")
+
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        """Each parameter's momentum buffer, in PyTorch's convention (``b = m·b + g + wd·p``)."""
+        raise NotImplementedError(f"{self.name}: no lockstep parity")
+
+    def eval_logits(self, split: str, limit: int) -> np.ndarray:
+        """Eval-mode logits of the first ``limit`` images of ``split``, as float64."""
+        raise NotImplementedError(f"{self.name}: no lockstep parity")
+
 
 def load_backend(framework: str, model_builder: ModelBuilder | None = None) -> Backend:
     """The backend of arm ``framework``; imports that framework only (Keras on its backend)."""

@@ -1,7 +1,8 @@
-"""The one place PyTorch and a Keras arm meet in one process (weight transfer, pixel parity).
+"""The one place PyTorch and a Keras arm meet in one process (weight transfer, parity, shared init).
 
 torch/torchvision must be imported before TensorFlow: the other order segfaults (torchvision
-loads triton through torch._dynamo; see notes/frameworks.md). Import both only through here.
+loads triton through torch._dynamo, and triton's compiled library crashes a process that
+already holds TensorFlow; see notes/frameworks.md). Import torch only through here.
 Keras comes on the backend of ``arm`` (``KERAS_BACKEND`` is per process: the first call fixes
 it); TensorFlow is imported only for the ``keras`` (TensorFlow) arm.
 """
@@ -9,6 +10,22 @@ it); TensorFlow is imported only for the ``keras`` (TensorFlow) arm.
 from __future__ import annotations
 
 import os
+import sys
+
+
+def import_torch():
+    """Import torch and torchvision safely in any process; return them.
+
+    Where TensorFlow is already loaded (a Keras arm that needs the PyTorch arm's initial
+    weights), triton is blocked first: torch works without it on CPU, and loading it after
+    TensorFlow is what segfaults.
+    """
+    if "tensorflow" in sys.modules and "torch" not in sys.modules:
+        sys.modules.setdefault("triton", None)
+    import torch
+    import torchvision
+
+    return torch, torchvision
 
 
 def import_both(arm: str | None = None):
@@ -20,8 +37,7 @@ def import_both(arm: str | None = None):
     from fwbench.frameworks.arms import activate, arm_of_backend
 
     backend = activate(arm or arm_of_backend(os.environ.get("KERAS_BACKEND"))).keras_backend
-    import torch
-    import torchvision
+    torch, torchvision = import_torch()
 
     # isort: split
     # (the order above is load-bearing: ruff's import sorting must not move tensorflow first)

@@ -69,6 +69,7 @@ def describe_torch(net) -> dict[str, str]:
         "conv bias": f"{sum(c.bias is not None for c in convs)} of {len(convs)} convs",
         "BatchNorm epsilon": _fmt(m.eps for m in bns),
         "BatchNorm momentum (PyTorch convention)": _fmt(float(m.momentum) for m in bns),
+        "BN running variance": _variance_rule(_torch_update_ratio(m) for m in bns),
         "LayerNorm epsilon": _fmt(m.eps for m in lns),
         "strided conv padding (before/after)": _fmt(
             f"{c.padding[0]}/{c.padding[0]}" for c in strided
@@ -83,6 +84,58 @@ def describe_torch(net) -> dict[str, str]:
         "classifier bias init": init_family(head.bias.detach().numpy()),
         "stem": _stem_torch(net),
     }
+
+
+# A probe batch for the running-variance rule: n = 2·2·2 = 8 values per channel, so the two
+# rules' updates differ by n/(n−1) = 8/7.
+_PROBE_SHAPE = (2, 2, 2)
+
+
+def _variance_rule(ratios) -> str:
+    """Name the running-variance update rule from measured update ratios (unbiased: n/(n−1))."""
+    n = int(np.prod(_PROBE_SHAPE))
+    names = {
+        "unbiased (n/(n−1))" if abs(r - n / (n - 1)) < 1e-3 else "biased (n)" if abs(r - 1) < 1e-3
+        else f"other (×{r:.4f})"
+        for r in ratios
+    }  # fmt: skip
+    return _fmt(names)
+
+
+def _probe(channels: int) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((*_PROBE_SHAPE, channels))  # NHWC
+
+
+def _update_ratio(before: np.ndarray, after: np.ndarray, weight: float, x: np.ndarray) -> float:
+    """How much the running variance moved, over what the biased batch variance would move it."""
+    biased = x.reshape(-1, x.shape[-1]).var(axis=0)
+    return float(np.median((after - (1 - weight) * before) / (weight * biased)))
+
+
+def _torch_update_ratio(bn) -> float:
+    """One training-mode step of a fresh copy of ``bn`` on a probe batch."""
+    import copy
+
+    import torch
+
+    probe = copy.deepcopy(bn).double().train()
+    probe.reset_running_stats()
+    x = _probe(probe.num_features)
+    before = probe.running_var.numpy().copy()
+    with torch.no_grad():
+        probe(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
+    return _update_ratio(before, probe.running_var.numpy(), float(probe.momentum), x)
+
+
+def _keras_update_ratio(layer) -> float:
+    """One training-mode step of a fresh layer of ``layer``'s class and config on a probe."""
+    probe = layer.__class__.from_config({**layer.get_config(), "dtype": "float64"})
+    x = _probe(int(layer.moving_variance.shape[0]))
+    probe.build(x.shape)
+    before = np.asarray(probe.moving_variance.numpy()).copy()
+    probe(x, training=True)
+    after = np.asarray(probe.moving_variance.numpy())
+    return _update_ratio(before, after, 1.0 - probe.momentum, x)
 
 
 # Where the first block starts, per naming scheme: the stem is everything before it.
@@ -139,7 +192,7 @@ def _keras_stem_part(layer) -> str | None:
     if kind in ("Conv2D", "DepthwiseConv2D"):
         k, s = layer.kernel_size[0], layer.strides[0]
         return f"conv {k}×{k}/{s}" + (" +bias" if layer.use_bias else "")
-    if kind == "BatchNormalization":
+    if kind in ("BatchNormalization", "TorchBatchNormalization"):
         return "BN"
     if kind == "LayerNormalization":
         return "LN"
@@ -192,7 +245,7 @@ def describe_keras(net) -> dict[str, str]:
         return [la for la in layers if type(la).__name__ in kinds]
 
     convs = of("Conv2D", "DepthwiseConv2D")
-    bns = of("BatchNormalization")
+    bns = of("BatchNormalization", "TorchBatchNormalization")
     denses = of("Dense")
     strided = [c for c in convs if c.strides[0] > 1 and c.kernel_size[0] > 1]
     body = max(convs[1:], key=lambda c: int(np.prod(c.kernel.shape)))
@@ -208,6 +261,7 @@ def describe_keras(net) -> dict[str, str]:
         "conv bias": f"{sum(c.use_bias for c in convs)} of {len(convs)} convs",
         "BatchNorm epsilon": _fmt(la.epsilon for la in bns),
         "BatchNorm momentum (PyTorch convention)": _fmt(1.0 - la.momentum for la in bns),
+        "BN running variance": _variance_rule(_keras_update_ratio(la) for la in bns),
         "LayerNorm epsilon": _fmt(la.epsilon for la in of("LayerNormalization")),
         "strided conv padding (before/after)": _fmt(_keras_pads(c) for c in strided).replace(
             NONE, NO_STRIDED

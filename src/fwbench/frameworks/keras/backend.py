@@ -33,6 +33,7 @@ from keras import ops
 from fwbench.fileio import atomic_write
 from fwbench.frameworks.arms import ARMS, arm_of_backend
 from fwbench.frameworks.base import Backend, Evaluation, ModelBuilder, StepResult, thread_count
+from fwbench.frameworks.keras import parity
 from fwbench.frameworks.keras.optimizer import TorchSGD
 from fwbench.inputs import RunInputs
 from fwbench.runs import RunSpec
@@ -72,7 +73,9 @@ def _default_builder(model: str, num_classes: int, input_size: int, variant: str
 
 def loss_per_image(logits, labels, label_smoothing: float):
     """Cross-entropy per image, as ``torch.nn.functional.cross_entropy(label_smoothing=...)``."""
-    logp = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+    if keras.backend.standardize_dtype(logits.dtype) not in ("float32", "float64"):
+        logits = ops.cast(logits, "float32")  # float16/bfloat16 -> float32; float64 kept
+    logp = ops.log_softmax(logits, axis=-1)
     picked = ops.take_along_axis(logp, ops.expand_dims(ops.cast(labels, "int32"), -1), axis=-1)
     nll = -ops.squeeze(picked, -1)
     if not label_smoothing:
@@ -108,6 +111,9 @@ class KerasBackend(Backend):
         """Whether the step runs in the compiled execution mode."""
         return self.compile_mode == "compiled"
 
+    # Parity switch (set before ``build``): keep each step's gradients for ``gradients()``.
+    capture_gradients = False
+
     def setup(self, spec: RunSpec) -> dict[str, Any]:
         """Seeds, threads, determinism and the precision policy; returns what is in effect."""
         t = spec.train_config.training
@@ -118,7 +124,8 @@ class KerasBackend(Backend):
         keras.utils.set_random_seed(spec.seed)  # Python, NumPy, the backend and Keras' own
         self.gpu = runtime["device"] == "gpu"
         self.amp = spec.precision == "amp"
-        policy = ("mixed_float16" if self.gpu else "mixed_bfloat16") if self.amp else "float32"
+        policy = ("mixed_float16" if self.gpu else "mixed_bfloat16") if self.amp else self.dtype
+        keras.config.set_floatx("float64" if self.dtype == "float64" else "float32")
         keras.mixed_precision.set_global_policy(policy)
         arm = ARMS[self.name]
         return {
@@ -136,11 +143,20 @@ class KerasBackend(Backend):
         """Model, TorchSGD (in LossScaleOptimizer for GPU AMP), the step and its pipelines."""
         builder = self.model_builder or _default_builder
         self.model = builder(spec.model, inputs.num_classes, spec.input_size, spec.variant)
+        if spec.init == "shared":  # the PyTorch arm's initial weights for this seed
+            from fwbench.parity.transfer import load_keras_state, shared_initial_state
+
+            load_keras_state(
+                self.model,
+                shared_initial_state(spec.model, inputs.num_classes, spec.input_size, spec.seed),
+            )
         opt = spec.train_config.optimizer
         self.sgd = TorchSGD(opt.momentum, opt.nesterov, opt.weight_decay)
         scaled = self.amp and self.gpu
         self.optimizer = keras.optimizers.LossScaleOptimizer(self.sgd) if scaled else self.sgd
         self.optimizer.build(self.model.trainable_variables)
+        if self.capture_gradients:
+            self._captured = parity.capture_gradients(self.sgd, self.model.trainable_variables)
         self.label_smoothing = spec.train_config.training.label_smoothing
         self.step.build(inputs)
 
@@ -214,6 +230,42 @@ class KerasBackend(Backend):
 
 def _numpy(v) -> np.ndarray:
     return np.asarray(ops.convert_to_numpy(v.value))  # the backend tensor, not the Variable
+
+    # --- parity accessors (framework-neutral layout: PyTorch names and layouts) --------------
+    def disable_dropout(self) -> int:
+        """Dropout and stochastic depth off (lockstep parity: each arm would draw its own masks)."""
+        return parity.disable_dropout(self.model)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Every weight and BatchNorm statistic, by PyTorch state-dict name (matched models)."""
+        from fwbench.parity.transfer import keras_state
+
+        return keras_state(self.model)
+
+    def _named(self, values) -> dict[str, np.ndarray]:
+        from fwbench.parity.transfer import keras_named
+
+        trainable = self.model.trainable_variables
+        return keras_named(self.model, trainable, parity.to_numpy(values))
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """The gradient of the last ``train_step`` (needs ``capture_gradients`` before build)."""
+        return self._named(self._captured)
+
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        """The momentum buffer of each trainable variable, by PyTorch parameter name."""
+        buffers = parity.momentum_buffers(self.sgd)
+        return {} if buffers is None else self._named(buffers)
+
+    def eval_logits(self, split: str, limit: int) -> np.ndarray:
+        """Inference-mode logits of the first ``limit`` images of ``split`` (float64)."""
+        out, n = [], 0
+        for x, _ in self.step.pipelines.evaluation(split):
+            out.append(parity.to_numpy([self.model(x, training=False)])[0])
+            n += len(out[-1])
+            if n >= limit:
+                break
+        return np.concatenate(out)[:limit].astype(np.float64)
 
 
 def make_backend(model_builder: ModelBuilder | None = None) -> KerasBackend:

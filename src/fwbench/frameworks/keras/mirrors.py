@@ -16,6 +16,8 @@ library builds):
   PyTorch; stride-1 odd kernels use ``same``, which is symmetric there;
 - conv bias only where torchvision has one; BatchNorm epsilon 1e-5 and Keras momentum 0.9
   (= PyTorch momentum 0.1); LayerNorm epsilon 1e-6;
+- BatchNorm's running variance is updated with the *unbiased* batch variance (PyTorch's rule;
+  Keras' own layer uses the biased one: updates differ by n/(n−1), n = batch·H·W);
 - ResNet-50 v1.5: stride on the 3×3 conv; MobileNetV2 classifier dropout 0.2; ConvNeXt
   stochastic depth rising linearly to 0.1 per block, layer scale 1e-6;
 - initialisers reproduce torchvision's (kaiming-normal fan-out convs, ``nn.Linear`` default
@@ -80,10 +82,48 @@ def _conv(x, filters, kernel, stride, name, *, bias=False, init=None, depthwise=
     )(x)
 
 
+def torch_batch_norm_class():
+    """``TorchBatchNormalization``: Keras BatchNormalization with PyTorch's running-variance rule.
+
+    In training mode it normalises with the biased batch variance (as both frameworks do) but
+    moves ``moving_variance`` toward the *unbiased* one, ``var · n/(n−1)`` with n the values
+    per channel, as ``torch.nn.BatchNorm2d`` updates ``running_var``. Written in ``keras.ops``,
+    so it works on every Keras backend. Built once per process.
+    """
+    if hasattr(torch_batch_norm_class, "cache"):
+        return torch_batch_norm_class.cache
+    keras = _keras()
+    ops = keras.ops
+
+    @keras.saving.register_keras_serializable(package="fwbench")
+    class TorchBatchNormalization(keras.layers.BatchNormalization):
+        """BatchNormalization whose running variance takes the unbiased batch variance."""
+
+        def call(self, inputs, training=None, mask=None):
+            if not (training and self.trainable) or mask is not None or self.renorm:
+                return super().call(inputs, training=training, mask=mask)
+            x = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
+            mean, variance = ops.moments(x, axes=self._reduction_axes)
+            n = ops.cast(ops.size(x), x.dtype) / ops.cast(ops.shape(x)[self.axis], x.dtype)
+            unbiased = variance * n / (n - 1.0)
+            m = self.momentum
+            moving_mean = ops.cast(self.moving_mean, x.dtype)
+            moving_variance = ops.cast(self.moving_variance, x.dtype)
+            self.moving_mean.assign(moving_mean * m + mean * (1.0 - m))
+            self.moving_variance.assign(moving_variance * m + unbiased * (1.0 - m))
+            gamma, beta = (ops.cast(w, x.dtype) for w in (self.gamma, self.beta))
+            out = ops.batch_normalization(
+                x, mean, variance, axis=self.axis, offset=beta, scale=gamma, epsilon=self.epsilon
+            )
+            return ops.cast(out, self.compute_dtype)
+
+    torch_batch_norm_class.cache = TorchBatchNormalization
+    return TorchBatchNormalization
+
+
 def _bn(x, name):
-    return _keras().layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)(
-        x
-    )
+    bn = torch_batch_norm_class()(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
+    return bn(x)
 
 
 def _torch_linear_init(fan_in: int):

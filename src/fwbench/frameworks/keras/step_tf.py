@@ -66,7 +66,7 @@ class Step:
         with tf.GradientTape() as tape:
             logits = b.model(x, training=True)
             loss = tf.reduce_mean(loss_per_image(logits, y, b.label_smoothing))
-            scaled = b.optimizer.scale_loss(loss / n)
+            scaled = b.optimizer.scale_loss(loss / tf.cast(n, loss.dtype))
         grads = tape.gradient(scaled, b.model.trainable_variables)
         return loss, correct_count(logits, y), grads
 

@@ -30,14 +30,14 @@ from fwbench.frameworks.base import (
     thread_count,
 )
 from fwbench.frameworks.pytorch import data
+from fwbench.frameworks.pytorch.models import build_seeded
 from fwbench.inputs import RunInputs
 from fwbench.runs import RunSpec
 
 
-def _default_builder(model: str, num_classes: int, input_size: int, variant: str):
-    from fwbench.frameworks.pytorch.models import build_model
-
-    return build_model(model, num_classes, input_size, variant=variant)
+def _full(logits: torch.Tensor) -> torch.Tensor:
+    """Logits for the loss: float16/bfloat16 raised to float32, float64 kept."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
 def set_optimizer_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -99,9 +99,12 @@ class TorchBackend(Backend):
 
     def build(self, spec: RunSpec, inputs: RunInputs) -> None:
         """Model on the device, SGD, GradScaler (CUDA AMP only) and the three loaders."""
-        builder = self.model_builder or _default_builder
-        self.model = builder(spec.model, inputs.num_classes, spec.input_size, spec.variant)
-        self.model.to(self.device)
+        self.model = build_seeded(
+            spec.seed, spec.model, inputs.num_classes, spec.input_size, spec.variant,
+            self.model_builder,
+        )  # fmt: skip
+        self.input_dtype = getattr(torch, self.dtype)
+        self.model.to(self.device, dtype=self.input_dtype)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         # compiled for training only: ``self.model`` keeps its plain state-dict keys
@@ -144,11 +147,11 @@ class TorchBackend(Backend):
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         count = 0
         for x, y in micro_batches:
-            x = x.to(self.device, non_blocking=True)
+            x = x.to(self.device, self.input_dtype, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
             with self._autocast():
                 logits = self.train_model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
+            loss = F.cross_entropy(_full(logits), y, label_smoothing=self.label_smoothing)
             self.scaler.scale(loss / n).backward()
             loss_sum += loss.detach()
             correct += (logits.argmax(1) == y).sum()
@@ -166,11 +169,11 @@ class TorchBackend(Backend):
         self.model.eval()
         total, probs, n = 0.0, [], 0
         for x, y in self.eval_loaders[split]:
-            x, y = x.to(self.device), y.to(self.device)
+            x, y = x.to(self.device, self.input_dtype), y.to(self.device)
             with self._autocast():
                 logits = self.model(x)
-            total += float(F.cross_entropy(logits.float(), y, reduction="sum"))
-            probs.append(F.softmax(logits.float(), dim=1).cpu().numpy())
+            total += float(F.cross_entropy(_full(logits), y, reduction="sum"))
+            probs.append(F.softmax(_full(logits), dim=1).cpu().numpy())
             n += int(y.shape[0])
         return Evaluation(total / max(n, 1), np.concatenate(probs))
 
@@ -208,6 +211,58 @@ class TorchBackend(Backend):
     def parameters_numpy(self) -> list[np.ndarray]:
         """Every trainable parameter as a numpy array (tests, parity)."""
         return [p.detach().cpu().numpy().copy() for p in self.model.parameters()]
+
+    # --- parity accessors (framework-neutral layout: PyTorch names and layouts) --------------
+    def disable_dropout(self) -> int:
+        """Dropout and stochastic depth off (lockstep parity: each arm would draw its own masks)."""
+        from torchvision.ops import StochasticDepth
+
+        layers = [
+            m for m in self.model.modules() if isinstance(m, torch.nn.Dropout | StochasticDepth)
+        ]
+        for m in layers:
+            m.p = 0.0
+        return len(layers)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Every parameter and BatchNorm statistic, by state-dict name."""
+        from fwbench.parity.transfer import torch_state
+
+        return torch_state(self.model)
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """The gradient of the last ``train_step`` (before weight decay), by parameter name."""
+        return {n: _numpy(p.grad) for n, p in self.model.named_parameters() if p.grad is not None}
+
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        """The momentum buffer of each parameter, by parameter name."""
+        state = self.optimizer.state
+        return {
+            n: _numpy(state[p]["momentum_buffer"])
+            for n, p in self.model.named_parameters()
+            if state.get(p, {}).get("momentum_buffer") is not None
+        }
+
+    @torch.no_grad()
+    def eval_logits(self, split: str, limit: int) -> np.ndarray:
+        """Eval-mode logits of the first ``limit`` images of ``split`` (float64)."""
+        self.model.eval()
+        out, n = [], 0
+        for x, _ in self.eval_loaders[split]:
+            with self._autocast():
+                out.append(_numpy(self.model(x.to(self.device, self.input_dtype))))
+            n += len(out[-1])
+            if n >= limit:
+                break
+        return np.concatenate(out)[:limit].astype(np.float64)
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return (
+        t.detach().float().cpu().numpy()
+        if t.dtype == torch.bfloat16
+        else t.detach().cpu().numpy().copy()
+    )
 
 
 def make_backend(model_builder: ModelBuilder | None = None) -> TorchBackend:

@@ -67,3 +67,16 @@ def build_model(model: str, num_classes: int, input_size: int, variant: str = "l
     get_model(model)
     check_choice("variant", variant, VARIANTS)
     return BUILDERS[model](num_classes=num_classes, input_size=input_size)
+
+
+def build_seeded(
+    seed: int, model: str, num_classes: int, input_size: int, variant="library", builder=None
+):
+    """The arm's initial model for ``seed``: torch's RNG seeded, then ``builder`` (default
+    :func:`build_model`) called. The PyTorch arm builds with it, and ``init: shared`` rebuilds
+    the same weights with it in a Keras arm's process.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    return (builder or build_model)(model, num_classes, input_size, variant)

@@ -1,0 +1,173 @@
+"""Fairness layer 4: lockstep training parity, the shared start and the injected-bug catches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fwbench.frameworks.both import import_both
+
+torch, _, tf, keras = import_both()  # torch before TensorFlow, whatever ran before this file
+
+from fwbench.config import load_train_config  # noqa: E402
+from fwbench.frameworks.base import load_backend  # noqa: E402
+from fwbench.frameworks.keras import backend as keras_backend  # noqa: E402
+from fwbench.frameworks.keras import mirrors  # noqa: E402
+from fwbench.frameworks.keras.optimizer import TorchSGD  # noqa: E402
+from fwbench.inputs import load_inputs  # noqa: E402
+from fwbench.parity.train import LOGITS_REL  # noqa: E402
+from fwbench.paths import Workspace  # noqa: E402
+from fwbench.runs import make_spec  # noqa: E402
+
+FAST = ("--steps", "3", "--batch-size", "16")
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory) -> Workspace:
+    """A workspace with scikit-learn's digits prepared (offline)."""
+    from fwbench.data.prepare import prepare
+
+    ws = Workspace(tmp_path_factory.mktemp("lockstep"))
+    prepare(ws, "digits")
+    return ws
+
+
+def _failed_checks(ws: Workspace, dtype: str) -> set[str]:
+    rows = pd.read_csv(ws.results_dir / "parity_train.csv")
+    mine = rows[rows["dtype"] == dtype]
+    return set(mine.loc[~mine["passed"], "check"])
+
+
+def _lockstep(run_cli, ws: Workspace, dtype: str = "float32", *extra: str):
+    return run_cli(
+        "parity", "train", "--model", "mobilenetv2", "--dtype", dtype, *FAST, *extra,
+        "--workspace", ws.root,
+    )  # fmt: skip
+
+
+def test_matched_pair_with_shared_init_has_identical_step0_eval_logits(digits):
+    cfg = load_train_config()
+    logits, weights = {}, {}
+    for framework in ("pytorch", "keras"):
+        spec = make_spec(
+            cfg, dataset="digits", model="mobilenetv2", precision="fp32", seed=7,
+            framework=framework, variant="matched", subset=300, num_workers=0,
+        )  # fmt: skip
+        assert spec.init == "shared" and spec.run_id.endswith(f"{framework}-matched")
+        backend = load_backend(framework)
+        backend.setup(spec)
+        backend.build(spec, load_inputs(digits, spec))  # as `fwbench train` builds it
+        logits[framework] = backend.eval_logits("val", 32)
+        weights[framework] = backend.weights()
+    assert weights["pytorch"].keys() == weights["keras"].keys()
+    for name, w in weights["pytorch"].items():
+        np.testing.assert_array_equal(w, weights["keras"][name], err_msg=name)
+    diff = np.max(np.abs(logits["pytorch"] - logits["keras"]))
+    assert diff / np.max(np.abs(logits["pytorch"])) <= LOGITS_REL
+    assert np.ptp(logits["pytorch"]) > 0  # real logits, not constants
+
+
+def test_keras_batch_norm_moves_running_variance_as_pytorch():
+    x = np.random.default_rng(0).standard_normal((4, 3, 3, 5))  # n = 36 values per channel
+    ref = torch.nn.BatchNorm2d(5).double().train()
+    with torch.no_grad():
+        expected_out = ref(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+    layer = mirrors.torch_batch_norm_class()(
+        epsilon=1e-5, momentum=mirrors.BN_MOMENTUM, dtype="float64"
+    )
+    out = keras.ops.convert_to_numpy(layer(x, training=True))
+    np.testing.assert_allclose(layer.moving_variance.numpy(), ref.running_var.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), ref.running_mean.numpy(), atol=1e-15)
+    np.testing.assert_allclose(out, expected_out.transpose(0, 2, 3, 1), atol=1e-12)
+    plain = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, dtype="float64")
+    plain(x, training=True)  # Keras' own layer: the biased variance, 35/36 of the update
+    update = (ref.running_var.numpy() - 0.9) / (plain.moving_variance.numpy() - 0.9)
+    np.testing.assert_allclose(update, 36 / 35, rtol=1e-10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_parity_train_passes_and_writes_its_tables(run_cli, digits, dtype):
+    result = _lockstep(run_cli, digits, dtype)
+    assert result.code == 0, result.out
+    assert not _failed_checks(digits, dtype)
+    steps = pd.read_csv(digits.results_dir / "parity_train_steps.csv")
+    mine = steps[steps["dtype"] == dtype]
+    assert list(mine["step"]) == [0, 1, 2]
+    assert (mine["batch_max_abs_diff"] == 0).all() and mine["labels_equal"].all()
+    first_update = mine.set_index("step").loc[1]
+    assert first_update["weight_div_keras"] <= (1e-8 if dtype == "float64" else 1e-3)
+    assert "lockstep checks" in result.out and "loss keras" in result.out
+
+
+class KerasOwnSGD(keras.optimizers.SGD):
+    """Keras' own SGD, given the two hooks the Keras arm drives its optimizer through."""
+
+    def __init__(self, momentum, nesterov, weight_decay):
+        super().__init__(learning_rate=0.0, momentum=momentum, nesterov=nesterov)
+        self.lr64 = keras.Variable(0.0, dtype="float64", trainable=False)
+
+    def set_lr(self, lr: float) -> None:
+        self.learning_rate = lr
+        self.lr64.assign(lr)
+
+
+INJECTED = {
+    # bug -> (dtype it shows in, how to inject it, the check that must fail)
+    "keras_own_sgd": ("float64", lambda mp: mp.setattr(keras_backend, "TorchSGD", KerasOwnSGD),
+                      "float64, step 1 (first update): weights, relative"),
+    "no_weight_decay": ("float64", lambda mp: mp.setattr(
+        keras_backend, "TorchSGD", lambda m, n, wd: TorchSGD(m, n, 0.0)),
+                        "float64, step 1 (first update): weights, relative"),
+    "bn_momentum_0.99": ("float32", lambda mp: mp.setattr(mirrors, "BN_MOMENTUM", 0.99),
+                         "steps 0-1: BN running_var, worst channel"),
+    "biased_running_variance": ("float32", lambda mp: mp.setattr(
+        mirrors, "torch_batch_norm_class", lambda: keras.layers.BatchNormalization),
+                                "steps 0-1: BN running_var, worst channel"),
+}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bug", list(INJECTED))
+def test_parity_train_catches_an_injected_bug(run_cli, digits, monkeypatch, bug):
+    dtype, inject, check = INJECTED[bug]
+    inject(monkeypatch)
+    result = _lockstep(run_cli, digits, dtype)
+    assert result.code == 1, result.out
+    assert check in _failed_checks(digits, dtype)
+
+
+def test_a_keras_process_rebuilds_the_shared_init_after_tensorflow_is_loaded():
+    # A Keras training process imports TensorFlow first; loading torch's triton after it
+    # segfaults (exit 139) unless `frameworks.both.import_torch` blocks triton first.
+    import subprocess
+    import sys
+
+    code = (
+        "import fwbench.frameworks.keras.backend, sys\n"
+        "assert 'tensorflow' in sys.modules and 'torch' not in sys.modules\n"
+        "from fwbench.parity.transfer import shared_initial_state\n"
+        "state = shared_initial_state('mobilenetv2', 10, 32, 5)\n"
+        "print(len(state), float(abs(state['classifier.1.weight']).sum()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    torch.manual_seed(5)
+    from fwbench.frameworks.pytorch.models import build_model
+
+    expected = (
+        build_model("mobilenetv2", 10, 32, "matched").classifier[1].weight.detach().abs().sum()
+    )
+    count, total = done.stdout.split()
+    assert int(count) == 262 and float(total) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_audit_lists_the_running_variance_rule_for_the_library_build_only():
+    from fwbench.parity.audit import audit_model
+
+    for variant, keras_rule in (("library", "biased (n)"), ("matched", "unbiased (n/(n−1))")):
+        row = next(r for r in audit_model("mobilenetv2", 32, variant=variant)
+                   if r.aspect == "BN running variance")  # fmt: skip
+        assert (row.pytorch, row.keras) == ("unbiased (n/(n−1))", keras_rule)
+        assert row.differs == (variant == "library")
