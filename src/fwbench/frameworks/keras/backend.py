@@ -227,10 +227,6 @@ class KerasBackend(Backend):
         self.step.to_variables()
         return [_numpy(v).copy() for v in self.model.trainable_variables]
 
-
-def _numpy(v) -> np.ndarray:
-    return np.asarray(ops.convert_to_numpy(v.value))  # the backend tensor, not the Variable
-
     # --- parity accessors (framework-neutral layout: PyTorch names and layouts) --------------
     def disable_dropout(self) -> int:
         """Dropout and stochastic depth off (lockstep parity: each arm would draw its own masks)."""
@@ -240,11 +236,13 @@ def _numpy(v) -> np.ndarray:
         """Every weight and BatchNorm statistic, by PyTorch state-dict name (matched models)."""
         from fwbench.parity.transfer import keras_state
 
+        self.step.to_variables()  # JAX keeps the live state outside the variables
         return keras_state(self.model)
 
     def _named(self, values) -> dict[str, np.ndarray]:
         from fwbench.parity.transfer import keras_named
 
+        self.step.to_variables()
         trainable = self.model.trainable_variables
         return keras_named(self.model, trainable, parity.to_numpy(values))
 
@@ -259,6 +257,7 @@ def _numpy(v) -> np.ndarray:
 
     def eval_logits(self, split: str, limit: int) -> np.ndarray:
         """Inference-mode logits of the first ``limit`` images of ``split`` (float64)."""
+        self.step.to_variables()
         out, n = [], 0
         for x, _ in self.step.pipelines.evaluation(split):
             out.append(parity.to_numpy([self.model(x, training=False)])[0])
@@ -266,6 +265,10 @@ def _numpy(v) -> np.ndarray:
             if n >= limit:
                 break
         return np.concatenate(out)[:limit].astype(np.float64)
+
+
+def _numpy(v) -> np.ndarray:
+    return np.asarray(ops.convert_to_numpy(v.value))  # the backend tensor, not the Variable
 
 
 def make_backend(model_builder: ModelBuilder | None = None) -> KerasBackend:
