@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from fwbench.config import ExperimentMatrix, load_train_config
+from fwbench.fileio import append_jsonl
 from fwbench.matrix import SmokeOptions, expand_stage
 from fwbench.migrate import legacy_runs, migrate
 from fwbench.paths import Workspace
@@ -45,10 +46,13 @@ def _specs(name: str, **smoke):
 
 
 def _finish(ws: Workspace, spec, acc: float) -> None:
+    """A whole done run: spec, one epochs.jsonl line per epoch, test.json, status."""
     rd = RunDir(ws.runs_dir / spec.run_id)
     rd.write_spec(spec)
-    rd.set_status("done", test_accuracy=acc)
+    for epoch in range(1, spec.epochs + 1):
+        append_jsonl(rd.epochs_path, {"epoch": epoch, "val_accuracy": acc, "train_loss": 1.0})
     rd.test_path.write_text(f'{{"accuracy": {acc}, "macro_f1": {acc}, "loss": 1.0}}')
+    rd.set_status("done", test_accuracy=acc)
 
 
 def _dry(run_cli, ws, stage, *args):
@@ -144,7 +148,7 @@ def test_python_api_loads_expands_and_stays_lazy(ws):
     for spec in _specs("base"):
         _finish(ws, spec, 0.9)
     runs, epochs = fwbench.load_results(ws.root, stages=["base"])
-    assert len(runs) == 4 and set(runs["state"]) == {"done"} and epochs.empty
+    assert len(runs) == 4 and set(runs["state"]) == {"done"} and len(epochs) == 4 * 2
     assert [s.run_id for s in fwbench.expand("base", ws.root)] == [s.run_id for s in _specs("base")]
     analysis = fwbench.analyze(runs)
     assert set(analysis.summary["framework"]) == {"pytorch", "keras"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fwbench.errors import FwbenchError
 from fwbench.paths import Workspace
 from fwbench.runs import RunDir
 
@@ -35,7 +36,7 @@ def legacy_runs(ws: Workspace) -> list[Legacy]:
     for path in sorted(p for p in ws.runs_dir.iterdir() if (p / "spec.json").is_file()):
         try:
             spec = RunDir(path).read_spec()
-        except ValueError:  # unreadable spec: `collect` reports it; not ours to move
+        except (FwbenchError, ValueError):  # unreadable spec: corrupt, reported elsewhere
             continue
         if spec.config_hash and path.name != spec.run_id:
             found.append(Legacy(path, spec.run_id))

@@ -35,7 +35,6 @@ from fwbench.errors import FwbenchError
 from fwbench.frameworks.arms import COMPILE_MODES, get_arm
 from fwbench.models import FRAMEWORKS, MODELS, PRECISIONS, VARIANTS, check_choice, get_model
 from fwbench.paths import Workspace
-from fwbench.preflight import check_trainable
 from fwbench.runcheck import corruption, quarantine
 from fwbench.runlock import lock_for_training
 from fwbench.runs import RunDir, make_spec
@@ -70,6 +69,8 @@ def _resolve(ws: Workspace, run_dir: Path | None, identity: dict[str, str | None
     check_choice("variant", options["variant"], VARIANTS)
     if options["compile_mode"] is not None:
         check_choice("compile mode", options["compile_mode"], COMPILE_MODES)
+    from fwbench.preflight import check_trainable  # numpy: not for `fwbench --help`
+
     spec = _spec(ws, given, options)
     rd = RunDir(run_dir or ws.runs_dir / spec.run_id)
     check_trainable(ws, spec)  # before the run directory exists: a failure leaves nothing
