@@ -80,6 +80,9 @@ MpiDefault=none
 # Without a default, a job that asks no memory gets the whole node and jobs run one at a time.
 DefMemPerCPU=1000
 MailProg=/bin/true
+# A requeued job waits cred_expire seconds before it may start again (default 120): 10 keeps
+# the requeue test short. Real clusters keep their own.
+AuthInfo=cred_expire=10
 ReturnToService=2
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost

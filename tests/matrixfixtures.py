@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from fwbench.runs import RunDir
+from runfixtures import find_run
 
 STAGE = "tiny"
 RUN_IDS = [
@@ -67,9 +68,9 @@ def make_workspace(root: Path) -> tuple[Path, Path]:
     return ws, matrix
 
 
-def run_dir(ws: Path, run_id: str) -> RunDir:
-    """The run directory of ``run_id`` in ``ws``."""
-    return RunDir(ws / "runs" / run_id)
+def run_dir(ws: Path, readable_id: str) -> RunDir:
+    """The run directory of ``readable_id`` (the run id without its settings hash) in ``ws``."""
+    return find_run(ws / "runs", readable_id)
 
 
 def wait_until(condition, timeout: float, what: str) -> None:

@@ -155,3 +155,17 @@ def build_workspace(root: Path) -> Path:
             if kind != "missing":
                 _write_run(root / "runs", model, precision, seed, framework, kind)
     return root
+
+
+def find_run(runs_root: Path, readable_id: str) -> RunDir:
+    """The run directory whose id is ``readable_id`` plus a settings hash (one at most exists);
+    ``runs_root/readable_id`` (absent) when there is none yet."""
+    dashes = readable_id.count("-") + 1
+    found = [p for p in runs_root.glob(f"{readable_id}-*") if p.name.count("-") == dashes]
+    assert len(found) <= 1, found
+    return RunDir(found[0] if found else runs_root / readable_id)
+
+
+def by_readable_id(frame):
+    """A runs or epochs table indexed by the run id without its settings hash."""
+    return frame.set_index(frame["run_id"].str.rsplit("-", n=1).str[0])

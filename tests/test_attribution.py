@@ -51,13 +51,15 @@ def test_the_shipped_attribution_stage_runs_six_arms_per_seed():
     stage = load_matrix().stage("attribution")
     specs = expand_stage("attribution", stage, load_train_config())
     assert stage.run_count == len(specs) == 6 * len(stage.seeds)
-    ids = {s.run_id.removeprefix("digits-mobilenetv2-fp32-s42-") for s in specs if s.seed == 42}
+    ids = {
+        s.readable_id.removeprefix("digits-mobilenetv2-fp32-s42-") for s in specs if s.seed == 42
+    }
     assert ids == {
         "pytorch", "keras", "pytorch-matched", "keras-matched-own", "keras-matched",
         "pytorch-matched-layout",
     }  # fmt: skip
     floor = next(s for s in specs if s.perturbation == "layout")
-    plain = next(s for s in specs if s.run_id == floor.run_id.removesuffix("-layout"))
+    plain = next(s for s in specs if s.readable_id == floor.readable_id.removesuffix("-layout"))
     assert floor.train_config.training.channels_last != plain.train_config.training.channels_last
     assert floor.config_hash != plain.config_hash
     for name in ("attribution-cifar10", "attribution-cifar100", "attribution-tiny-imagenet"):
@@ -70,7 +72,7 @@ def test_init_is_recorded_and_part_of_the_config_hash():
     shared = make_spec(cfg, framework="keras", variant="matched", **common)
     own = make_spec(cfg, framework="keras", variant="matched", init="own", **common)
     assert (shared.init, own.init) == ("shared", "own")
-    assert shared.config_hash != own.config_hash and own.run_id.endswith("keras-matched-own")
+    assert shared.config_hash != own.config_hash and own.readable_id.endswith("keras-matched-own")
     # a PyTorch arm's own init is the shared one: one run serves both rungs
     assert make_spec(cfg, framework="pytorch", variant="matched", init="own", **common).init == (
         "shared"

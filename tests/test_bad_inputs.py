@@ -230,12 +230,15 @@ def digits_ws(run_cli, ws):
     return ws
 
 
-def test_train_subset_smaller_than_a_batch_leaves_no_run_directory(run_cli, digits_ws):
-    result = run_cli(*TRAIN, "--subset", "10", "--epochs-override", "1")
-    assert_one_line(result, 2, "10 training images give no optimizer step at batch 16")
-    assert not (digits_ws / "runs").exists()
-    # the same command with a workable subset is not blocked by anything the failure left
-    assert not list(digits_ws.glob("runs/*"))
+@pytest.mark.slow
+def test_train_subset_smaller_than_a_batch_shrinks_the_batch_with_a_notice(run_cli, digits_ws):
+    result = run_cli(*TRAIN, "--subset", "10", "--epochs-override", "1", "--no-progress")
+    assert result.code == 0, result.err
+    assert "note: --subset 10 is smaller than one batch (16); training with batch size 10" in (
+        result.err
+    )
+    (run,) = digits_ws.glob("runs/*/spec.json")
+    assert json.loads(run.read_text())["train_config"]["training"]["batch_size"] == 10
 
 
 def test_prepared_files_that_do_not_match_the_manifest_are_refused(run_cli, digits_ws):
@@ -277,6 +280,7 @@ def damaged(tmp_path, monkeypatch):
         "epochs.jsonl": "digits-mobilenetv2-fp32-s2-keras",
         "spec.json": "digits-mobilenetv2-amp-s3-pytorch",
     }
+    ids = {name: runfixtures.find_run(runs, readable).run_id for name, readable in ids.items()}
     for name, run_id in ids.items():
         path = runs / run_id / name
         path.write_bytes(path.read_bytes()[:-30])  # truncated: the last 30 bytes are gone
@@ -314,9 +318,14 @@ def test_collect_and_analysis_count_corrupt_runs(run_cli, damaged):
 def test_train_of_a_run_another_process_holds_is_refused_and_says_who(run_cli, digits_ws):
     import os
 
+    from fwbench.config import load_train_config
     from fwbench.runlock import RunLock
+    from fwbench.runs import make_spec
 
-    run_dir = digits_ws / "runs" / "digits-mobilenetv2-fp32-s42-pytorch"
+    cfg = load_train_config(digits_ws / "configs" / "train_config.yaml")
+    spec = make_spec(cfg, dataset="digits", model="mobilenetv2", precision="fp32", seed=42,
+                     framework="pytorch", epochs_override=1, subset=100)  # fmt: skip
+    run_dir = digits_ws / "runs" / spec.run_id  # the directory its settings give it
     with RunLock(run_dir):
         result = run_cli(*TRAIN, "--subset", "100", "--epochs-override", "1")
     assert_one_line(result, 2, f"run is busy: trained by pid {os.getpid()}", str(run_dir))
@@ -391,7 +400,7 @@ def test_an_interrupted_run_is_resumed_without_retry_failed(tmp_path):
     from fwbench.runs import RunDir
 
     ws = runfixtures.build_workspace(tmp_path / "fx")
-    run_id = "digits-mobilenetv2-fp32-s1-pytorch"
+    run_id = runfixtures.find_run(ws / "runs", "digits-mobilenetv2-fp32-s1-pytorch").run_id
     RunDir(ws / "runs" / run_id).set_status("interrupted")  # what Ctrl-C in `fwbench train` leaves
     runs = plan(Workspace(ws), runfixtures.STAGE)
     assert {r.run_id: r.state for r in runs}[run_id] == "interrupted"

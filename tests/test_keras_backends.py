@@ -37,7 +37,7 @@ def test_keras_tf_is_another_spelling_of_keras_everywhere():
     assert stage.frameworks == ["pytorch", "keras"]
     spec = make_spec(load_train_config(), dataset="digits", model="mobilenetv2",
                      precision="fp32", seed=1, framework="keras-tf")  # fmt: skip
-    assert spec.framework == "keras" and spec.run_id.endswith("-keras")
+    assert spec.framework == "keras" and spec.readable_id.endswith("-keras")
     with pytest.raises(FwbenchError, match="unknown framework 'keras-mxnet'"):
         get_arm("keras-mxnet")
 
@@ -55,7 +55,7 @@ def test_compile_mode_is_an_axis_in_the_run_id_and_the_config_hash():
                      "compile": ["eager", "compiled"]})  # fmt: skip
     specs = expand_stage("tiny", stage, base)
     assert len(specs) == stage.run_count == 2 * 4 * 2
-    by_id = {s.run_id: s for s in specs}
+    by_id = {s.readable_id: s for s in specs}
     eager = by_id["digits-mobilenetv2-fp32-s42-keras-jax"]
     compiled = by_id["digits-mobilenetv2-fp32-s42-keras-jax-compiled"]
     assert (eager.compile, compiled.compile) == ("eager", "compiled")

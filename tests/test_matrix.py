@@ -84,7 +84,7 @@ def test_expansion_applies_stage_overrides_and_smoke_options(tmp_path):
     assert {s.train_config.training.num_workers for s in specs} == {base.training.num_workers}
     assert [s.num_workers for s in specs] == [0] * 12
     keras = select(specs, {"framework": {"keras"}, "seed": {"42", "44"}})
-    assert [s.run_id for s in keras] == [
+    assert [s.readable_id for s in keras] == [
         "digits-mobilenetv2-fp32-s42-keras",
         "digits-mobilenetv2-fp32-s44-keras",
         "digits-resnet50-fp32-s42-keras",
@@ -127,9 +127,12 @@ def test_failure_keeps_the_runs_own_error_and_adds_the_log_tail(tmp_path):
 
 
 def test_a_run_directory_with_other_settings_is_refused_before_anything_starts(run_cli, tmp_path):
+    # run ids carry the settings, so only a hand-made (or hand-edited) directory can hold a spec
+    # other than its name says; it is shown and refused, never clobbered
     stage = load_matrix().stage("demo")
-    spec = expand_stage("demo", stage, load_train_config(), SmokeOptions(epochs_override=1))[0]
-    RunDir(tmp_path / "runs" / spec.run_id).write_spec(spec)
+    spec = expand_stage("demo", stage, load_train_config())[0]
+    other = expand_stage("demo", stage, load_train_config(), SmokeOptions(epochs_override=1))[0]
+    RunDir(tmp_path / "runs" / spec.run_id).write_spec(other)
     out, _ = _dry_run(run_cli, tmp_path, "--stage", "demo")
     assert f"{spec.run_id}  (run directory holds other settings)" in out
     res = run_cli("run", "--stage", "demo", "--workspace", tmp_path)

@@ -54,7 +54,7 @@ def test_matched_pair_with_shared_init_has_identical_step0_eval_logits(digits):
             cfg, dataset="digits", model="mobilenetv2", precision="fp32", seed=7,
             framework=framework, variant="matched", subset=300, num_workers=0,
         )  # fmt: skip
-        assert spec.init == "shared" and spec.run_id.endswith(f"{framework}-matched")
+        assert spec.init == "shared" and spec.readable_id.endswith(f"{framework}-matched")
         backend = load_backend(framework)
         backend.setup(spec)
         backend.build(spec, load_inputs(digits, spec))  # as `fwbench train` builds it

@@ -11,7 +11,7 @@ from fwbench.fileio import append_jsonl
 from fwbench.paths import Workspace
 from fwbench.results import collect_runs, epochs_frame
 from fwbench.runs import RunDir
-from runfixtures import ACC, EPOCHS, LAYOUT, SEEDS, build_workspace
+from runfixtures import ACC, EPOCHS, LAYOUT, SEEDS, build_workspace, by_readable_id, find_run
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +27,12 @@ def collected(ws):
 def test_collect_stage_has_one_row_per_expected_run_with_its_state(collected):
     runs, _ = collected
     assert len(runs) == 24 and runs["run_id"].is_unique
-    state = runs.set_index("run_id")["state"]
+    state = by_readable_id(runs)["state"]
     for (model, precision, framework), kinds in LAYOUT.items():
         for seed, kind in zip(SEEDS, kinds, strict=True):
             expected = "pending" if kind == "missing" else kind
             assert state[f"digits-{model}-{precision}-s{seed}-{framework}"] == expected
-    by_id = runs.set_index("run_id")
+    by_id = by_readable_id(runs)
     assert by_id.loc["digits-resnet50-fp32-s2-keras", "error"] == "RuntimeError: out of memory"
     assert "NaN" in by_id.loc["digits-resnet50-fp32-s3-keras", "error"]
     assert by_id.loc["digits-resnet50-amp-s3-keras", "note"] == "no run directory"
@@ -42,8 +42,8 @@ def test_collect_stage_has_one_row_per_expected_run_with_its_state(collected):
 
 def test_collect_reads_best_epoch_test_metrics_and_steady_state_timing(ws, collected):
     runs, _ = collected
-    row = runs.set_index("run_id").loc["digits-mobilenetv2-fp32-s2-keras"]
-    records = RunDir(ws.runs_dir / "digits-mobilenetv2-fp32-s2-keras").epochs()
+    row = by_readable_id(runs).loc["digits-mobilenetv2-fp32-s2-keras"]
+    records = find_run(ws.runs_dir, "digits-mobilenetv2-fp32-s2-keras").epochs()
     assert row["state"] == "done" and row["epochs_done"] == EPOCHS
     assert row["best_epoch"] == EPOCHS
     assert row["best_val_accuracy"] == pytest.approx(max(r["val_accuracy"] for r in records))
@@ -61,8 +61,8 @@ def test_collect_reads_best_epoch_test_metrics_and_steady_state_timing(ws, colle
 
 def test_collect_reads_top5_ece_and_per_class_accuracy(ws, collected):
     runs, _ = collected
-    row = runs.set_index("run_id").loc["digits-mobilenetv2-fp32-s2-keras"]
-    test = RunDir(ws.runs_dir / "digits-mobilenetv2-fp32-s2-keras").test_metrics()
+    row = by_readable_id(runs).loc["digits-mobilenetv2-fp32-s2-keras"]
+    test = find_run(ws.runs_dir, "digits-mobilenetv2-fp32-s2-keras").test_metrics()
     assert row["test_top5_accuracy"] == test["top5_accuracy"]
     assert row["test_ece"] == test["ece"]
     assert json.loads(row["test_per_class_accuracy"]) == test["per_class_accuracy"]
@@ -72,7 +72,7 @@ def test_collect_reads_top5_ece_and_per_class_accuracy(ws, collected):
 
 def test_old_test_json_without_new_fields_gives_nan_columns(tmp_path):
     ws = Workspace(build_workspace(tmp_path))
-    run = RunDir(ws.runs_dir / "digits-mobilenetv2-fp32-s1-pytorch")
+    run = find_run(ws.runs_dir, "digits-mobilenetv2-fp32-s1-pytorch")
     old = {k: v for k, v in run.test_metrics().items() if k in ("accuracy", "macro_f1", "loss")}
     run.test_path.write_text(json.dumps(old))
     row = collect_runs(ws, ["fx"])[0].set_index("run_id").loc[run.run_id]
@@ -85,7 +85,7 @@ def test_epochs_table_has_every_epoch_of_every_run_with_ids(collected):
     runs, epochs = collected
     assert len(epochs) == runs["epochs_done"].sum()
     assert {"run_id", "dataset", "model", "precision", "seed", "framework", "state"} <= set(epochs)
-    diverged = epochs[epochs["run_id"] == "digits-resnet50-fp32-s3-keras"]
+    diverged = by_readable_id(epochs).loc[["digits-resnet50-fp32-s3-keras"]]
     assert diverged["state"].eq("diverged").all() and diverged["train_loss"].isna().iloc[-1]
 
 
@@ -126,7 +126,7 @@ def test_unknown_stage_and_missing_results_are_one_line_errors(tmp_path, run_cli
 
 def test_running_run_whose_process_is_gone_is_interrupted(tmp_path):
     ws = Workspace(build_workspace(tmp_path))
-    run = RunDir(ws.runs_dir / "digits-resnet50-amp-s2-keras")
+    run = find_run(ws.runs_dir, "digits-resnet50-amp-s2-keras")
     run.set_status("running")
     status = run.read_status()
     status["pid"] = 2**22 + 1  # above Linux's pid_max: no such process
@@ -135,10 +135,21 @@ def test_running_run_whose_process_is_gone_is_interrupted(tmp_path):
     assert runs.set_index("run_id").loc[run.run_id, "state"] == "interrupted"
 
 
-def test_run_dir_with_other_settings_is_flagged(tmp_path):
+def test_stage_with_changed_settings_collects_only_runs_with_its_settings(tmp_path):
     ws = Workspace(build_workspace(tmp_path))
     matrix = ws.configs_dir / "experiment_matrix.yaml"
     matrix.write_text(matrix.read_text().replace("epochs_override: 4", "epochs_override: 6"))
     runs, _ = collect_runs(ws, ["fx"])
-    note = runs.set_index("run_id").loc["digits-mobilenetv2-fp32-s1-keras", "note"]
-    assert note == "spec differs from the matrix in: epochs"
+    # the 4-epoch runs on disk are another stage's numbers now: none is collected as this one's
+    assert len(runs) == 24 and set(runs["state"]) == {"pending"}
+    assert set(runs["note"]) == {"no run directory"} and set(runs["epochs"]) == {6}
+
+
+def test_legacy_run_dir_with_same_settings_is_flagged(tmp_path):
+    ws = Workspace(build_workspace(tmp_path))
+    run = find_run(ws.runs_dir, "digits-mobilenetv2-fp32-s1-keras")
+    spec = run.read_spec()
+    legacy = run.path.rename(ws.runs_dir / spec.readable_id)  # an id from before settings hashes
+    runs, _ = collect_runs(ws, ["fx"])
+    assert by_readable_id(runs).loc[spec.readable_id, "note"] == "no run directory"
+    assert RunDir(legacy).read_spec() == spec

@@ -66,8 +66,9 @@ def test_tiny_matrix_on_slurm_survives_a_killed_task(tmp_path, slurm):
     args = ("run", "--matrix", str(matrix), *SLURM_ARGS)
 
     runner = start_fwbench(ws, *args)
+    running = lambda: run_dir(ws, RUN_IDS[0]).state == "running"  # noqa: E731
+    wait_until(running, 300, "the first array task to start training")
     victim = run_dir(ws, RUN_IDS[0])
-    wait_until(lambda: victim.state == "running", 300, "the first array task to start training")
     job_id = victim.read_status()["slurm_job_id"]
     assert re.fullmatch(r"\d+_0", job_id)
     subprocess.run(["scancel", job_id], check=True)  # kill the task mid-run
@@ -76,7 +77,7 @@ def test_tiny_matrix_on_slurm_survives_a_killed_task(tmp_path, slurm):
     array_id = job_id.split("_")[0]
     assert f"submitted 4 run(s) as Slurm job array {array_id}" in out
     assert re.search(
-        rf"FAILED {RUN_IDS[0]} \(slurm job {job_id}\): slurm job {job_id} ended CANC", out
+        rf"FAILED {RUN_IDS[0]}-\w+ \(slurm job {job_id}\): slurm job {job_id} ended CANC", out
     )
     assert f"{STAGE}: 4 runs (3 done, 0 running, 0 interrupted, 1 failed" in out
     logs = [p.name for p in (ws / "logs" / "slurm").iterdir()]
@@ -84,7 +85,7 @@ def test_tiny_matrix_on_slurm_survives_a_killed_task(tmp_path, slurm):
 
     status = fwbench(ws, "status", "--matrix", str(matrix), "--stage", STAGE)
     assert re.search(
-        rf"^failed {RUN_IDS[0]}: slurm job {job_id} ended CANCELLED", status.stdout, re.M
+        rf"^failed {RUN_IDS[0]}-\w+: slurm job {job_id} ended CANCELLED", status.stdout, re.M
     )
 
     finished = {r: fingerprint(run_dir(ws, r)) for r in RUN_IDS[1:]}
@@ -95,3 +96,62 @@ def test_tiny_matrix_on_slurm_survives_a_killed_task(tmp_path, slurm):
         assert_complete(run_dir(ws, r))
     assert {r: fingerprint(run_dir(ws, r)) for r in finished} == finished
     assert victim.log_path.read_text().count("=== fwbench run (slurm job") == 2
+
+
+# One run whose training outlasts its 2-minute Slurm time limit: 30 short epochs on digits
+# (about 2.5 s each on an idle 2-core machine; Slurm's warning comes 30-90 s into each task).
+LONG_STAGE = {
+    "stages": {
+        "requeue": {
+            "datasets": ["digits"],
+            "models": ["mobilenetv2"],
+            "precisions": ["fp32"],
+            "seeds": [42],
+            "frameworks": ["pytorch"],
+            "epochs_override": 30,
+            "subset": 300,
+            "overrides": {"training": {"batch_size": 50, "eval_batch_size": 200}},
+        }
+    }
+}
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_detached_run_past_its_time_limit_is_requeued_and_ends_done(tmp_path, slurm):
+    ws, _ = make_workspace(tmp_path)
+    matrix = ws / "configs" / "long.yaml"
+    matrix.write_text(yaml.safe_dump(LONG_STAGE))
+    # Slurm warns 30 s before the 2-minute limit, or up to a minute earlier (so after 30-90 s):
+    # each task trains some epochs, is stopped and requeued, and the next task resumes the run.
+    # scripts/slurm-local.sh lets a requeued task start again after 10 s (Slurm's default: 120).
+    executor_yaml = {"slurm": {"time_min": 2, "signal_seconds": 30, "max_requeues": 6}}
+    (ws / "configs" / "executor.yaml").write_text(yaml.safe_dump(executor_yaml))
+
+    res = fwbench(ws, "run", "--matrix", str(matrix), *SLURM_ARGS, "--detach", timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    (job_id,) = re.findall(r"^  (\d+(?:_\d+)?)  digits-mobilenetv2", res.stdout, flags=re.M)
+    assert "detached. Follow with: fwbench status" in res.stdout
+    rd = run_dir(ws, "digits-mobilenetv2-fp32-s42-pytorch")
+    assert rd.read_status()["slurm_job_id"] == job_id
+
+    status = fwbench(ws, "status", "--matrix", str(matrix), timeout=60).stdout
+    assert re.search(rf"\[slurm {job_id} (PENDING|RUNNING)\]", status), status
+
+    # Slurm's own warning may come up to a minute early, so on an idle machine the run could end
+    # before it: once a few epochs are done, send the task the same signal (`scancel --signal`,
+    # as submitit's own tests do), unless Slurm already has.
+    wait_until(lambda: len(rd.epochs()) >= 3 or rd.state == "done", 600, "three epochs")
+    if rd.log_path.read_text().count("=== fwbench run (slurm job") < 2:
+        subprocess.run(["scancel", job_id, "--signal", "USR2"], check=False)
+    wait_until(lambda: rd.state in ("done", "failed", "diverged"), 900, "the run to end")
+    log = rd.log_path.read_text()
+    assert rd.state == "done", log[-3000:]
+    assert log.count("=== fwbench run (slurm job") >= 2  # requeued at least once
+    assert "resuming after epoch" in log  # ... and resumed from a checkpoint, not from scratch
+    assert [r["epoch"] for r in rd.epochs()] == list(range(1, 31))
+    assert rd.test_metrics()["n"] == 360  # --subset trains on 300; the test split stays whole
+    done = fwbench(ws, "status", "--matrix", str(matrix), timeout=60).stdout
+    assert re.search(
+        r"^done digits-mobilenetv2-fp32-s42-pytorch-\w+: test acc \d\.\d{4}", done, re.M
+    )

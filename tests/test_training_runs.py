@@ -19,6 +19,7 @@ import pytest
 from fwbench.data.prepare import prepare
 from fwbench.paths import Workspace
 from fwbench.runs import EPOCH_FIELDS, RunDir
+from runfixtures import find_run
 
 pytestmark = pytest.mark.slow
 ARMS = ("pytorch", "keras")
@@ -176,7 +177,7 @@ def test_digits_trains_offline_after_data_prepare(tmp_path):
         "--config", tmp_path / "cfg.yaml", "--epochs-override", "1", "--subset", "200",
         "--num-workers", "0", "--no-progress", ws=ws,
     )  # fmt: skip
-    rd = RunDir(ws.runs_dir / "digits-mobilenetv2-fp32-s42-pytorch")
+    rd = find_run(ws.runs_dir, "digits-mobilenetv2-fp32-s42-pytorch")
     assert "done, test accuracy" in p.stderr and rd.state == "done"
     assert rd.read_spec().subset == 200 and rd.test_metrics()["n"] == 200
     assert len(rd.epochs()) == 1

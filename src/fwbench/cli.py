@@ -1,7 +1,9 @@
 """The ``fwbench`` command line: Typer app, thin by design.
 
 Each area's commands live in ``fwbench/commands/<area>.py``; this module only assembles them and
-turns a ``FwbenchError`` into one line on stderr and exit code 2 (no traceback).
+turns a ``FwbenchError`` into one line on stderr and exit code 2 (no traceback). Command modules
+import their heavy dependencies (pydantic models, pandas, frameworks) inside the command, so
+``fwbench --help`` and ``fwbench status`` start fast (a test holds them to a budget).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from fwbench.commands import (  # noqa: E402
     parity_cmd,
     plan_cmd,
     run_cmd,
+    runs_cmd,
     train_cmd,
 )
 from fwbench.errors import FwbenchError, Interrupted, from_os_error  # noqa: E402
@@ -41,8 +44,27 @@ app = typer.Typer(
     "and at what speed? Evidence from raw data to report.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from fwbench import __version__
+
+        print(f"fwbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Does training an image classifier in PyTorch or in Keras give a different result, and at
+    what speed? Evidence from raw data to report."""
+
 
 app.command("env")(env_cmd.env)
 app.command("bench")(bench_cmd.bench)
@@ -57,6 +79,7 @@ app.command("report")(analysis_cmd.report)
 app.command("plan")(plan_cmd.plan)
 app.command("run")(run_cmd.run)
 app.command("status")(run_cmd.status)
+app.command("migrate")(runs_cmd.migrate)
 
 
 def main() -> None:

@@ -160,6 +160,11 @@ class TrainConfig(Strict):
     epochs: dict[str, PositiveInt]
     augmentation: dict[str, AugmentationConfig]
     input_size: dict[str, PositiveInt]
+    # Where metrics go besides the run directory and its TensorBoard files (fwbench.tracking):
+    # "mlflow" logs to ``tracking_uri`` (default: a local SQLite store in <workspace>/mlruns).
+    # Neither changes a run's numbers, so neither is part of its settings hash.
+    tracking: Literal["none", "mlflow"] = "none"
+    tracking_uri: str | None = None
 
     _check_epochs = field_validator("epochs", "augmentation", "input_size")(_known_datasets)
 
@@ -176,6 +181,12 @@ class TrainConfig(Strict):
                 fix=f"add '{dataset}:' under {', '.join(missing)} in your train_config.yaml",
             )
         return self.epochs[dataset], self.augmentation[dataset], self.input_size[dataset]
+
+    def merged(self, partial: dict[str, Any], source: str) -> TrainConfig:
+        """This config with ``partial`` merged over it, validated as if read from ``source``."""
+        if not partial:
+            return self
+        return _validate(TrainConfig, deep_merge(self.model_dump(), partial), source)
 
 
 class Stage(Strict):
@@ -202,6 +213,9 @@ class Stage(Strict):
     # A partial train_config merged over the resolved one for this stage's runs only
     # (e.g. the demo's smaller batch). Validated like train_config.yaml itself.
     overrides: dict[str, Any] = {}
+    # Extra matrix axes over any train-config key: {"lr.base_lr": [0.05, 0.1]} doubles the runs.
+    # Each combination is its own run (its own settings hash); the report shows the key as a column.
+    sweep: dict[str, list[Any]] = {}
 
     @field_validator("seeds")
     @classmethod
@@ -240,6 +254,14 @@ class Stage(Strict):
     def _compile(cls, v: list[str] | None) -> list[str] | None:
         return None if v is None else _check_names(v, "compile mode", ("eager", "compiled"))
 
+    @field_validator("sweep")
+    @classmethod
+    def _sweep(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in v.items():
+            if not values:
+                raise ValueError(f"sweep key '{key}' needs at least one value")
+        return v
+
     @field_validator("variant")
     @classmethod
     def _variant(cls, v: str) -> str:
@@ -277,16 +299,17 @@ class Stage(Strict):
         self, base: TrainConfig, source: str = "experiment_matrix.yaml"
     ) -> TrainConfig:
         """``base`` with this stage's ``overrides`` merged over it."""
-        if not self.overrides:
-            return base
-        return _validate(TrainConfig, deep_merge(base.model_dump(), self.overrides), source)
+        return base.merged(self.overrides, source)
 
     @property
     def run_count(self) -> int:
-        """Number of runs: datasets x models x precisions x seeds x arms x compile modes."""
+        """Number of runs: datasets x models x precisions x seeds x arms x compile modes x
+        sweep values."""
         n = len(self.compile or [None]) * len(self.arms())
         for axis in (self.datasets, self.models, self.precisions, self.seeds):
             n *= len(axis)
+        for values in self.sweep.values():
+            n *= len(values)
         return n
 
 
@@ -485,6 +508,11 @@ class SlurmExecutorConfig(Strict):
     poll_seconds: Annotated[float, Field(gt=0)] = 15.0
     # Any other sbatch option, e.g. {constraint: a100, qos: high, exclusive: true}.
     sbatch: dict[str, str | int | bool] = {}
+    # A task that reaches its time limit or is preempted is requeued and resumes from its last
+    # checkpoint, at most this many times for time limits (preemptions do not count). Slurm warns
+    # the task this many seconds before the limit (it may be up to a minute early).
+    max_requeues: Annotated[int, Field(ge=0)] = 3
+    signal_seconds: Annotated[int, Field(ge=1)] = 120
 
 
 class ExecutorConfig(Strict):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from fwbench.augment import EpochDraws, as_nhwc, draw_epoch
+from fwbench.bench.measure import default_workers
 from fwbench.config import AugmentationConfig
 from fwbench.data.catalog import get_dataset
 from fwbench.data.store import SplitArrays, load_split, load_stats
@@ -59,6 +61,13 @@ class RunInputs:
         )
 
 
+def loader_workers(config_workers: int) -> int:
+    """Loader workers when the command line names none: ``fwbench bench``'s rule for the CPUs
+    this process may use (0 on a small machine: a worker would take a core from the step)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return default_workers(cpus or 1, config_workers)
+
+
 def load_inputs(ws: Workspace, spec: RunSpec) -> RunInputs:
     """Load the splits and statistics of ``spec`` and work out its step plan."""
     cfg = spec.train_config
@@ -71,7 +80,7 @@ def load_inputs(ws: Workspace, spec: RunSpec) -> RunInputs:
     mean, std = load_stats(ws, spec.dataset)
     t = cfg.training
     plan = step_plan(spec, len(splits["train"]))
-    workers = t.num_workers if spec.num_workers is None else spec.num_workers
+    workers = loader_workers(t.num_workers) if spec.num_workers is None else spec.num_workers
     return RunInputs(
         train=splits["train"],
         val=splits["val"],

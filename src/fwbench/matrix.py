@@ -26,6 +26,7 @@ from fwbench.config import (
 )
 from fwbench.errors import FwbenchError
 from fwbench.frameworks.arms import canonical
+from fwbench.overrides import apply_sets, fit_batch_to_subset, sweep_sets
 from fwbench.paths import Workspace
 from fwbench.runcheck import corruption
 from fwbench.runs import RunDir, RunSpec, make_spec, run_dir_for
@@ -59,12 +60,13 @@ UNSUCCESSFUL = ("failed", "diverged")
 
 @dataclass(frozen=True)
 class SmokeOptions:
-    """Per-invocation stage overrides: ``--epochs-override``, ``--subset``, ``--num-workers``."""
+    """Per-invocation stage overrides: ``--epochs``, ``--subset``, ``--num-workers``, ``--set``."""
 
     epochs_override: int | None = None
     subset: int | None = None
     num_workers: int | None = None
     eval_subset: int | None = None
+    sets: tuple[str, ...] = ()
 
 
 def load_configs(
@@ -79,39 +81,42 @@ def load_configs(
 def expand_stage(
     name: str, stage: Stage, base: TrainConfig, smoke: SmokeOptions = SmokeOptions()
 ) -> list[RunSpec]:
-    """Every RunSpec of ``stage``, in a stable order (dataset, model, precision, seed, framework).
+    """Every RunSpec of ``stage``, in a stable order (sweep, dataset, model, precision, seed,
+    framework).
 
-    Command-line smoke options win over the stage's own ``epochs_override`` and ``subset``.
-    An attribution stage (``rungs``) expands to the arms its rungs compare (``Stage.arms``).
+    Command-line options win over the stage's own ``epochs_override``, ``subset``, ``overrides``
+    and ``sweep`` values. An attribution stage (``rungs``) expands to the arms its rungs compare
+    (``Stage.arms``).
     """
-    train = stage.train_config(base, source=f"{EXPERIMENT_MATRIX} stage '{name}' overrides")
-    axes = [stage_axis(stage, k, train) for k in AXES if k != "framework"]
-    axes.insert(4, stage.arms())  # frameworks, or an attribution stage's arms
-    return [
-        make_spec(
-            train,
-            dataset=dataset,
-            model=model,
-            precision=precision,
-            seed=seed,
-            framework=framework,
-            variant=variant,
-            init=init,
-            perturbation=perturbation,
-            epochs_override=smoke.epochs_override or stage.epochs_override,
-            subset=smoke.subset or stage.subset,
-            eval_subset=smoke.eval_subset or stage.eval_subset,
-            num_workers=smoke.num_workers,
-            stage=name,
-            compile_mode=compile_mode,
-        )
-        for dataset, model, precision, seed, (
-            framework,
-            variant,
-            init,
-            perturbation,
-        ), compile_mode in (itertools.product(*axes))
-    ]
+    staged = stage.train_config(base, source=f"{EXPERIMENT_MATRIX} stage '{name}' overrides")
+    subset = smoke.subset or stage.subset
+    specs = []
+    for swept in sweep_sets(stage.sweep):
+        train, fitted = fit_batch_to_subset(apply_sets(staged, [*swept, *smoke.sets]), subset)
+        axes = [stage_axis(stage, k, train) for k in AXES if k != "framework"]
+        axes.insert(4, stage.arms())  # frameworks, or an attribution stage's arms
+        for dataset, model, precision, seed, arm, compile_mode in itertools.product(*axes):
+            framework, variant, init, perturbation = arm
+            spec = make_spec(
+                train,
+                dataset=dataset,
+                model=model,
+                precision=precision,
+                seed=seed,
+                framework=framework,
+                variant=variant,
+                init=init,
+                perturbation=perturbation,
+                epochs_override=smoke.epochs_override or stage.epochs_override,
+                subset=subset,
+                eval_subset=smoke.eval_subset or stage.eval_subset,
+                num_workers=smoke.num_workers,
+                stage=name,
+                compile_mode=compile_mode,
+                overrides=[*smoke.sets, *([fitted] if fitted else [])],
+            )
+            specs.append(spec)
+    return specs
 
 
 def stage_axis(stage: Stage, key: str, train: TrainConfig) -> list:

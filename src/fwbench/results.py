@@ -19,11 +19,14 @@ from fwbench.fileio import StagedWrites
 from fwbench.matrix import expand_stage, load_configs, run_state
 from fwbench.paths import Workspace
 from fwbench.runcheck import QUARANTINE, corruption
-from fwbench.runs import EPOCH_FIELDS, RunDir, RunSpec
+from fwbench.runs import EPOCH_FIELDS, RunDir, RunSpec, identity_fields
 
+# "settings": the swept train-config keys that set this run apart from the others collected
+# ("lr.base_lr=0.05"; empty when nothing is swept); each swept key is also a column of its own.
 ID_COLUMNS = [
     "run_id", "stage", "dataset", "model", "precision", "seed", "framework", "variant", "compile",
     "init", "perturbation",
+    "settings",
 ]  # fmt: skip
 RUN_COLUMNS = [
     *ID_COLUMNS,
@@ -118,6 +121,7 @@ def spec_fields(spec: RunSpec) -> dict[str, Any]:
         "compile": spec.compile,
         "init": spec.init,
         "perturbation": spec.perturbation,
+        "settings": "",
         "epochs": spec.epochs,
         "input_size": spec.input_size,
         "subset": spec.subset,
@@ -179,25 +183,40 @@ def _corrupt_row(run: RunDir, root: Path) -> dict[str, Any]:
     return row
 
 
-def _epoch_rows(spec: RunSpec, state: str, epochs: pd.DataFrame) -> pd.DataFrame:
-    ids = {k: v for k, v in spec_fields(spec).items() if k in ID_COLUMNS}
+def _epoch_rows(spec: RunSpec, state: str, epochs: pd.DataFrame, settings: str) -> pd.DataFrame:
+    ids = {k: v for k, v in spec_fields(spec).items() if k in ID_COLUMNS} | {"settings": settings}
     return epochs.assign(**ids, state=state)[[*ID_COLUMNS, "state", *EPOCH_FIELDS]]
-
-
-# Settings that do not change what a run computes (a smoke `--num-workers 0` is the same run).
-_NOT_COMPARED = {"config_hash", "stage", "num_workers"}
 
 
 def _mismatch(expected: RunSpec, on_disk: RunSpec | None) -> str | None:
     """Why the run directory does not hold the run the matrix expects, or None."""
     if on_disk is None:
         return "no run directory"
-    want = expected.model_dump(mode="json", exclude=_NOT_COMPARED)
-    have = on_disk.model_dump(mode="json", exclude=_NOT_COMPARED)
-    want["train_config"]["training"].pop("num_workers")
-    have["train_config"]["training"].pop("num_workers")
+    want, have = identity_fields(expected), identity_fields(on_disk)
     diff = sorted(k for k in want if want[k] != have.get(k))
     return f"spec differs from the matrix in: {', '.join(diff)}" if diff else None
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def swept_settings(specs: list[RunSpec]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The train-config keys whose values differ between ``specs``, and each spec's values.
+
+    Keys are dotted paths (``lr.base_lr``); settings outside the hash (workers, tracking) never
+    count as swept.
+    """
+    flats = [_flat(identity_fields(s)["train_config"]) for s in specs]
+    keys = sorted({k for f in flats for k in f})
+    swept = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
+    return swept, [{k: f.get(k) for k in swept} for f in flats]
 
 
 def collect_runs(
@@ -205,8 +224,9 @@ def collect_runs(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(runs, epochs)`` tables for the workspace: all run dirs, or the given stages' runs.
 
-    With ``stages``, the rows are the matrix's expected runs of those stages (missing ones
-    ``pending``) plus any other run directory whose spec names one of the stages.
+    With ``stages``, the rows are exactly the matrix's expected runs of those stages (missing
+    ones ``pending``): a run id carries its settings hash, so a directory left by the stage's
+    earlier settings is another run and is not collected as this stage's.
     """
     found: dict[str, tuple[RunDir, RunSpec | None]] = {}
     for run in find_run_dirs(ws.runs_dir):
@@ -221,21 +241,24 @@ def collect_runs(
         for spec in expected:
             run, on_disk = found.pop(spec.run_id, (RunDir(ws.runs_dir / spec.run_id), None))
             planned.append((run, on_disk or spec, _mismatch(spec, on_disk)))
-        planned += [(run, spec, None) for run, spec in found.values() if spec.stage in stages]
     else:
         planned = [(run, spec, None) for run, spec in found.values()]
     rows, epoch_tables = [], []
+    swept, values = swept_settings([spec for _, spec, _ in planned if spec is not None])
+    settings_of = iter(values)
     for run, spec, note in planned:
         if spec is None:
             rows.append(_corrupt_row(run, ws.root))
             continue
+        settings = next(settings_of)
         epochs = epochs_frame(run.epochs())
-        row = run_row(run, spec, epochs, ws.root)
+        row = run_row(run, spec, epochs, ws.root) | settings
+        row["settings"] = ", ".join(f"{k}={_scalar(v)}" for k, v in settings.items())
         row["note"] = "; ".join(n for n in (note, row["note"]) if n) or None
         rows.append(row)
         if len(epochs):
-            epoch_tables.append(_epoch_rows(spec, row["state"], epochs))
-    runs = pd.DataFrame.from_records(rows, columns=RUN_COLUMNS)
+            epoch_tables.append(_epoch_rows(spec, row["state"], epochs, row["settings"]))
+    runs = pd.DataFrame.from_records(rows, columns=[*RUN_COLUMNS, *swept])
     runs = _typed(runs).sort_values(ID_COLUMNS[2:7], kind="stable").reset_index(drop=True)
     empty = pd.DataFrame(columns=[*ID_COLUMNS, "state", *EPOCH_FIELDS])
     epochs_all = pd.concat(epoch_tables, ignore_index=True) if epoch_tables else empty
@@ -256,8 +279,8 @@ def _typed(runs: pd.DataFrame) -> pd.DataFrame:
     floats = RUN_COLUMNS[RUN_COLUMNS.index("best_val_accuracy") : RUN_COLUMNS.index("host")]
     for col in floats:
         runs[col] = pd.to_numeric(runs[col]).astype("float64")
-    strings = ("stage", "error", "note", "host", "cpu_model", "device", "amp_dtype", "execution")
-    for col in (*strings, "compile", "run_dir", "test_per_class_accuracy"):
+    strings = ("stage", "settings", "error", "note", "host", "cpu_model", "device", "amp_dtype")
+    for col in (*strings, "execution", "compile", "run_dir", "test_per_class_accuracy"):
         runs[col] = runs[col].astype("string")
     return runs
 
@@ -303,4 +326,8 @@ def load_results(ws: Workspace) -> tuple[pd.DataFrame, pd.DataFrame]:
         )
     epochs_path = ws.results_dir / EPOCHS_PARQUET
     epochs = pd.read_parquet(epochs_path) if epochs_path.is_file() else pd.DataFrame()
-    return pd.read_parquet(runs_path), epochs
+    runs = pd.read_parquet(runs_path)
+    for table in (runs, epochs):  # collected before sweeps were columns: nothing was swept
+        if len(table.columns) and "settings" not in table:
+            table["settings"] = pd.Series("", index=table.index, dtype="string")
+    return runs, epochs

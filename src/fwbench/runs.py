@@ -1,10 +1,13 @@
 """RunSpec, run ids and the run directory: the contract between train, executors and analysis.
 
 ```
-runs/<dataset>-<model>-<precision>-s<seed>-<framework>[-<variant>][-compiled]/
-  spec.json  env.json  status.json  epochs.jsonl  test.json  train.log  checkpoints/
+runs/<dataset>-<model>-<precision>-s<seed>-<framework>[-<variant>][-compiled]-<settings hash>/
+  spec.json  env.json  status.json  epochs.jsonl  test.json  train.log  checkpoints/  tb/
 ```
-Every write is atomic; the run directory is the source of truth, every table is derived.
+The settings hash (8 hex digits of ``config_hash``) covers everything that can change a run's
+numbers, so two stages that differ in any setting (a learning-rate sweep) never share a
+directory, while identical settings do (stage1's runs are reused by stage2). Every write is
+atomic; the run directory is the source of truth, every table is derived.
 """
 
 from __future__ import annotations
@@ -62,10 +65,13 @@ class RunSpec(BaseModel):
     num_workers: int | None = None
     stage: str | None = None
     train_config: TrainConfig
+    # The command-line overrides this spec was resolved with (``--set``, ``--lr`` ...), as given:
+    # a record for the reader; their effect is already in ``train_config`` and ``epochs``.
+    overrides: list[str] = []
     config_hash: str = ""
 
     @property
-    def run_id(self) -> str:
+    def readable_id(self) -> str:
         """``<dataset>-<model>-<precision>-s<seed>-<framework>``, then ``-<variant>`` unless
         library, ``-own`` for a matched run that keeps its own init (``shared`` is the matched
         default), ``-<perturbation>`` for an instability-floor control, and ``-compiled`` in
@@ -84,19 +90,36 @@ class RunSpec(BaseModel):
         return self.train_config.training.compile
 
     @property
+    def run_id(self) -> str:
+        """The readable id plus ``-<first 8 hex digits of config_hash>`` (the settings)."""
+        return (
+            f"{self.readable_id}-{self.config_hash[:8]}" if self.config_hash else self.readable_id
+        )
+
+    @property
     def cell(self) -> tuple[str, str, str]:
         """The (dataset, model, precision) cell this run is a replicate of."""
         return (self.dataset, self.model, self.precision)
 
     def with_hash(self) -> RunSpec:
-        """This spec with ``config_hash`` set from everything that can change its results.
+        """This spec with ``config_hash`` set from everything that can change its results."""
+        return self.model_copy(update={"config_hash": config_hash(identity_fields(self))})
 
-        Loader worker counts are left out (``num_workers`` here and in the train config): the
-        batches and augmentation draws are the same whatever process makes them.
-        """
-        fields = self.model_dump(mode="json", exclude={"config_hash", "stage", "num_workers"})
-        fields["train_config"]["training"].pop("num_workers", None)
-        return self.model_copy(update={"config_hash": config_hash(fields)})
+
+# Spec fields that do not change what a run computes: the stage that asked for it, loader worker
+# counts (the batches and augmentation draws are the same whatever process makes them), the
+# record of command-line overrides (their effect is in the settings) and where metrics are sent.
+_NOT_IDENTITY = {"config_hash", "stage", "num_workers", "overrides"}
+_NOT_IDENTITY_TRAIN = ("tracking", "tracking_uri")
+
+
+def identity_fields(spec: RunSpec) -> dict[str, Any]:
+    """The spec as JSON, less the fields that cannot change its numbers (what the hash covers)."""
+    fields = spec.model_dump(mode="json", exclude=_NOT_IDENTITY)
+    fields["train_config"]["training"].pop("num_workers", None)
+    for key in _NOT_IDENTITY_TRAIN:
+        fields["train_config"].pop(key, None)
+    return fields
 
 
 def make_spec(
@@ -116,6 +139,7 @@ def make_spec(
     num_workers: int | None = None,
     stage: str | None = None,
     compile_mode: str | None = None,
+    overrides: list[str] | None = None,
 ) -> RunSpec:
     """Resolve a RunSpec from the train config and the run's identity (``keras-tf`` is ``keras``).
 
@@ -150,6 +174,7 @@ def make_spec(
         num_workers=num_workers,
         stage=stage,
         train_config=train_config,
+        overrides=overrides or [],
     ).with_hash()
 
 

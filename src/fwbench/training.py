@@ -24,6 +24,7 @@ from typing import Any
 
 from fwbench import metrics
 from fwbench.bench.timing import Stopwatch
+from fwbench.console import ConsoleSink
 from fwbench.divergence import Diverged, DivergenceWatch
 from fwbench.env import host_info
 from fwbench.errors import FwbenchError, describe
@@ -41,6 +42,8 @@ from fwbench.paths import Workspace
 from fwbench.preflight import interrupted, pin_threads, verify_run_data
 from fwbench.runs import RunDir, RunSpec
 from fwbench.schedule import lr_at
+from fwbench.sinks import Sinks
+from fwbench.tracking import tracking_sinks
 
 FINAL_STATES = ("done", "diverged")
 StepHook = Callable[[int, StepResult], None]
@@ -108,7 +111,9 @@ class _Trainer:
 
     def __init__(self, run_dir, ws, spec: RunSpec, backend: Backend, progress, on_step):
         self.run_dir, self.ws, self.spec, self.backend = run_dir, ws, spec, backend
-        self.show_progress, self.on_step = progress, on_step
+        self.on_step = on_step
+        # console line per epoch (+ live bar on a TTY), TensorBoard, MLflow if configured
+        self.sinks = Sinks([ConsoleSink(live=progress), *tracking_sinks(run_dir, ws, spec)])
         self.best_path = run_dir.checkpoints / backend.best_file
         self.last_path = run_dir.checkpoints / backend.last_file
 
@@ -125,11 +130,14 @@ class _Trainer:
         self._write_env(facts, resumed_from=meta["epoch"] if meta["records"] else None)
         records: list[dict[str, Any]] = meta["records"]
         best = {"epoch": meta["best_epoch"], "val_accuracy": meta["best_val_accuracy"]}
-        with _progress(self.show_progress) as bar:
+        sinks = self.sinks
+        sinks.start(self.spec, self.inputs.plan.steps_per_epoch, len(records))
+        try:
             for epoch in range(len(records), self.spec.epochs):
                 try:
-                    record = self._epoch(epoch, bar)
+                    record = self._epoch(epoch)
                 except Diverged as d:
+                    sinks.close("diverged")
                     return self._diverged(d)
                 if best["epoch"] is None or record["val_accuracy"] > best["val_accuracy"]:
                     best = {"epoch": epoch, "val_accuracy": record["val_accuracy"]}
@@ -138,11 +146,18 @@ class _Trainer:
                 self.backend.save_last(self.last_path, self._meta(epoch, records, best))
                 append_jsonl(self.run_dir.epochs_path, record)
                 _log(self.run_dir, " ".join(f"{k}={v}" for k, v in record.items()))
+                sinks.epoch(record)
                 try:  # after the epoch's line is written: the evidence stays in epochs.jsonl
                     self._check_epoch(epoch, record)
                 except Diverged as d:
+                    sinks.close("diverged")
                     return self._diverged(d)
-        return self._finish(best)
+            state = self._finish(best)
+        except BaseException:
+            sinks.close("failed")
+            raise
+        sinks.close(state, self.run_dir.test_metrics())
+        return state
 
     def _check_epoch(self, epoch: int, record: dict[str, Any]) -> None:
         if self.spec.train_config.training.stop_on_divergence:
@@ -192,10 +207,9 @@ class _Trainer:
         return meta
 
     # --- one epoch --------------------------------------------------------------------------
-    def _epoch(self, epoch: int, bar) -> dict[str, Any]:
+    def _epoch(self, epoch: int) -> dict[str, Any]:
         plan, cfg = self.inputs.plan, self.spec.train_config
         batches = self.backend.train_batches(epoch)
-        task = bar.add_task(f"epoch {epoch + 1}/{self.spec.epochs}", total=plan.steps_per_epoch)
         loss_sum = correct = count = micro = 0
         lr, start, watch = 0.0, time.perf_counter(), Stopwatch()  # same timing as `fwbench bench`
         for i in range(plan.steps_per_epoch):
@@ -204,19 +218,19 @@ class _Trainer:
             micro_batches = watch.fetch_many(batches, plan.accumulation)
             result = self.backend.train_step(micro_batches, lr)
             watch.step_done(result.count)
+            loss = result.loss_sum / plan.accumulation  # the step's mean loss
             if cfg.training.stop_on_divergence:
-                self.watch.check_step(epoch, step, result.loss_sum / plan.accumulation)
+                self.watch.check_step(epoch, step, loss)
             loss_sum += result.loss_sum
             correct += result.correct
             count += result.count
             micro += plan.accumulation
             if self.on_step:
                 self.on_step(step, result)
-            bar.update(task, advance=1, description=_desc(epoch, self.spec, loss_sum / micro, lr))
+            self.sinks.step(step, epoch, loss, lr, result.count)
         del batches
         val = self.backend.evaluate("val")
         labels, n_cls = self.inputs.val.labels, self.inputs.num_classes
-        bar.remove_task(task)
         return {
             "epoch": epoch + 1,
             "train_loss": loss_sum / micro,
@@ -288,22 +302,3 @@ class _Trainer:
 
 def _jsonl_line(record: dict) -> str:
     return json.dumps(record, default=str) + "\n"
-
-
-def _desc(epoch: int, spec: RunSpec, loss: float, lr: float) -> str:
-    return f"{spec.framework} epoch {epoch + 1}/{spec.epochs} loss {loss:.4f} lr {lr:.4g}"
-
-
-def _progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    return Progress(
-        "{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-        transient=True,
-    )

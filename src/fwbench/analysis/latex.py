@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from fwbench.analysis.metric_info import METRICS
-from fwbench.analysis.replicates import CELL
+from fwbench.analysis.replicates import CELL, cell_name
 from fwbench.analysis.stats import Analysis
 from fwbench.fileio import write_text
 
@@ -29,8 +29,7 @@ def _ascii(text: str) -> str:
 
 
 def _cell(frame: pd.DataFrame) -> pd.Series:
-    parts = frame[CELL].astype(str)
-    return parts.apply(lambda r: "/".join(v for v in r if v != "library"), axis=1)
+    return frame[CELL].apply(lambda r: cell_name(r.to_dict()), axis=1)
 
 
 def _scale(metric: str, relative: bool) -> tuple[float, str]:
@@ -62,7 +61,7 @@ def comparison_table(comparison: pd.DataFrame) -> pd.DataFrame:
         factor, unit = _scale(r["metric"], r["margin_scale"] == "relative")
         rows.append(
             {
-                "Cell": "/".join(str(r[c]) for c in CELL if r[c] != "library"),
+                "Cell": cell_name(r),
                 "Arms": r["comparison"],
                 "Metric": METRICS[r["metric"]].label.split(" (")[0],
                 "Unit": unit,

@@ -25,7 +25,7 @@ from fwbench.analysis.verdicts import holm, verdict_table
 from fwbench.analysis.wording import format_value
 from fwbench.config import AnalysisConfig, load_analysis_config
 
-AMP_GROUP = ["dataset", "model", "variant", "framework"]
+AMP_GROUP = ["dataset", "model", "variant", "settings", "framework"]
 INSUFFICIENT = "insufficient seeds"
 CONSTANT = "constant samples"
 TESTED = "tested"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -10,7 +11,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from fwbench.analysis.replicates import CELL  # noqa: E402
+from fwbench.analysis.replicates import cell_name  # noqa: E402
 from fwbench.fileio import atomic_write  # noqa: E402
 
 COLORS = {
@@ -30,16 +31,13 @@ def arm_color(framework: str) -> str:
 
 
 def cell_label(key: tuple | dict) -> str:
-    """``dataset/model/precision`` (plus ``/variant`` when it is not the library build)."""
-    values = [key[c] for c in CELL] if isinstance(key, dict) else list(key)
-    if values[-1] == "library":
-        values = values[:-1]
-    return "/".join(str(v) for v in values)
+    """``dataset/model/precision`` (see ``replicates.cell_name``)."""
+    return cell_name(key)
 
 
 def cell_slug(key: tuple | dict) -> str:
     """A file-name-safe form of :func:`cell_label`."""
-    return cell_label(key).replace("/", "-")
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", cell_label(key).replace("/", "-"))
 
 
 def save_figure(fig: plt.Figure, path: Path) -> Path:

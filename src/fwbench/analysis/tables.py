@@ -13,7 +13,7 @@ import pandas as pd
 
 from fwbench.analysis.latex import write_latex_tables
 from fwbench.analysis.metric_info import METRICS
-from fwbench.analysis.replicates import CELL
+from fwbench.analysis.replicates import CELL, cell_name
 from fwbench.analysis.stats import Analysis
 from fwbench.analysis.verdicts import NO_VERDICT
 from fwbench.analysis.wording import (
@@ -31,14 +31,6 @@ TABLES = ("coverage", "summary", "comparison", "amp", "per_class")
 TRUNCATED = "†"
 PRIMARY = "test_accuracy"
 SPEED = "epoch_time_s"
-
-
-def cell_name(row: dict) -> str:
-    """``dataset/model/precision`` (plus ``/variant`` when it is not the library build)."""
-    values = [row[c] for c in CELL]
-    if values[-1] == "library":
-        values = values[:-1]
-    return "/".join(str(v) for v in values)
 
 
 def _ci(metric: str, low: float, high: float, truncated: bool = False) -> str:

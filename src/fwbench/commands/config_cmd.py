@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import typer
-import yaml
 from rich.console import Console
-from rich.table import Table
 
 from fwbench.commands.options import MatrixOpt, OptPath, TrainConfigOpt, WorkspaceOpt
-from fwbench.config import (
-    EXPERIMENT_MATRIX,
-    TRAIN_CONFIG,
-    find_user_config,
-    load_matrix,
-    load_train_config,
-)
 from fwbench.paths import Workspace
 
 app = typer.Typer(help="Show and check configuration.", no_args_is_help=True)
@@ -25,6 +16,17 @@ def show(
     config: OptPath = TrainConfigOpt, matrix: OptPath = MatrixOpt, workspace: OptPath = WorkspaceOpt
 ) -> None:
     """Print the resolved train config and experiment matrix, with each stage's run count."""
+    import yaml
+    from rich.table import Table
+
+    from fwbench.config import (
+        EXPERIMENT_MATRIX,
+        TRAIN_CONFIG,
+        find_user_config,
+        load_matrix,
+        load_train_config,
+    )
+
     ws = Workspace.from_env(workspace)
     train_path = find_user_config(ws.configs_dir, TRAIN_CONFIG, config)
     matrix_path = find_user_config(ws.configs_dir, EXPERIMENT_MATRIX, matrix)

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from fwbench.commands.options import OptPath, WorkspaceOpt
 from fwbench.data.catalog import DATASETS
-from fwbench.data.prepare import prepare
 from fwbench.errors import FwbenchError
 from fwbench.paths import Workspace
 
@@ -52,6 +51,8 @@ def prepare_cmd(
 ) -> None:
     """Read each dataset, split it (stratified, seed 42), compute train-only stats, validate."""
     ws = Workspace.from_env(workspace)
+    from fwbench.data.prepare import prepare  # numpy/scikit-learn: only when preparing
+
     sums = _read_checksums(checksums)
     out = Console()
     failed = False

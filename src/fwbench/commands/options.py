@@ -24,3 +24,29 @@ AnalysisConfigOpt = typer.Option(
 )
 
 OptPath = Path | None
+
+# --- train-config overrides (train and run): validated like train_config.yaml (fwbench.overrides)
+SetOpt = typer.Option(
+    None,
+    "--set",
+    help="Override a train-config key, e.g. --set lr.base_lr=0.05 (repeatable).",
+    show_default=False,
+)
+BatchSizeOpt = typer.Option(None, "--batch-size", min=1, help="= --set training.batch_size=N.")
+LrOpt = typer.Option(None, "--lr", help="= --set lr.base_lr=X.")
+TrackingOpt = typer.Option(
+    None, "--tracking", help="Also log to: mlflow, or none (TensorBoard files are always written)."
+)
+TrackingUriOpt = typer.Option(
+    None, "--tracking-uri", help="MLflow server or store URI (default: sqlite in mlruns/)."
+)
+
+
+def tracking_sets(tracking: str | None, uri: str | None) -> list[str]:
+    """``--tracking`` / ``--tracking-uri`` as ``--set`` strings (outside the settings hash)."""
+    sets = [] if tracking is None else [f"tracking={tracking}"]
+    if uri is not None:
+        sets.append(f"tracking_uri={uri}")
+        if tracking is None:
+            sets.append("tracking=mlflow")
+    return sets

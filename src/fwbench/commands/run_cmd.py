@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
-from fwbench.commands.options import MatrixOpt, OptPath, TrainConfigOpt, WorkspaceOpt
-from fwbench.config import (
-    EXECUTOR,
-    SlurmExecutorConfig,
-    find_user_config,
-    load_executor_config,
-    read_yaml,
+from fwbench.commands.options import (
+    BatchSizeOpt,
+    LrOpt,
+    MatrixOpt,
+    OptPath,
+    SetOpt,
+    TrackingOpt,
+    TrackingUriOpt,
+    TrainConfigOpt,
+    WorkspaceOpt,
+    tracking_sets,
 )
 from fwbench.errors import FwbenchError, Interrupted, describe
 from fwbench.executors.base import Executor, Outcome, train_command
@@ -37,6 +40,9 @@ from fwbench.paths import Workspace
 from fwbench.runcheck import corruption, quarantine
 from fwbench.runlock import LOCK_NAME, describe_holder
 
+if TYPE_CHECKING:
+    from fwbench.config import SlurmExecutorConfig
+
 StageOpt = typer.Option(None, "--stage", "-s", help="Matrix stage: stage1, stage2, demo, ...")
 OnlyOpt = typer.Option(
     None, "--only", help="Filter runs, e.g. 'dataset=cifar10,model=resnet50|mobilenetv2'."
@@ -45,6 +51,8 @@ Opt = typer.Option
 
 
 def _stage_name(stage: str | None, matrix: Path | None) -> str:
+    from fwbench.config import read_yaml
+
     if stage:
         return stage
     if matrix is not None:
@@ -69,6 +77,10 @@ def _sbatch_options(pairs: list[str]) -> dict[str, str | bool]:
 
 
 def _slurm_config(base: SlurmExecutorConfig, updates: dict[str, Any]) -> SlurmExecutorConfig:
+    from pydantic import ValidationError
+
+    from fwbench.config import SlurmExecutorConfig
+
     data = base.model_dump() | {k: v for k, v in updates.items() if v is not None}
     try:
         return SlurmExecutorConfig.model_validate(data)
@@ -81,15 +93,34 @@ def _slurm_config(base: SlurmExecutorConfig, updates: dict[str, Any]) -> SlurmEx
 
 
 def _print_runs(out: Console, runs: list[PlannedRun]) -> None:
+    from fwbench.matrix import error_line
+    from fwbench.runview import progress_words
+
     for r in runs:
         state = r.state
         note = f"  {error_line(r.run_dir)}" if state in (*UNSUCCESSFUL, "corrupt") else ""
+        words = progress_words(r.run_dir, state, r.spec.epochs)
+        note += f"  ({words})" if words else ""
         if spec_conflict(r):
             note += "  (run directory holds other settings)"
         out.print(f"{state:<12} {r.run_id}{note}", highlight=False, soft_wrap=True)
 
 
+def _notices(out: Console, ws: Workspace, runs: list[PlannedRun]) -> None:
+    """One-line notes: old-style run directories; batches fitted to a small --subset."""
+    from fwbench.migrate import legacy_notice
+    from fwbench.overrides import FITTED, fit_notice
+
+    notice = legacy_notice(ws)
+    if notice:
+        out.print(f"note: {notice}")
+    fitted = {s for r in runs for s in r.spec.overrides if FITTED in s}
+    for line in sorted(fit_notice(s) for s in fitted):
+        out.print(line, soft_wrap=True)
+
+
 def _summary(name: str, runs: list[PlannedRun]) -> str:
+
     counts = count_states(runs)
     return f"{name}: {len(runs)} runs (" + ", ".join(f"{counts[s]} {s}" for s in VIEW_STATES) + ")"
 
@@ -102,14 +133,25 @@ def run(
     only: list[str] | None = OnlyOpt,
     retry_failed: bool = Opt(False, "--retry-failed", help="Rerun failed and diverged runs."),
     parallel: int | None = Opt(None, "--parallel", "-j", min=1, help="Local: runs at once."),
-    epochs_override: int | None = Opt(None, "--epochs-override", min=1, help="Smoke: epochs."),
+    sets: list[str] | None = SetOpt,
+    batch_size: int | None = BatchSizeOpt,
+    lr: float | None = LrOpt,
+    epochs_override: int | None = Opt(
+        None, "--epochs", "--epochs-override", min=1, help="Train N epochs (every run)."
+    ),
     subset: int | None = Opt(None, "--subset", min=1, help="Smoke: train on N images."),
     eval_subset: int | None = Opt(
         None, "--eval-subset", min=1, help="Smoke: evaluate on N val and N test images."
     ),
     num_workers: int | None = Opt(None, "--num-workers", min=0, help="DataLoader workers."),
+    tracking: str | None = TrackingOpt,
+    tracking_uri: str | None = TrackingUriOpt,
+    detach: bool = Opt(False, "--detach", help="Slurm: submit, print job ids, return."),
     partition: str | None = Opt(None, "--partition", help="Slurm partition."),
     time_min: int | None = Opt(None, "--time-min", help="Slurm time limit per run (minutes)."),
+    max_requeues: int | None = Opt(
+        None, "--max-requeues", min=0, help="Slurm: requeues after a time limit (resuming)."
+    ),
     mem_gb: int | None = Opt(None, "--mem-gb", help="Slurm memory per run (GB)."),
     cpus: int | None = Opt(None, "--cpus", help="Slurm CPUs per run."),
     gpus: int | None = Opt(None, "--gpus", help="Slurm GPUs per run (0: none)."),
@@ -120,26 +162,39 @@ def run(
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """Run a stage of the matrix: finished runs are skipped, interrupted ones resume."""
+    from fwbench.config import EXECUTOR, find_user_config, load_executor_config
+    from fwbench.matrix import (
+        error_line,
+    )
+    from fwbench.overrides import shortcut_sets
+
     if executor not in ("local", "slurm"):
         raise FwbenchError(f"unknown executor '{executor}'; known: local, slurm")
+    if detach and executor != "slurm":
+        raise FwbenchError("--detach needs --executor slurm", fix="add --executor slurm")
     ws = Workspace.from_env(workspace)
     name = _stage_name(stage, matrix)
-    smoke = SmokeOptions(epochs_override, subset, num_workers, eval_subset)
+    all_sets = (
+        *(sets or []),
+        *shortcut_sets(batch_size=batch_size, lr=lr),
+        *tracking_sets(tracking, tracking_uri),
+    )
+    smoke = SmokeOptions(epochs_override, subset, num_workers, eval_subset, all_sets)
     runs = plan(ws, name, config=config, matrix=matrix, only=only, smoke=smoke)
     launch = to_launch(runs, retry_failed)
     out = Console(highlight=False, soft_wrap=True)
     out.print(_summary(name, runs))
+    _notices(out, ws, runs)
     if dry_run:
         _print_runs(out, runs)
         out.print(f"would launch {len(launch)} run(s) with the {executor} executor")
         return
     conflicts = [r.run_id for r in runs if spec_conflict(r)]
-    if conflicts:  # a run id is shared by stages (or configs) with other settings
+    if conflicts:  # only a hand-made directory can hold a spec other than its id says
         raise FwbenchError(
-            f"{len(conflicts)} run directories hold runs with other settings "
-            f"(e.g. {conflicts[0]}; run ids do not include the stage)",
+            f"{len(conflicts)} run directories hold runs with other settings (e.g. {conflicts[0]})",
             path=ws.runs_dir,
-            fix="use another --workspace for this stage, or delete those run directories",
+            fix="delete those run directories, or use another --workspace",
         )
     for r in runs:
         if r.state == "running":  # held by a live trainer: this runner leaves it alone
@@ -157,10 +212,14 @@ def run(
     launch, unwritable = _prepare_run_dirs(launch, out)
     if launch:
         exec_cfg = load_executor_config(find_user_config(ws.configs_dir, EXECUTOR, executor_config))
-        chosen = _executor(executor, ws, exec_cfg, out, parallel=parallel, slurm=dict(
+        slurm = dict(
             partition=partition, time_min=time_min, mem_gb=mem_gb, cpus=cpus, gpus=gpus,
-            account=account, sbatch=exec_cfg.slurm.sbatch | _sbatch_options(sbatch_opt or []),
-        ))  # fmt: skip
+            account=account, max_requeues=max_requeues,
+            sbatch=exec_cfg.slurm.sbatch | _sbatch_options(sbatch_opt or []),
+        )  # fmt: skip
+        chosen = _executor(
+            executor, ws, exec_cfg, out, parallel=parallel, detach=detach, slurm=slurm
+        )
         out.print(f"launching {len(launch)} run(s) with the {executor} executor")
         try:
             outcomes = chosen.run(launch)
@@ -173,6 +232,8 @@ def run(
         if busy:
             out.print(f"skipped {len(busy)} run(s) busy in another runner: {', '.join(busy)}")
         unwritable += [o for o in outcomes if o.state == "failed"]  # some not recorded on disk
+        if detach:
+            return
     out.print(_summary(name, runs))
     failed = [r for r in runs if r.state == "failed"]
     for r in failed:
@@ -208,6 +269,7 @@ def _prepare_run_dirs(
 
 
 def _executor(kind: str, ws: Workspace, cfg: Any, out: Console, **options: Any) -> Executor:
+
     command_for = partial(train_command, workspace=ws.root)
     if kind == "local":
         from fwbench.executors.local import LocalExecutor
@@ -217,7 +279,13 @@ def _executor(kind: str, ws: Workspace, cfg: Any, out: Console, **options: Any) 
     from fwbench.executors.slurm import SlurmExecutor
 
     slurm = _slurm_config(cfg.slurm, options["slurm"])
-    return SlurmExecutor(slurm, ws.logs_dir / "slurm", command_for=command_for, console=out)
+    return SlurmExecutor(
+        slurm,
+        ws.logs_dir / "slurm",
+        command_for=command_for,
+        console=out,
+        detach=options["detach"],
+    )
 
 
 def status(
@@ -226,20 +294,37 @@ def status(
     config: OptPath = TrainConfigOpt,
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
-    """Per stage: how many runs are done, running, failed, diverged or pending; why runs failed."""
+    """Per stage: how many runs are done, running, failed, diverged or pending; why runs failed;
+    each running run's epoch and val accuracy, each done run's test accuracy, Slurm states."""
+
     ws = Workspace.from_env(workspace)
     _, stages = load_configs(ws, config, matrix)
     out = Console(highlight=False, soft_wrap=True)
     header = f"{'stage':<12} {'runs':>5} " + " ".join(f"{s:>11}" for s in VIEW_STATES)
     out.print(header)
-    problems: list[PlannedRun] = []
+    shown: dict[str, PlannedRun] = {}
     for name in stage or list(stages.stages):
         runs = plan(ws, name, config=config, matrix=matrix)
         counts = count_states(runs)
         out.print(f"{name:<12} {len(runs):>5} " + " ".join(f"{counts[s]:>11}" for s in VIEW_STATES))
-        seen = {r.run_id for r in problems}
-        problems += [
-            r for r in runs if r.state in (*UNSUCCESSFUL, "corrupt") and r.run_id not in seen
-        ]
-    for r in problems:
-        out.print(f"{r.state} {r.run_id}: {error_line(r.run_dir)}", soft_wrap=True)
+        shown |= {r.run_id: r for r in runs if r.run_dir.status_path.exists()}
+    _run_lines(out, list(shown.values()), (*UNSUCCESSFUL, "corrupt"))
+    _notices(out, ws, [])
+
+
+def _run_lines(out: Console, runs: list[PlannedRun], unsuccessful: tuple[str, ...]) -> None:
+    """One line per run that has started: state, Slurm state, progress or error."""
+    from fwbench.runview import progress_words, slurm_states
+
+    statuses = {r.run_id: r.run_dir.read_status() for r in runs}
+    queued = [s.get("slurm_job_id") for s in statuses.values() if s.get("state") != "done"]
+    slurm = slurm_states([j for j in queued if j])
+    for r in sorted(runs, key=lambda r: (r.state != "running", r.state, r.run_id)):
+        state, job = r.state, statuses[r.run_id].get("slurm_job_id")
+        where = f"  [slurm {job} {slurm[job]}]" if job in slurm else ""
+        if state in unsuccessful:
+            words = error_line(r.run_dir)
+        else:
+            words = progress_words(r.run_dir, state, r.spec.epochs)
+        words = f": {words}" if words else ""
+        out.print(f"{state} {r.run_id}{words}{where}", soft_wrap=True, markup=False)

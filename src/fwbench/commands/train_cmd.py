@@ -13,35 +13,40 @@ own framework, inside the backend.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from fwbench.commands.options import OptPath, TrainConfigOpt, WorkspaceOpt
-from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
+from fwbench.commands.options import (
+    BatchSizeOpt,
+    LrOpt,
+    OptPath,
+    SetOpt,
+    TrackingOpt,
+    TrackingUriOpt,
+    TrainConfigOpt,
+    WorkspaceOpt,
+    tracking_sets,
+)
 from fwbench.data.catalog import DATASETS
 from fwbench.errors import FwbenchError
 from fwbench.frameworks.arms import COMPILE_MODES, get_arm
 from fwbench.models import FRAMEWORKS, MODELS, PRECISIONS, VARIANTS, check_choice, get_model
 from fwbench.paths import Workspace
-from fwbench.preflight import check_trainable
 from fwbench.runcheck import corruption, quarantine
 from fwbench.runlock import lock_for_training
-from fwbench.runs import RunDir, RunSpec, make_spec
+from fwbench.runs import RunDir, make_spec
 
 _WORKERS_HELP = (
-    "DataLoader workers (PyTorch arm); overrides training.num_workers. On a 2-core machine use "
-    "0-2: 0 loads in the main process, 8 workers oversubscribe the cores."
+    "DataLoader workers (PyTorch arm); overrides training.num_workers. Default: 0 on a machine "
+    "with 4 CPUs or fewer (as `fwbench bench` decides), else half the CPUs."
 )
 
 
-def _resolve(
-    ws: Workspace,
-    run_dir: Path | None,
-    identity: dict[str, str | None],
-    options: dict,
-) -> tuple[RunDir, RunSpec]:
+def _resolve(ws: Workspace, run_dir: Path | None, identity: dict[str, str | None], options: dict):
+
     given = {k: v for k, v in identity.items() if v is not None}
     if not given:
         if run_dir is None:
@@ -64,9 +69,28 @@ def _resolve(
     check_choice("variant", options["variant"], VARIANTS)
     if options["compile_mode"] is not None:
         check_choice("compile mode", options["compile_mode"], COMPILE_MODES)
+    from fwbench.preflight import check_trainable  # numpy: not for `fwbench --help`
+
+    spec = _spec(ws, given, options)
+    rd = RunDir(run_dir or ws.runs_dir / spec.run_id)
+    check_trainable(ws, spec)  # before the run directory exists: a failure leaves nothing
+    return rd, spec
+
+
+def _spec(ws: Workspace, given: dict[str, str], options: dict):
+    from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
+    from fwbench.overrides import apply_sets, fit_batch_to_subset, fit_notice
+
     cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, options["config"]))
-    spec = make_spec(
-        cfg,
+    sets = options["sets"]
+    cfg = apply_sets(cfg, sets)
+    cfg_fitted, fitted = fit_batch_to_subset(cfg, options["subset"])
+    if fitted:
+        Console(stderr=True, highlight=False).print(fit_notice(fitted), soft_wrap=True)
+        sets = [*sets, fitted]
+    epochs = options["epochs_override"]
+    return make_spec(
+        cfg_fitted,
         dataset=given["dataset"],
         model=given["model"],
         precision=options["precision"],
@@ -74,15 +98,13 @@ def _resolve(
         framework=given["framework"],
         variant=options["variant"],
         init=options["init"],
-        epochs_override=options["epochs_override"],
+        epochs_override=epochs,
         subset=options["subset"],
         eval_subset=options["eval_subset"],
         num_workers=options["num_workers"],
         compile_mode=options["compile_mode"],
+        overrides=[*sets, *([f"epochs={epochs}"] if epochs else [])],
     )
-    rd = RunDir(run_dir or ws.runs_dir / spec.run_id)
-    check_trainable(ws, spec)  # before the run directory exists: a failure leaves nothing
-    return rd, spec
 
 
 def train(
@@ -92,8 +114,11 @@ def train(
     precision: str = typer.Option("fp32", help=f"One of: {', '.join(PRECISIONS)}."),
     seed: int = typer.Option(42, help="Run seed (weights, order, augmentation)."),
     config: OptPath = TrainConfigOpt,
+    sets: list[str] | None = SetOpt,
+    batch_size: int | None = BatchSizeOpt,
+    lr: float | None = LrOpt,
     epochs_override: int | None = typer.Option(
-        None, "--epochs-override", min=1, help="Train this many epochs instead of the config's."
+        None, "--epochs", "--epochs-override", min=1, help="Train N epochs, not the config's."
     ),
     num_workers: int | None = typer.Option(None, "--num-workers", min=0, help=_WORKERS_HELP),
     variant: str = typer.Option("library", help=f"Model variant: {', '.join(VARIANTS)}."),
@@ -112,14 +137,28 @@ def train(
     compile_mode: str | None = typer.Option(
         None, "--compile", help="eager or compiled (default: the config's training.compile)."
     ),
+    tracking: str | None = TrackingOpt,
+    tracking_uri: str | None = TrackingUriOpt,
     run_dir: OptPath = typer.Option(
         None, "--run-dir", help="Run directory (default: runs/<run_id>); alone: run its spec.json."
     ),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress on stderr."),
+    progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="Live bar on a terminal (epoch lines always)."
+    ),
+    framework_logs: bool = typer.Option(
+        False, "--framework-logs", help="Show TensorFlow/absl C++ log lines (hidden by default)."
+    ),
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """Train one run (or resume it) and write its run directory."""
+    from fwbench.overrides import shortcut_sets
+
     ws = Workspace.from_env(workspace)
+    all_sets = [
+        *(sets or []),
+        *shortcut_sets(batch_size=batch_size, lr=lr),
+        *tracking_sets(tracking, tracking_uri),
+    ]
     rd, spec = _resolve(
         ws,
         run_dir,
@@ -135,6 +174,7 @@ def train(
             "eval_subset": eval_subset,
             "num_workers": num_workers,
             "compile_mode": compile_mode,
+            "sets": all_sets,
         },
     )
     out = Console(stderr=True, highlight=False)
@@ -147,6 +187,8 @@ def train(
     if rd.state in ("done", "diverged"):
         out.print(f"{spec.run_id}: already {rd.state}, not retrained ({rd.path})")
         return
+    if framework_logs:
+        os.environ["FWBENCH_FRAMEWORK_LOGS"] = "1"
     t = spec.train_config.training
     effective_batch = t.batch_size * t.gradient_accumulation_steps
     out.print(f"{spec.run_id}: {spec.train_config.lr.describe(effective_batch)}")

@@ -46,6 +46,7 @@ from fwbench.executors.base import (
 )
 from fwbench.matrix import PlannedRun, run_state
 from fwbench.runlock import Busy, RunLock
+from fwbench.runview import progress_words
 
 POLL_SECONDS = 0.2
 
@@ -134,7 +135,7 @@ class LocalExecutor(Executor):
                         line = outcome_line(out, f"{out.seconds:.0f} s")
                         progress.console.print(line, highlight=False, soft_wrap=True)
                         progress.advance(task)
-                    names = ", ".join(a.run.run_id for a in active)
+                    names = ", ".join(_running(a.run) for a in active)
                     progress.update(task, description=f"local x{self.parallel}: {names}")
                     time.sleep(POLL_SECONDS)
         except KeyboardInterrupt:
@@ -228,6 +229,12 @@ class LocalExecutor(Executor):
             self.console.print(
                 f"interrupted: {len(active)} run(s) stopped; `fwbench run` again resumes them"
             )
+
+
+def _running(run: PlannedRun) -> str:
+    """``<run id> (epoch 3/10, val acc 0.6123)`` for the live line."""
+    words = progress_words(run.run_dir, "running", run.spec.epochs)
+    return f"{run.run_id} ({words})" if words else run.run_id
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:

@@ -1,8 +1,9 @@
 """The Slurm executor: one submitit job array per submission, one array task per run.
 
 Each task runs the same ``fwbench train --run-dir DIR`` command as the local executor (through
-``submitit.helpers.CommandFunction``), its output appended to ``<run_dir>/train.log``. Job states
-are polled (one ``sacct`` call per poll for the whole array) and shown; what a run achieved is
+``ResumableCommand``, which submitit can requeue), its output appended to
+``<run_dir>/train.log``. Job states are polled (one ``sacct`` call per poll for the whole array)
+and shown; what a run achieved is
 read from its run directory. A task that ended without its run writing a final state (killed,
 cancelled, timed out, out of memory) is recorded ``failed`` with the Slurm state as the reason.
 
@@ -36,6 +37,7 @@ from fwbench.executors.base import (
 )
 from fwbench.matrix import PlannedRun, run_state
 from fwbench.runlock import LOCK_NAME, describe_holder, is_held
+from fwbench.slurm_task import ResumableCommand
 
 # Appends the task's output to train.log (argv: log path, then the command).
 _LOGGED = (
@@ -52,6 +54,7 @@ def slurm_parameters(config: SlurmExecutorConfig, name: str = "fwbench") -> dict
         "mem_gb": config.mem_gb,
         "cpus_per_task": config.cpus,
         "slurm_array_parallelism": config.array_parallelism,
+        "slurm_signal_delay_s": config.signal_seconds,
     }
     if config.gpus:
         params["gpus_per_node"] = config.gpus
@@ -94,14 +97,17 @@ class SlurmExecutor(Executor):
         *,
         command_for: CommandFor = train_command,
         console: Console | None = None,
+        detach: bool = False,
     ):
         self.config = config
         self.folder = Path(folder)
         self.command_for = command_for
         self.console = console or Console()
+        self.detach = detach
 
     def run(self, runs: list[PlannedRun]) -> list[Outcome]:
-        """Submit ``runs`` (except those already queued on Slurm) and wait for every task."""
+        """Submit ``runs`` (except those already queued on Slurm) and wait for every task;
+        detached: submit, say how to follow, and return no outcomes."""
         queued = active_job_ids()
         launch = [r for r in runs if r.run_dir.read_status().get("slurm_job_id") not in queued]
         busy = [r for r in launch if is_held(r.run_dir.path)]  # trained by another runner now
@@ -116,6 +122,9 @@ class SlurmExecutor(Executor):
         if not launch:
             return []
         jobs = self._submit(launch)
+        if self.detach:
+            self._how_to_follow(jobs, launch)
+            return []
         try:
             self._follow(jobs, launch)
         except KeyboardInterrupt:
@@ -125,15 +134,18 @@ class SlurmExecutor(Executor):
 
     def _submit(self, runs: list[PlannedRun]) -> list[Any]:
         import submitit
-        from submitit.helpers import CommandFunction
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster="slurm")
+        executor = submitit.AutoExecutor(
+            folder=self.folder / "%j",
+            cluster="slurm",
+            slurm_max_num_timeout=self.config.max_requeues,
+        )
         executor.update_parameters(**slurm_parameters(self.config))
         for r in runs:
             mark_launched(r.run_dir)  # a failed run's old error must not outlive the retry
         with executor.batch():
-            jobs = [executor.submit(CommandFunction(self._command(r))) for r in runs]
+            jobs = [executor.submit(ResumableCommand(self._command(r))) for r in runs]
         for r, job in zip(runs, jobs, strict=True):
             mark_launched(r.run_dir, slurm_job_id=job.job_id)
         array_id = jobs[0].job_id.split("_")[0]
@@ -142,6 +154,17 @@ class SlurmExecutor(Executor):
             f"(at most {self.config.array_parallelism} at once; logs {self.folder / array_id}_*)"
         )
         return jobs
+
+    def _how_to_follow(self, jobs: list[Any], runs: list[PlannedRun]) -> None:
+        array_id = jobs[0].job_id.split("_")[0]
+        for job, r in zip(jobs, runs, strict=True):
+            self.console.print(f"  {job.job_id}  {r.run_id}", highlight=False, soft_wrap=True)
+        self.console.print(
+            f"detached. Follow with: fwbench status   |   squeue -j {array_id}   |   "
+            f"tail -f {runs[0].run_dir.log_path}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
     def _command(self, run: PlannedRun) -> list[str]:
         log = str(run.run_dir.log_path)

@@ -1,0 +1,95 @@
+"""fwbench from Python (a notebook): the few calls a researcher needs, each a thin wrapper over
+what the command line runs. Import nothing heavy until called::
+
+    import fwbench
+    runs, epochs = fwbench.load_results("study/", stages=["stage1"])   # pandas DataFrames
+    analysis = fwbench.analyze(runs)                # per-cell summary and PyTorch - Keras tests
+    analysis.comparison.query("metric == 'test_accuracy'")[["model", "verdict_text"]]
+    fwbench.report("study/")                        # plots + report/report.md and report.html
+
+``workspace`` is a project folder (default: ``$FWBENCH_WORKSPACE`` or the current directory).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fwbench.paths import Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fwbench.analysis.stats import Analysis
+    from fwbench.runs import RunSpec
+
+
+def load_results(
+    workspace: str | Path | None = None,
+    stages: list[str] | None = None,
+    *,
+    write: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(runs, epochs)`` read fresh from the run directories (as ``fwbench collect`` does).
+
+    ``runs`` has one row per run (identity, swept settings, state, test metrics, timing);
+    ``epochs`` one row per epoch of every run. With ``stages``, exactly those stages' runs, missing
+    ones ``pending``. ``write=True`` also writes ``results/`` as ``fwbench collect`` does.
+    """
+    from fwbench.results import collect_runs, write_results
+
+    ws = Workspace.from_env(workspace)
+    runs, epochs = collect_runs(ws, stages or None)
+    if write:
+        write_results(ws, runs, epochs)
+    return runs, epochs
+
+
+def _settings(ws: Workspace) -> Any:
+    """The workspace's analysis settings (``configs/analysis.yaml`` over the defaults)."""
+    from fwbench.config import ANALYSIS, find_user_config, load_analysis_config
+
+    return load_analysis_config(find_user_config(ws.configs_dir, ANALYSIS, None))
+
+
+def analyze(runs: pd.DataFrame | None = None, workspace: str | Path | None = None) -> Analysis:
+    """The statistics of ``fwbench analyze`` for ``runs`` (default: the collected results), with
+    the workspace's ``configs/analysis.yaml`` (margins, levels) if there is one.
+
+    Returns an ``Analysis`` whose DataFrames include ``summary`` (per cell and arm) and
+    ``comparison`` (per cell, arm pair and metric: paired difference, tests, verdict).
+    """
+    from fwbench.analysis.stats import analyze as run_analysis
+
+    ws = Workspace.from_env(workspace)
+    if runs is None:
+        from fwbench.results import load_results as load_collected
+
+        runs, _ = load_collected(ws)
+    return run_analysis(runs, _settings(ws))
+
+
+def report(workspace: str | Path | None = None, stages: list[str] | None = None) -> dict[str, Any]:
+    """Collect (all run directories, or ``stages``), then write plots and the Markdown and HTML
+    report as ``fwbench collect && fwbench report`` do; returns the paths written."""
+    from fwbench.analysis.report import write_report
+
+    load_results(workspace, stages, write=True)
+    ws = Workspace.from_env(workspace)
+    return write_report(ws, _settings(ws))
+
+
+def expand(
+    stage: str,
+    workspace: str | Path | None = None,
+    *,
+    sets: list[str] | None = None,
+    matrix: str | Path | None = None,
+) -> list[RunSpec]:
+    """Every ``RunSpec`` of ``stage`` (with the workspace's configs and ``sets`` like
+    ``["lr.base_lr=0.05"]``), as ``fwbench run --dry-run`` lists them; ``spec.run_id`` names
+    each run's directory under ``runs/``."""
+    from fwbench.matrix import SmokeOptions, expand_stage, load_configs
+
+    train, stages = load_configs(Workspace.from_env(workspace), None, matrix)
+    return expand_stage(stage, stages.stage(stage), train, SmokeOptions(sets=tuple(sets or ())))
