@@ -29,9 +29,10 @@ def _inputs(ws, batch=16, padding=4, flip=True, workers=0):
     data["training"] |= {"batch_size": batch, "eval_batch_size": 64, "num_workers": workers}
     data["augmentation"]["synthetic"] = {"random_crop_padding": padding, "horizontal_flip": flip}
     cfg = type(cfg).model_validate(data)
+    # workers as --num-workers gives them: the config's count is capped on small machines
     spec = make_spec(
         cfg, dataset="synthetic", model="mobilenetv2", precision="fp32", seed=3,
-        framework="pytorch", epochs_override=2, subset=100,
+        framework="pytorch", epochs_override=2, subset=100, num_workers=workers,
     )  # fmt: skip
     return load_inputs(ws, spec)
 
