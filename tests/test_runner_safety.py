@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import signal
 
 import pytest
 import yaml
 
 from badinputs import assert_one_line, read_only
+from fwbench.matrix import expand_stage, load_configs
+from fwbench.paths import Workspace
 from fwbench.runs import RunDir
 from matrixfixtures import fwbench, start_fwbench, wait_until
 
@@ -44,8 +47,11 @@ MATRIX = {
 }
 
 
-def _run_id(seed: int) -> str:
-    return f"digits-mobilenetv2-fp32-s{seed}-pytorch"
+def _run_id(ws, seed: int) -> str:
+    """The run id (readable part + settings hash) the workspace's stage gives ``seed``."""
+    train, matrix = load_configs(Workspace(ws))
+    specs = expand_stage(STAGE, matrix.stage(STAGE), train)
+    return next(s.run_id for s in specs if s.seed == seed)
 
 
 @pytest.fixture(scope="module")
@@ -67,15 +73,16 @@ def _launches(rd: RunDir) -> int:
 
 def test_two_runners_train_every_run_exactly_once(workspace):
     first = start_fwbench(workspace, "run", "--stage", STAGE)
-    rd = RunDir(workspace / "runs" / _run_id(SEEDS[0]))
+    rd = RunDir(workspace / "runs" / _run_id(workspace, SEEDS[0]))
     wait_until(lambda: rd.state == "running", 120, "the first runner to start a run")
     second = fwbench(workspace, "run", "--stage", STAGE)
     out_first, _ = first.communicate(timeout=300)
     assert first.returncode == 0 and second.returncode == 0, out_first + second.stdout
-    assert f"busy {_run_id(SEEDS[0])}" in second.stdout, second.stdout  # says who holds it
+    busy = f"busy {_run_id(workspace, SEEDS[0])}"
+    assert busy in second.stdout, second.stdout  # says who holds it
     assert "trained by pid" in second.stdout
     for seed in SEEDS:
-        run = RunDir(workspace / "runs" / _run_id(seed))
+        run = RunDir(workspace / "runs" / _run_id(workspace, seed))
         assert run.state == "done"
         assert _launches(run) == 1  # trained by one process, once
         assert [r["epoch"] for r in run.epochs()] == [1]  # one line per epoch
@@ -85,26 +92,27 @@ def test_corrupt_runs_are_repaired_and_unwritable_runs_fail_alone(workspace):
     runs = workspace / "runs"
     damaged = {SEEDS[0]: "test.json", SEEDS[1]: "spec.json"}
     for seed, name in damaged.items():
-        path = runs / _run_id(seed) / name
+        path = runs / _run_id(workspace, seed) / name
         path.write_bytes(path.read_bytes()[:40])
     status = fwbench(workspace, "status", "--stage", STAGE)
     for seed, name in damaged.items():
-        assert f"corrupt {_run_id(seed)}: {name} is truncated" in status.stdout, status.stdout
+        corrupt = f"corrupt {_run_id(workspace, seed)}: {name} is truncated"
+        assert corrupt in status.stdout, status.stdout
     # a third seed whose run directory cannot be written: it fails, the others are repaired
     matrix = yaml.safe_load((workspace / "configs" / "experiment_matrix.yaml").read_text())
     matrix["stages"][STAGE]["seeds"] = [*SEEDS, 44]
     (workspace / "configs" / "experiment_matrix.yaml").write_text(yaml.safe_dump(matrix))
-    blocked = runs / _run_id(44)
+    blocked = runs / _run_id(workspace, 44)
     blocked.mkdir()
     with read_only(blocked):
         result = fwbench(workspace, "run", "--stage", STAGE)
     text = result.stdout + result.stderr
     assert result.returncode == 1, text
     assert "Traceback" not in text
-    assert f"failed {_run_id(44)}: cannot write the run: Read-only file system" in text
+    assert f"failed {_run_id(workspace, 44)}: cannot write the run: Read-only file system" in text
     for seed, name in damaged.items():
-        rd = RunDir(runs / _run_id(seed))
-        assert f"repairing corrupt {_run_id(seed)}: {name} is truncated" in text
+        rd = RunDir(runs / _run_id(workspace, seed))
+        assert f"repairing corrupt {_run_id(workspace, seed)}: {name} is truncated" in text
         assert rd.state == "done" and rd.test_metrics()["accuracy"] >= 0
         assert "resuming after epoch 1" in rd.log_path.read_text()  # from its checkpoint
         assert [r["epoch"] for r in rd.epochs()] == [1]
@@ -130,7 +138,9 @@ def test_ctrl_c_leaves_train_interrupted_and_resume_counts_epochs_from_one(works
     assert proc.returncode == 130, out
     assert "Traceback" not in out
     last = [ln for ln in out.splitlines() if ln.strip()][-1]
-    assert last.startswith("interrupted: run digits-mobilenetv2-fp32-s7-pytorch left interrupted")
+    assert re.match(
+        r"interrupted: run digits-mobilenetv2-fp32-s7-pytorch-[0-9a-f]{8} left interrupted", last
+    ), last
     assert f"after {done} of 3 epochs" in last
     assert rd.state == "interrupted"
     resumed = fwbench(workspace, "train", "--run-dir", str(run_dir), "--no-progress")
