@@ -22,7 +22,7 @@ from fwbench.analysis.per_class import per_class_table
 from fwbench.analysis.power import seeds_needed
 from fwbench.analysis.stats import analyze, describe
 from fwbench.analysis.verdicts import holm, verdict_table
-from fwbench.config import MarginConfig, load_analysis_config
+from fwbench.analysis_config import MarginConfig, load_analysis_config
 from fwbench.errors import FwbenchError
 from fwbench.paths import Workspace
 from fwbench.results import collect_runs

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import yaml
 
-from fwbench.config import SlurmExecutorConfig
+from fwbench.executor_config import SlurmExecutorConfig
 from fwbench.executors.slurm import slurm_parameters
 from matrixfixtures import (
     RUN_IDS,

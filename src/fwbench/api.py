@@ -47,7 +47,8 @@ def load_results(
 
 def _settings(ws: Workspace) -> Any:
     """The workspace's analysis settings (``configs/analysis.yaml`` over the defaults)."""
-    from fwbench.config import ANALYSIS, find_user_config, load_analysis_config
+    from fwbench.analysis_config import ANALYSIS, load_analysis_config
+    from fwbench.config import find_user_config
 
     return load_analysis_config(find_user_config(ws.configs_dir, ANALYSIS, None))
 

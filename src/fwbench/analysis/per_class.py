@@ -14,7 +14,7 @@ from scipy import stats
 
 from fwbench.analysis.arms import comparison_label, comparisons
 from fwbench.analysis.replicates import CELL, finished
-from fwbench.config import AnalysisConfig
+from fwbench.analysis_config import AnalysisConfig
 
 COLUMN = "test_per_class_accuracy"
 

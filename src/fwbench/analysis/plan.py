@@ -17,7 +17,7 @@ from fwbench.analysis.metric_info import METRICS
 from fwbench.analysis.paired import margin_on_test_scale, on_test_scale
 from fwbench.analysis.power import seeds_needed
 from fwbench.analysis.replicates import CELL, finished
-from fwbench.config import AnalysisConfig, MarginConfig
+from fwbench.analysis_config import AnalysisConfig, MarginConfig
 
 PAIRED, WITHIN = "paired differences", "within-arm sd x sqrt(2)"
 

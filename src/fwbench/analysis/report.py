@@ -27,7 +27,7 @@ from fwbench.analysis.stats import Analysis, analyze
 from fwbench.analysis.style import cell_label
 from fwbench.analysis.tables import PRIMARY, displays, write_analysis
 from fwbench.analysis.wording import arm_label
-from fwbench.config import AnalysisConfig
+from fwbench.analysis_config import AnalysisConfig
 from fwbench.fileio import write_text
 from fwbench.paths import Workspace
 from fwbench.results import load_results

@@ -23,7 +23,7 @@ from fwbench.analysis.per_class import per_class_table
 from fwbench.analysis.replicates import CELL, STATES, finished, with_metric_columns
 from fwbench.analysis.verdicts import holm, verdict_table
 from fwbench.analysis.wording import format_value
-from fwbench.config import AnalysisConfig, load_analysis_config
+from fwbench.analysis_config import AnalysisConfig, load_analysis_config
 
 AMP_GROUP = ["dataset", "model", "variant", "settings", "framework"]
 INSUFFICIENT = "insufficient seeds"

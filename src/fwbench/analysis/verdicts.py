@@ -26,7 +26,7 @@ from fwbench.analysis.replicates import (
     with_metric_columns,
 )
 from fwbench.analysis.wording import arm_label, format_ci, format_diff, format_margin, format_p
-from fwbench.config import AnalysisConfig
+from fwbench.analysis_config import AnalysisConfig
 
 DIFFERENT, EQUIVALENT, INCONCLUSIVE, NO_VERDICT = (
     "different", "equivalent", "inconclusive", "no verdict",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from fwbench.analysis.metric_info import METRICS
-from fwbench.config import MarginConfig
+from fwbench.analysis_config import MarginConfig
 
 PLUS_MINUS = "±"
 ARM_LABELS = {

@@ -40,7 +40,8 @@ def collect(
 
 def load_settings(ws: Workspace, config: OptPath):
     """The analysis settings: ``--config``, else ``configs/analysis.yaml``, else the defaults."""
-    from fwbench.config import ANALYSIS, find_user_config, load_analysis_config
+    from fwbench.analysis_config import ANALYSIS, load_analysis_config
+    from fwbench.config import find_user_config
 
     return load_analysis_config(find_user_config(ws.configs_dir, ANALYSIS, config))
 

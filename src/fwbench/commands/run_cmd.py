@@ -41,7 +41,7 @@ from fwbench.runcheck import corruption, quarantine
 from fwbench.runlock import LOCK_NAME, describe_holder
 
 if TYPE_CHECKING:
-    from fwbench.config import SlurmExecutorConfig
+    from fwbench.executor_config import SlurmExecutorConfig
 
 StageOpt = typer.Option(None, "--stage", "-s", help="Matrix stage: stage1, stage2, demo, ...")
 OnlyOpt = typer.Option(
@@ -79,7 +79,7 @@ def _sbatch_options(pairs: list[str]) -> dict[str, str | bool]:
 def _slurm_config(base: SlurmExecutorConfig, updates: dict[str, Any]) -> SlurmExecutorConfig:
     from pydantic import ValidationError
 
-    from fwbench.config import SlurmExecutorConfig
+    from fwbench.executor_config import SlurmExecutorConfig
 
     data = base.model_dump() | {k: v for k, v in updates.items() if v is not None}
     try:
@@ -162,7 +162,8 @@ def run(
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """Run a stage of the matrix: finished runs are skipped, interrupted ones resume."""
-    from fwbench.config import EXECUTOR, find_user_config, load_executor_config
+    from fwbench.config import find_user_config
+    from fwbench.executor_config import EXECUTOR, load_executor_config
     from fwbench.matrix import (
         error_line,
     )

@@ -22,8 +22,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fwbench.config import SlurmExecutorConfig
 from fwbench.errors import FwbenchError
+from fwbench.executor_config import SlurmExecutorConfig
 from fwbench.executors.base import (
     CommandFor,
     Executor,
