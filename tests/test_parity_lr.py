@@ -64,3 +64,50 @@ def test_parity_lr_cli_checks_every_dataset_of_the_stage(matrix_path, run_cli):
     ]  # fmt: skip
     assert others["float32_lr_identical"].all()
     assert table["passed"].all() and (table["optimizer_steps"] == 8).all()
+
+
+def _digits_case():
+    return lr_cases(load_train_config(), "digits", epochs_override=2)[0]
+
+
+def test_every_arm_holds_and_applies_its_own_schedule():
+    from fwbench.parity.lr import APPLIED_TOLERANCE, check_lr
+
+    r = check_lr(_digits_case())
+    assert r.passed
+    assert len(r.schedule) == r.plan.total_steps and r.schedule[0] == 0.0 and r.schedule.max() > 0
+    assert r.max_relative_diff_applied <= APPLIED_TOLERANCE
+    assert r.max_relative_diff_applied > 0  # read off a float32 update: rounding, not a copy
+
+
+def test_a_keras_warmup_half_as_long_in_its_own_step_plan_fails(monkeypatch):
+    import dataclasses
+
+    import fwbench.preflight
+    from fwbench.parity.lr import check_lr
+
+    plan_of = fwbench.preflight.step_plan
+
+    def keras_plan(spec, n_train):
+        plan = plan_of(spec, n_train)
+        if spec.framework != "keras":
+            return plan
+        return dataclasses.replace(plan, warmup_steps=max(1, plan.warmup_steps // 2))
+
+    monkeypatch.setattr(fwbench.preflight, "step_plan", keras_plan)
+    r = check_lr(_digits_case())
+    assert not r.passed
+    assert r.max_relative_diff_applied > 0.5  # it applied the warmup it computed
+
+
+def test_a_keras_optimizer_applying_half_the_lr_fails(monkeypatch):
+    from fwbench.frameworks.both import import_both
+
+    import_both()
+    from fwbench.frameworks.keras.optimizer import TorchSGD
+    from fwbench.parity.lr import check_lr
+
+    monkeypatch.setattr(TorchSGD, "_get_current_learning_rate", lambda self: self.lr64 * 0.5)
+    r = check_lr(_digits_case())
+    assert not r.passed
+    assert r.max_relative_diff_applied == pytest.approx(0.5, rel=1e-5)

@@ -60,3 +60,23 @@ def test_transfer_fills_every_keras_layer_with_weights():
         mirror.get_layer("fc").get_weights()[0], net.fc.weight.detach().numpy().T
     )
     assert len(mirror.trainable_weights) == len(list(net.parameters()))
+
+
+def test_models_audit_fails_on_any_difference_in_the_matched_variant(
+    run_cli, tmp_path, monkeypatch
+):
+    def half_dropout_init(self, rate, **kwargs):
+        original_init(self, 0.5, **kwargs)
+
+    original_init = keras.layers.Dropout.__init__
+    fine = run_cli("models", "audit", "--variant", "matched", "--model", "mobilenetv2",
+                   "--workspace", tmp_path)  # fmt: skip
+    assert fine.code == 0, fine.out
+    monkeypatch.setattr(keras.layers.Dropout, "__init__", half_dropout_init)
+    broken = run_cli("models", "audit", "--variant", "matched", "--model", "mobilenetv2",
+                     "--workspace", tmp_path)  # fmt: skip
+    assert broken.code == 1, broken.out
+    assert "mobilenetv2: classifier dropout" in broken.out
+    library = run_cli("models", "audit", "--model", "mobilenetv2", "--workspace", tmp_path)
+    assert library.code == 0, library.out  # the library builds' differences are listed only
+    assert "classifier dropout" in library.out

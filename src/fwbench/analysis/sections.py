@@ -171,6 +171,20 @@ def fairness(ws: Workspace) -> str:
             parts.append(f"### {title} (`results/{name}`)\n\n{_embed(path)}")
         else:
             parts.append(f"### {title}\n\nNot found: `results/{name}` is produced by `{command}`.")
+    train = ws.results_dir / "parity_train.csv"
+    grid_columns = {"framework", "precision", "dtype", "compile", "check", "passed"}
+    if train.is_file() and grid_columns <= set(checks := pd.read_csv(train)):
+        # fairness layer 4: one cell per Keras arm x precision x mode that `parity train` ran
+        checks["ok"] = checks["passed"].astype(str).str.lower() == "true"
+        checks["mode"] = checks[["precision", "dtype", "compile"]].astype(str).agg(" ".join, axis=1)
+        cells = checks.groupby(["framework", "mode"])[["ok", "check"]].apply(
+            lambda g: "pass" if g["ok"].all() else "FAIL: " + "; ".join(g.loc[~g["ok"], "check"])
+        )
+        grid = cells.unstack("mode").fillna("not run").reset_index()
+        parts.append(
+            "### Training parity: PyTorch vs each Keras arm, by precision and mode "
+            f"(`results/{train.name}`)\n\n{md_table(grid)}"
+        )
     parity = sorted(ws.results_dir.glob("parity_*.csv")) + sorted(
         ws.results_dir.glob("parity_*.json")
     )

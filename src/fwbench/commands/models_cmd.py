@@ -8,7 +8,7 @@ from rich.table import Table
 
 from fwbench.commands.options import OptPath, WorkspaceOpt
 from fwbench.fileio import write_text
-from fwbench.models import MODELS, VARIANTS, check_choice
+from fwbench.models import MODELS, VARIANTS, check_choice, get_model
 from fwbench.paths import Workspace
 from fwbench.stems import INPUT_SIZES
 
@@ -82,9 +82,12 @@ def compare_cmd(
 def audit_cmd(
     input_size: int = typer.Option(32, "--input-size", help=f"One of: {INPUT_SIZES}."),
     variant: str = VariantOpt,
+    models: str = typer.Option("", "--model", help="Models, comma-separated (default: all)."),
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
-    """Every way the two arms' builds differ -> results/model_audit.csv and .md."""
+    """Every way the two arms' builds differ -> results/model_audit.csv and .md (exit 1 if the
+    matched variant differs anywhere).
+    """
     from fwbench.parity.audit import audit_model, write_audit
     from fwbench.stems import stem_for
 
@@ -93,7 +96,7 @@ def audit_cmd(
     ws = Workspace.from_env(workspace)
     out = Console()
     rows = []
-    for model in MODELS:
+    for model in [get_model(m.strip()).name for m in models.split(",") if m.strip()] or MODELS:
         with out.status(f"building {model} ..."):
             mine = audit_model(model, input_size, variant=variant)
         rows += mine
@@ -103,3 +106,9 @@ def audit_cmd(
         out.print(table)
     csv, md = write_audit(rows, ws.results_dir)
     out.print(f"wrote {csv} and {md}")
+    # The matched variant exists to have no difference: any one left is a failure. The
+    # library builds' differences are the facts the audit lists (exit 0).
+    left = [f"{r.model}: {r.aspect}" for r in rows if r.differs and variant == "matched"]
+    if left:
+        out.print(f"[red]FAIL[/]: the matched variant still differs in {'; '.join(left)}")
+        raise typer.Exit(1)

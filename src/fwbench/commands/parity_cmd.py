@@ -127,7 +127,9 @@ def lr_cmd(
     ),
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
-    """The LR each optimizer step uses agrees between the arms' optimizers (1e-9 relative)."""
+    """Each arm's own schedule, the LR its optimizer held and the LR it applied (read off the
+    update) agree with PyTorch's at every step.
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -139,7 +141,13 @@ def lr_cmd(
         load_train_config,
     )
     from fwbench.frameworks.arms import get_arm
-    from fwbench.parity.lr import RELATIVE_TOLERANCE, arm_lrs, check_lr, lr_cases
+    from fwbench.parity.lr import (
+        APPLIED_TOLERANCE,
+        RELATIVE_TOLERANCE,
+        arm_lrs,
+        check_lr,
+        lr_cases,
+    )
     from fwbench.paths import Workspace
 
     ws = Workspace.from_env(workspace)
@@ -156,8 +164,8 @@ def lr_cmd(
         with out.status(
             f"{case.dataset}: stepping every arm's optimizer through {plan.total_steps:,} steps"
         ):
-            r = check_lr(case.config, plan)
-            others = [arm_lrs(a, case.config, list(r.schedule)) for a in arms]
+            r = check_lr(case)
+            others = [arm_lrs(a, case, list(r.schedule)) for a in arms]
         table = Table(
             "quantity", "value", title=f"{case.dataset}: LR per optimizer step, every arm"
         )
@@ -169,12 +177,17 @@ def lr_cmd(
             )
         table.add_row("max rel |pytorch - keras|", f"{r.max_relative_diff:.3g}")
         table.add_row("max rel |arm - schedule|", f"{r.max_relative_diff_to_schedule:.3g}")
+        table.add_row(
+            "max rel |applied (read off the update) - schedule|",
+            f"{r.max_relative_diff_applied:.3g} (tolerance {APPLIED_TOLERANCE:.3g})",
+        )
         verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
         table.add_row(f"result (tolerance {RELATIVE_TOLERANCE:g})", verdict)
         for o in others:
             table.add_row(
                 f"{o.arm} ({o.dtype} LR): max rel |arm - schedule|",
-                f"{o.max_relative_diff_to_schedule:.3g} (tolerance {o.tolerance:.3g}); float32 "
+                f"{o.max_relative_diff_to_schedule:.3g} (tolerance {o.tolerance:.3g}); applied "
+                f"{o.max_relative_diff_applied:.3g}; float32 "
                 f"LR applied {'identical' if o.applied_equal else 'DIFFERENT'}: "
                 + ("[green]pass[/]" if o.passed else "[red]FAIL[/]"),
             )
@@ -184,11 +197,13 @@ def lr_cmd(
         rows.append({
             **common, "max_rel_diff_between_arms": r.max_relative_diff,
             "max_rel_diff_to_schedule": r.max_relative_diff_to_schedule,
+            "max_rel_diff_applied": r.max_relative_diff_applied,
             "tolerance": RELATIVE_TOLERANCE, "passed": r.passed,
         })  # fmt: skip
         rows += [{
             **common, "arm": o.arm, "lr_dtype": o.dtype,
             "max_rel_diff_to_schedule": o.max_relative_diff_to_schedule,
+            "max_rel_diff_applied": o.max_relative_diff_applied,
             "float32_lr_identical": o.applied_equal, "tolerance": o.tolerance, "passed": o.passed,
         } for o in others]  # fmt: skip
     _save(workspace, "lr", rows)
@@ -196,49 +211,99 @@ def lr_cmd(
         raise typer.Exit(1)
 
 
+def _installed_keras_arms() -> list[str]:
+    """The Keras arms whose backend package is installed (without importing it)."""
+    from importlib.util import find_spec
+
+    from fwbench.frameworks.arms import ARMS, KERAS_ARMS
+
+    return [a for a in KERAS_ARMS if find_spec(ARMS[a].keras_backend) is not None]
+
+
+def _lockstep_in_arm(ws, cfg, arm: str, **kwargs):
+    """The lockstep run against Keras arm ``arm``: keras-tf here, the others in their process."""
+    from fwbench.parity.train import Lockstep, run_lockstep
+
+    if arm == "keras":  # this process (torch is imported first, in one place)
+        return run_lockstep(ws, cfg, framework=arm, **kwargs)
+    from fwbench.parity.arms import run_in_arm
+
+    args = {"workspace": str(ws.root), "train_config": cfg.model_dump(mode="json"), **kwargs}
+    return Lockstep.from_json(run_in_arm(arm, "train", args)["result"])
+
+
 @app.command("train")
 def train_cmd(
     model: str = typer.Option("mobilenetv2", "--model", help="mobilenetv2, resnet50, ..."),
     dataset: str = typer.Option("digits", "--dataset", help="A prepared dataset."),
     steps: int = typer.Option(10, "--steps", min=3, help="Lockstep optimizer steps."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 or float64 (both arms)."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 or float64 (fp32 only)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 or amp (bfloat16 on a CPU)."),
+    compile_mode: str = typer.Option("eager", "--compile", help="eager or compiled."),
+    frameworks: str = typer.Option(
+        "",
+        "--framework",
+        help="Keras arms to train beside PyTorch, comma-separated: keras-tf, keras-jax, "
+        "keras-torch (default: every installed one; each but keras-tf in its own process).",
+    ),  # fmt: skip
     batch_size: int = typer.Option(32, "--batch-size", min=2, help="Images per step."),
     seed: int = typer.Option(42, "--seed", help="Run seed (init, order, augmentation)."),
     config: OptPath = TrainConfigOpt,
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
-    """Both arms train in lockstep from one start; they must agree, then diverge no more than
-    the instability floor (PyTorch vs PyTorch with its memory layout toggled).
+    """PyTorch and each Keras arm train in lockstep from one start; they must agree, follow the
+    same schedule and SGD rule, then diverge no more than the instability floor (PyTorch vs
+    PyTorch with its memory layout toggled).
     """
     from rich.console import Console
 
     from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
     from fwbench.errors import FwbenchError
-    from fwbench.models import check_choice, get_model
-    from fwbench.parity.train import run_lockstep
+    from fwbench.frameworks.arms import COMPILE_MODES, get_arm
+    from fwbench.models import PRECISIONS, check_choice, get_model
     from fwbench.parity.train_table import check_table, step_table, upsert_csv
     from fwbench.paths import Workspace
 
     get_model(model)
     check_choice("dtype", dtype, ("float32", "float64"))
+    check_choice("precision", precision, PRECISIONS)
+    check_choice("compile mode", compile_mode, COMPILE_MODES)
+    if dtype == "float64" and precision != "fp32":
+        raise FwbenchError("--dtype float64 runs in fp32 only", fix="drop --precision amp")
+    arms = [get_arm(a.strip()).name for a in frameworks.split(",") if a.strip()]
+    arms = arms or _installed_keras_arms()
+    if not arms or "pytorch" in arms:
+        raise FwbenchError(
+            "parity train needs Keras arms to train beside PyTorch",
+            fix="pass --framework keras-tf, keras-jax or keras-torch (and install its backend)",
+        )
     ws = Workspace.from_env(workspace)
     cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
-    out = Console(width=max(Console().width, 150))
-    with out.status(f"{model}: building three arms, {steps} lockstep steps ({dtype}) ..."):
-        try:
-            result = run_lockstep(
-                ws, cfg, dataset=dataset, model=model, steps=steps, dtype=dtype, seed=seed,
-                batch_size=batch_size,
-            )  # fmt: skip
-        except StopIteration:
-            raise FwbenchError(
-                f"{dataset} has fewer than {steps} steps of {batch_size} images in one epoch",
-                fix="use fewer --steps or a smaller --batch-size",
-            ) from None
-    out.print(step_table(result))
-    out.print(check_table(result))
-    results_dir = ws.results_dir
-    upsert_csv(results_dir / "parity_train.csv", result.check_rows())
-    upsert_csv(results_dir / "parity_train_steps.csv", result.step_rows())
-    if not result.passed:
+    out = Console(width=max(Console().width, 160))
+    options = {
+        "dataset": dataset,
+        "model": model,
+        "steps": steps,
+        "dtype": dtype,
+        "seed": seed,
+        "batch_size": batch_size,
+        "precision": precision,
+        "compile_mode": compile_mode,
+    }
+    passed = True
+    for arm in arms:
+        with out.status(f"{model}: pytorch vs {arm}, {steps} lockstep steps ({precision}) ..."):
+            try:
+                result = _lockstep_in_arm(ws, cfg, arm, **options)
+            except StopIteration:
+                raise FwbenchError(
+                    f"{dataset} has fewer than {steps} steps of {batch_size} images in one epoch",
+                    fix="use fewer --steps or a smaller --batch-size",
+                ) from None
+        out.print(step_table(result))
+        out.print(check_table(result))
+        upsert_csv(ws.results_dir / "parity_train.csv", result.check_rows())
+        upsert_csv(ws.results_dir / "parity_train_steps.csv", result.step_rows())
+        passed &= result.passed
+    if not passed:
         raise typer.Exit(1)

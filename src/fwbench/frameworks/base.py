@@ -100,6 +100,10 @@ class Backend(ABC):
     # matched Keras mirrors are named after the torchvision modules; ``parity/transfer.py``).
     dtype: str = "float32"  # "float64": the whole model in double precision (set before setup)
 
+    def stochastic_layers(self) -> list[tuple[str, str, float]]:
+        """Every dropout / stochastic-depth layer as (PyTorch module name, kind, rate), in order."""
+        raise NotImplementedError(f"{self.name}: no lockstep parity")
+
     def disable_dropout(self) -> int:
         """Turn dropout and stochastic depth off (each arm would draw its own masks); count them."""
         raise NotImplementedError(f"{self.name}: no lockstep parity")
@@ -114,10 +118,6 @@ class Backend(ABC):
 
     def optimizer_state(self) -> dict[str, np.ndarray]:
         """Each parameter's momentum buffer, in PyTorch's convention (``b = m·b + g + wd·p``)."""
-        raise NotImplementedError(f"{self.name}: no lockstep parity")
-
-    def eval_logits(self, split: str, limit: int) -> np.ndarray:
-        """Eval-mode logits of the first ``limit`` images of ``split``, as float64."""
         raise NotImplementedError(f"{self.name}: no lockstep parity")
 
 

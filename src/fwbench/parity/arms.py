@@ -7,7 +7,8 @@ environment; the child activates the arm, runs the task and prints one JSON line
 - ``logits``: PyTorch weights transferred into the matched mirror, logits compared
   (``fwbench parity models``; torch is imported first, TensorFlow only on the keras arm);
 - ``sgd``: two steps of the arm's ``TorchSGD`` from given weights, gradients and LR;
-- ``lrs``: the LR its ``TorchSGD`` holds at each step of a schedule (``fwbench parity lr``).
+- ``lrs``: the LR its ``TorchSGD`` holds at each step of a schedule (``fwbench parity lr``);
+- ``train``: the lockstep run of ``fwbench parity train`` against this arm (torch first).
 
 Every answer also lists the frameworks the child imported, so a caller can check that a
 keras-jax or keras-torch process never loaded TensorFlow.
@@ -92,30 +93,61 @@ def sgd_task(weights: list, grads: list, lr: float, momentum: float, nesterov: b
     return [keras.ops.convert_to_numpy(v).tolist() for v in variables]
 
 
-def lrs_task(momentum: float, nesterov: bool, wd: float, schedule: list[float]) -> dict:
-    """The LR ``TorchSGD`` holds after the loop sets each step's LR (and its dtype)."""
+def lrs_task(train_config: dict, dataset: str, subset, epochs_override) -> dict:
+    """This arm's own schedule, and the LR its ``TorchSGD`` held and applied at each step.
+
+    The parameter is reset to 0 before each step with gradient 1, so the update is ``−lr·d``
+    (``parity.lr.applied_lrs`` divides ``d`` out).
+    """
     import keras
 
+    from fwbench.config import TrainConfig
+    from fwbench.frameworks.keras.backend import arm_name
     from fwbench.frameworks.keras.optimizer import TorchSGD
+    from fwbench.parity.lr import LRCase, applied_lrs, arm_schedule
 
-    sgd = TorchSGD(momentum, nesterov, wd)
-    sgd.build([keras.Variable(np.zeros(1, np.float32))])
-    lrs = []
+    cfg = TrainConfig.model_validate(train_config)
+    case = LRCase(dataset, cfg, None, subset, epochs_override)
+    schedule = arm_schedule(cfg, arm_name(), case)
+    o = cfg.optimizer
+    sgd = TorchSGD(o.momentum, o.nesterov, o.weight_decay)
+    v = keras.Variable(np.zeros(1, np.float32))
+    sgd.build([v])
+    one = keras.ops.ones(1)
+    lrs, updates = [], []
     for lr in schedule:
         sgd.set_lr(lr)
+        v.assign(np.zeros(1, np.float32))
         lrs.append(float(keras.ops.convert_to_numpy(sgd.learning_rate)))
+        sgd.apply([one], [v])
+        updates.append(float(keras.ops.convert_to_numpy(v)[0]))
     dtype = str(keras.ops.convert_to_numpy(sgd.lr64).dtype)
-    return {"lrs": lrs, "dtype": dtype}
+    applied = applied_lrs(cfg, updates).tolist()
+    return {"lrs": lrs, "dtype": dtype, "schedule": schedule, "applied": applied}
 
 
-TASKS = {"params": params_task, "logits": logits_task, "sgd": sgd_task, "lrs": lrs_task}
+def train_task(workspace: str, train_config: dict, **kwargs) -> dict:
+    """``parity.train.run_lockstep`` on this arm; the :class:`Lockstep` as JSON."""
+    from fwbench.config import TrainConfig
+    from fwbench.parity.train import run_lockstep
+    from fwbench.paths import Workspace
+
+    cfg = TrainConfig.model_validate(train_config)
+    return run_lockstep(Workspace(workspace), cfg, **kwargs).to_json()
+
+
+TASKS = {
+    "params": params_task, "logits": logits_task, "sgd": sgd_task, "lrs": lrs_task,
+    "train": train_task,
+}  # fmt: skip
+TORCH_FIRST = ("logits", "train")  # tasks that load torch beside Keras
 
 
 def main(payload: str) -> None:
     """Child side: activate the arm, run the task, print the answer."""
     job = json.loads(payload)
     activate(job["arm"])
-    if job["task"] == "logits":  # torch before anything that may load TensorFlow
+    if job["task"] in TORCH_FIRST:  # torch before anything that may load TensorFlow
         from fwbench.frameworks.both import import_both
 
         import_both(job["arm"])

@@ -1,9 +1,13 @@
-"""LR parity (fairness layer 2): every optimizer step uses the same learning rate in both arms.
+"""LR parity (fairness layer 2): every optimizer step uses the same learning rate in every arm.
 
-Both arms' real optimizers (``torch.optim.SGD`` and the Keras arm's ``TorchSGD``) are stepped
-through a run's whole step plan on a one-element parameter, the LR set as the training loop
-sets it; after each step the LR the optimizer held is read back and compared with the other
-arm's and with ``fwbench.schedule.lr_at``.
+Each arm's schedule comes from its own code path: its own run spec (``make_spec`` with the
+arm's framework), its own step plan (``preflight.step_plan``, what ``load_inputs`` uses) and
+``lr_table`` over it. Each arm's real optimizer (``torch.optim.SGD``, the Keras arms'
+``TorchSGD``) is stepped through that schedule on a one-element parameter reset to 0 before
+each step, with gradient 1; after each step the LR the optimizer *held* is read back, and the
+LR it *applied* is read off the update (``p₁ = −lr·d``, ``d`` = PyTorch's SGD direction for a
+unit gradient, tracked in float64). Both are compared with the PyTorch arm's schedule, step by
+step: a per-arm warmup, plan or LR scale difference fails.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from fwbench.data.catalog import get_dataset
 from fwbench.schedule import StepPlan, lr_table, plan_steps
 
 RELATIVE_TOLERANCE = 1e-9
+# The applied LR is read off a float32 parameter: p₁ = −lr·d rounds once (2^-24), d once more.
+APPLIED_TOLERANCE = 2.0**-22
 
 
 @dataclass(frozen=True)
@@ -24,9 +30,12 @@ class LRParity:
     """The per-step LRs of both arms for one step plan."""
 
     plan: StepPlan
-    schedule: np.ndarray
-    pytorch: np.ndarray
-    keras: np.ndarray
+    schedule: np.ndarray  # the PyTorch arm's
+    pytorch: np.ndarray  # held
+    keras: np.ndarray  # held
+    keras_schedule: np.ndarray  # from the Keras arm's own spec and plan
+    pytorch_applied: np.ndarray  # read off the update
+    keras_applied: np.ndarray
 
     @property
     def max_relative_diff(self) -> float:
@@ -43,9 +52,38 @@ class LRParity:
         )
 
     @property
+    def max_relative_diff_applied(self) -> float:
+        """The worse arm's max relative distance of the applied LR from PyTorch's schedule."""
+        return max(_rel(arm, self.schedule) for arm in (self.pytorch_applied, self.keras_applied))
+
+    @property
     def passed(self) -> bool:
+        schedules = (self.keras_schedule.shape == self.schedule.shape) and (
+            _rel(self.keras_schedule, self.schedule) <= RELATIVE_TOLERANCE
+        )
         worst = max(self.max_relative_diff, self.max_relative_diff_to_schedule)
-        return worst <= RELATIVE_TOLERANCE
+        return (
+            schedules
+            and worst <= RELATIVE_TOLERANCE
+            and self.max_relative_diff_applied <= APPLIED_TOLERANCE
+        )
+
+
+def _rel(values: np.ndarray, schedule: np.ndarray) -> float:
+    """max |values − schedule| / max(|schedule|, tiny); inf when the step counts differ."""
+    if values.shape != schedule.shape:
+        return float("inf")
+    scale = np.maximum(np.abs(schedule), np.finfo(np.float64).tiny)
+    return float(np.max(np.abs(values - schedule) / scale, initial=0.0))
+
+
+def unit_directions(momentum: float, nesterov: bool, steps: int) -> np.ndarray:
+    """PyTorch SGD's update direction at each step for gradient 1 at p = 0 (float64)."""
+    out, buf = np.empty(steps), 0.0
+    for k in range(steps):
+        buf = momentum * buf + 1.0 if momentum else 1.0
+        out[k] = 1.0 + momentum * buf if (momentum and nesterov) else buf
+    return out
 
 
 @dataclass(frozen=True)
@@ -55,6 +93,8 @@ class LRCase:
     dataset: str
     config: TrainConfig
     plan: StepPlan
+    subset: int | None = None
+    epochs_override: int | None = None
 
 
 def step_plan(
@@ -80,18 +120,46 @@ def lr_cases(
 ) -> list[LRCase]:
     """The cases to check: ``dataset`` alone, or every dataset of ``stage`` with its recipe."""
     if stage is None or matrix is None:
-        return [LRCase(dataset, cfg, step_plan(cfg, dataset, subset, epochs_override))]
+        plan = step_plan(cfg, dataset, subset, epochs_override)
+        return [LRCase(dataset, cfg, plan, subset, epochs_override)]
     st = matrix.stage(stage)
     stage_cfg = st.train_config(cfg)
     subset, epochs_override = subset or st.subset, epochs_override or st.epochs_override
     return [
-        LRCase(name, stage_cfg, step_plan(stage_cfg, name, subset, epochs_override))
+        LRCase(
+            name,
+            stage_cfg,
+            step_plan(stage_cfg, name, subset, epochs_override),
+            subset,
+            epochs_override,
+        )
         for name in st.datasets
     ]
 
 
-def torch_lrs(cfg: TrainConfig, schedule: list[float]) -> np.ndarray:
-    """Step ``torch.optim.SGD`` through ``schedule``; the LR it held at each step."""
+def arm_schedule(cfg: TrainConfig, arm: str, case: LRCase) -> list[float]:
+    """The LR of every step as arm ``arm`` computes it: its own spec, step plan and schedule."""
+    from fwbench.preflight import step_plan as run_step_plan
+    from fwbench.runs import make_spec
+
+    spec = make_spec(
+        cfg, dataset=case.dataset, model="mobilenetv2", precision="fp32", seed=42,
+        framework=arm, subset=case.subset, epochs_override=case.epochs_override,
+    )  # fmt: skip
+    train_size = get_dataset(case.dataset).train_size
+    plan = run_step_plan(spec, min(case.subset or train_size, train_size))
+    return lr_table(spec.train_config.lr, plan)
+
+
+def applied_lrs(cfg: TrainConfig, updates: list[float]) -> np.ndarray:
+    """The LR each step applied, from the updates ``p₁`` of a parameter reset to 0 (gradient 1)."""
+    o = cfg.optimizer
+    d = unit_directions(o.momentum, o.nesterov, len(updates))
+    return -np.asarray(updates, np.float64) / d
+
+
+def torch_lrs(cfg: TrainConfig, schedule: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Step ``torch.optim.SGD`` through ``schedule``; the LR it held and applied at each step."""
     import torch
 
     from fwbench.frameworks.pytorch.backend import set_optimizer_lr
@@ -101,17 +169,20 @@ def torch_lrs(cfg: TrainConfig, schedule: list[float]) -> np.ndarray:
     opt = torch.optim.SGD(
         [p], lr=0.0, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
     )
-    used = []
+    used, updates = [], []
     for lr in schedule:
         set_optimizer_lr(opt, lr)
-        p.grad = torch.zeros(1)
+        with torch.no_grad():
+            p.zero_()
+        p.grad = torch.ones(1)
         used.append(opt.param_groups[0]["lr"])
         opt.step()
-    return np.asarray(used, dtype=np.float64)
+        updates.append(float(p.detach()[0]))
+    return np.asarray(used, dtype=np.float64), applied_lrs(cfg, updates)
 
 
-def keras_lrs(cfg: TrainConfig, schedule: list[float]) -> np.ndarray:
-    """Step the Keras arm's ``TorchSGD`` through ``schedule``; the LR it held at each step."""
+def keras_lrs(cfg: TrainConfig, schedule: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Step the Keras arm's ``TorchSGD`` through ``schedule``; the LR it held and applied."""
     import keras
     import tensorflow as tf
 
@@ -125,26 +196,32 @@ def keras_lrs(cfg: TrainConfig, schedule: list[float]) -> np.ndarray:
     @tf.function
     def step(lr):
         sgd.lr64.assign(lr)
+        v.assign(tf.zeros(1))
         used = tf.convert_to_tensor(sgd.learning_rate)
-        sgd.apply([tf.zeros(1)], [v])
-        return used
+        sgd.apply([tf.ones(1)], [v])
+        return used, tf.convert_to_tensor(v)[0]
 
-    return np.asarray([float(step(tf.constant(lr, tf.float64))) for lr in schedule])
+    out = [step(tf.constant(lr, tf.float64)) for lr in schedule]
+    held = np.asarray([float(u) for u, _ in out])
+    return held, applied_lrs(cfg, [float(p) for _, p in out])
 
 
 @dataclass(frozen=True)
 class ArmLR:
-    """The LRs another Keras arm's ``TorchSGD`` held, per step, against the schedule.
+    """Another Keras arm's own schedule and the LRs its ``TorchSGD`` held and applied, per step.
 
     keras-jax holds the LR in float32 (JAX has no float64 unless x64 is switched on for the
     whole process), so its tolerance is float32 rounding; every arm applies the LR in the
-    variables' float32, so the LR *applied* must be identical in every arm (``applied_equal``).
+    variables' float32, so the LR *held* must round to the schedule's float32 in every arm
+    (``applied_equal``).
     """
 
     arm: str
     dtype: str
-    lrs: np.ndarray
-    schedule: np.ndarray
+    lrs: np.ndarray  # held
+    schedule: np.ndarray  # the PyTorch arm's
+    own_schedule: np.ndarray  # from this arm's own spec and plan
+    applied: np.ndarray  # read off the update
 
     @property
     def tolerance(self) -> float:
@@ -152,33 +229,50 @@ class ArmLR:
 
     @property
     def max_relative_diff_to_schedule(self) -> float:
-        scale = np.maximum(np.abs(self.schedule), np.finfo(np.float64).tiny)
-        return float(np.max(np.abs(self.lrs - self.schedule) / scale))
+        return max(_rel(self.lrs, self.schedule), _rel(self.own_schedule, self.schedule))
+
+    @property
+    def max_relative_diff_applied(self) -> float:
+        return _rel(self.applied, self.schedule)
 
     @property
     def applied_equal(self) -> bool:
-        return bool(np.array_equal(self.lrs.astype(np.float32), self.schedule.astype(np.float32)))
+        return bool(
+            self.lrs.shape == self.schedule.shape
+            and np.array_equal(self.lrs.astype(np.float32), self.schedule.astype(np.float32))
+        )
 
     @property
     def passed(self) -> bool:
-        return self.applied_equal and self.max_relative_diff_to_schedule <= self.tolerance
+        return (
+            self.applied_equal
+            and self.max_relative_diff_to_schedule <= self.tolerance
+            and self.max_relative_diff_applied <= APPLIED_TOLERANCE
+        )
 
 
-def arm_lrs(arm: str, cfg: TrainConfig, schedule: list[float]) -> ArmLR:
-    """Step ``arm``'s ``TorchSGD`` through ``schedule`` in the arm's own process."""
+def arm_lrs(arm: str, case: LRCase, schedule: list[float]) -> ArmLR:
+    """``arm``'s own schedule, stepped through its ``TorchSGD`` in the arm's own process."""
     from fwbench.parity.arms import run_in_arm
 
-    o = cfg.optimizer
-    args = {"momentum": o.momentum, "nesterov": o.nesterov, "wd": o.weight_decay,
-            "schedule": list(schedule)}  # fmt: skip
+    args = {"train_config": case.config.model_dump(mode="json"), "dataset": case.dataset,
+            "subset": case.subset, "epochs_override": case.epochs_override}  # fmt: skip
     got = run_in_arm(arm, "lrs", args)["result"]
-    return ArmLR(arm, got["dtype"], np.asarray(got["lrs"], np.float64), np.asarray(schedule))
+    arrays = (np.asarray(got[k], np.float64) for k in ("lrs", "schedule", "applied"))
+    held, own, applied = arrays
+    return ArmLR(arm, got["dtype"], held, np.asarray(schedule), own, applied)
 
 
-def check_lr(cfg: TrainConfig, plan: StepPlan) -> LRParity:
-    """Run both optimizers through ``plan`` with ``cfg``'s schedule and compare."""
+def check_lr(case: LRCase) -> LRParity:
+    """Run the PyTorch and keras-tf optimizers through each arm's own schedule and compare."""
     from fwbench.frameworks.both import import_both
 
     import_both()
-    schedule = lr_table(cfg.lr, plan)
-    return LRParity(plan, np.asarray(schedule), torch_lrs(cfg, schedule), keras_lrs(cfg, schedule))
+    schedule = arm_schedule(case.config, "pytorch", case)
+    keras_schedule = arm_schedule(case.config, "keras", case)
+    pt_held, pt_applied = torch_lrs(case.config, schedule)
+    ks_held, ks_applied = keras_lrs(case.config, keras_schedule)
+    return LRParity(
+        case.plan, np.asarray(schedule), pt_held, ks_held, np.asarray(keras_schedule),
+        pt_applied, ks_applied,
+    )  # fmt: skip

@@ -1,22 +1,16 @@
-"""Training parity (fairness layer 4): both arms train in lockstep from one start.
+"""Training parity (fairness layer 4): PyTorch and one Keras arm train in lockstep from one start.
 
-Three arms run side by side in one process, each through its backend's own ``train_step``
-(its optimizer, loss and BatchNorm): PyTorch, Keras (matched mirror, ``init: shared``), and a
+Three arms run side by side in one process, each through its backend's own code: PyTorch, a
+Keras arm (``keras``, ``keras-jax`` or ``keras-torch``: matched mirror, ``init: shared``) and a
 *control* — PyTorch again with one innocuous change (memory layout toggled, the ``layout``
-perturbation). Dropout is off in all three (each arm would draw its own masks). Every step
-the three take their batches from their own input pipelines and the LR from the shared
-schedule; the batches, labels and LRs must be identical.
+perturbation). Each arm builds its own inputs and step plan from its own run spec, as
+``fwbench train`` does, and takes each step's LR from ``lr_at`` over *its own* plan; what the
+optimizer held and what it really applied (read back from the update, ``replay.py``) are
+compared step by step. Before the first step each arm runs the ``evaluate("val")`` a training
+run uses, and the arms' dropout / stochastic-depth layers are compared (kind, placement, rate);
+then dropout is switched off for the lockstep itself (each arm would draw its own masks).
 
-What is asserted, and why (numbers in notes/frameworks.md):
-- steps 0–1, in the run's dtype: loss, BatchNorm running statistics, the classifier's gradient
-  and its momentum buffer (PyTorch's convention) agree tightly. Later steps cannot: ReLU
-  kinks amplify rounding, and training is chaotic in each framework alone.
-- float64: weights after the first update (step 1; step 0 runs at LR 0) agree to 1e-8 (FP32
-  rounding noise would hide a missing weight decay or Keras' own SGD; float64 does not).
-- over all steps: finite losses, and the PyTorch–Keras weight divergence at the last step at
-  most ``FLOOR_RATIO`` × the PyTorch–control divergence (the *instability floor*). The floor
-  is a float32 notion: in float64 the layout toggle is exact on a CPU (the control stays
-  within ~1e-15 of PyTorch), so there the check reports the ratio as not applicable.
+The checks and their measured tolerances are in ``train_checks.py``.
 """
 
 from __future__ import annotations
@@ -31,27 +25,24 @@ from fwbench.paths import Workspace
 from fwbench.runs import RunSpec, make_spec
 from fwbench.schedule import lr_at
 
-LOSS_REL = 1e-4
-BN_REL = 1e-3
-CLASSIFIER_GRAD_REL = 5e-3
-FLOAT64_WEIGHTS_REL = 1e-8
-LOGITS_REL = 1e-6
-FLOOR_RATIO = 1.5
-EARLY_STEPS = (0, 1)
-# Step 0 runs at LR 0 (warmup starts at 0): the weights first move at step 1. After it the
-# arms agree to ~1e-11 in float64; from step 2 on, ReLU kinks can make them jump (measured).
-FLOAT64_STEPS = (1,)
-LOGIT_IMAGES = 64
 ARMS = ("pytorch", "keras", "control")
 BN_STATS = ("running_mean", "running_var")
 
 
 @dataclass(frozen=True)
 class StepRow:
-    """One lockstep step: each arm's loss and how far the arms are apart after it."""
+    """One lockstep step: each arm's loss, LR and how far the arms are apart after it."""
 
     step: int
-    lr: float
+    lr: float  # the PyTorch arm's LR, from its own step plan
+    lr_keras: float  # the Keras arm's LR, from its own step plan
+    lr_held_keras: float  # the LR the Keras optimizer held when it stepped
+    lr_effective_pytorch: float  # the LR each optimizer applied, read back from the update
+    lr_effective_keras: float
+    lr_effective_control: float
+    buffer_rel_pytorch: float  # momentum buffer vs PyTorch's rule on the arm's own inputs
+    buffer_rel_keras: float
+    buffer_rel_control: float
     loss_pytorch: float
     loss_keras: float
     loss_control: float
@@ -64,7 +55,6 @@ class StepRow:
     classifier_momentum_rel: float  # ||Δ b|| / ||b|| of its momentum buffer (PyTorch's rule)
     batch_max_abs_diff: float  # over the three arms' input tensors
     labels_equal: bool
-    lr_equal: bool
 
     @property
     def ratio(self) -> float:
@@ -83,30 +73,63 @@ class Check:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Start:
+    """What the arms look like before the first step."""
+
+    weights_max_abs_diff: float
+    eval_loss_rel: float  # evaluate("val"): |Δ loss| / loss
+    eval_prob_max_abs_diff: float  # evaluate("val"): max |Δ probability|
+    eval_images: int
+    dropout_differences: list[str]  # "classifier.0: dropout 0.2 vs dropout 0.5", ...
+    dropout_layers: int
+
+
 @dataclass
 class Lockstep:
-    """The outcome of ``fwbench parity train`` for one model and dtype."""
+    """The outcome of ``fwbench parity train`` for one model, Keras arm, precision and mode."""
 
     model: str
     dataset: str
-    dtype: str
+    framework: str  # the Keras arm
+    precision: str  # fp32 | amp
+    dtype: str  # float32 | float64 (fp32 only)
+    compile: str  # eager | compiled
     seed: int
     rows: list[StepRow] = field(default_factory=list)
+    start: Start | None = None
     checks: list[Check] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
 
+    @property
+    def key(self) -> dict:
+        """The columns that name this run in ``results/parity_train*.csv``."""
+        names = ("model", "dataset", "framework", "precision", "dtype", "compile", "seed")
+        return {k: getattr(self, k) for k in names}
+
     def check_rows(self) -> list[dict]:
         """The checks as flat rows (``results/parity_train.csv``)."""
-        key = {"model": self.model, "dataset": self.dataset, "dtype": self.dtype, "seed": self.seed}
-        return [key | {"steps": len(self.rows)} | asdict(c) for c in self.checks]
+        return [self.key | {"steps": len(self.rows)} | asdict(c) for c in self.checks]
 
     def step_rows(self) -> list[dict]:
         """The per-step table as flat rows (``results/parity_train_steps.csv``)."""
-        key = {"model": self.model, "dataset": self.dataset, "dtype": self.dtype, "seed": self.seed}
-        return [key | asdict(r) | {"ratio": r.ratio} for r in self.rows]
+        return [self.key | asdict(r) | {"ratio": r.ratio} for r in self.rows]
+
+    def to_json(self) -> dict:
+        """Everything, as JSON-able data (a Keras arm run in its own process sends this)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Lockstep:
+        """The inverse of :meth:`to_json`."""
+        data = dict(data)
+        rows = [StepRow(**r) for r in data.pop("rows")]
+        checks = [Check(**c) for c in data.pop("checks")]
+        start = data.pop("start")
+        return cls(**data, rows=rows, checks=checks, start=Start(**start) if start else None)
 
 
 def _ratio(a: float, b: float) -> float:
@@ -152,52 +175,90 @@ def bn_divergence(ref: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> t
 
 
 def _as_nhwc(x, channels_first: bool) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu()
     x = np.asarray(x.numpy() if hasattr(x, "numpy") else x, np.float64)
     return x.transpose(0, 2, 3, 1) if channels_first else x
 
 
+def dropout_differences(pytorch: list[tuple], keras: list[tuple]) -> list[str]:
+    """Where the arms' dropout / stochastic-depth layers differ in placement, kind or rate."""
+    pt = {name: (kind, rate) for name, kind, rate in pytorch}
+    ks = {name: (kind, rate) for name, kind, rate in keras}
+    out = []
+    for name in dict.fromkeys([*pt, *ks]):
+        a, b = pt.get(name), ks.get(name)
+        if a is None or b is None or a[0] != b[0] or not math.isclose(a[1], b[1], abs_tol=1e-12):
+            show = [f"{v[0]} {v[1]:g}" if v else "absent" for v in (a, b)]
+            out.append(f"{name}: pytorch {show[0]} vs keras {show[1]}")
+    if not out and [n for n, *_ in pytorch] != [n for n, *_ in keras]:
+        out.append("same layers in a different order")
+    return out
+
+
 class _Arms:
-    """The three backends of a lockstep run, built from their run specs."""
+    """The three backends of a lockstep run, each built from its own spec and inputs."""
 
     def __init__(self, ws: Workspace, specs: dict[str, RunSpec], dtype: str):
         from fwbench.frameworks.both import import_both
 
-        import_both()  # torch before TensorFlow
+        import_both(specs["keras"].framework)  # torch before TensorFlow
         from fwbench.frameworks.base import load_backend
         from fwbench.inputs import load_inputs
 
+        self.specs = specs
         self.backends = {arm: load_backend(spec.framework) for arm, spec in specs.items()}
         for backend in self.backends.values():
             backend.dtype = dtype
         self.backends["keras"].capture_gradients = True
         for arm, backend in self.backends.items():
             backend.setup(specs[arm])
-        self.inputs = load_inputs(ws, specs["pytorch"])
+        self.inputs = {arm: load_inputs(ws, spec) for arm, spec in specs.items()}
         for arm, backend in self.backends.items():
-            backend.build(specs[arm], self.inputs)
-            backend.disable_dropout()
+            backend.build(specs[arm], self.inputs[arm])
         self._iters: dict = {}
 
+    def lrs(self, step: int) -> dict[str, float]:
+        """Each arm's LR of ``step``, from its own config and step plan (as the loop takes it)."""
+        return {
+            a: lr_at(step, self.specs[a].train_config.lr, self.inputs[a].plan) for a in self.specs
+        }
+
     def batches(self, step: int) -> dict[str, list]:
-        """Each arm's micro-batches of ``step``, from its own pipeline."""
-        plan = self.inputs.plan
-        epoch, i = divmod(step, plan.steps_per_epoch)
-        if i == 0:
-            self._iters = {a: iter(b.train_batches(epoch)) for a, b in self.backends.items()}
-        return {a: [next(it) for _ in range(plan.accumulation)] for a, it in self._iters.items()}
+        """Each arm's micro-batches of ``step``, from its own pipeline and plan."""
+        out = {}
+        for arm, backend in self.backends.items():
+            plan = self.inputs[arm].plan
+            epoch, i = divmod(step, plan.steps_per_epoch)
+            if i == 0:
+                self._iters[arm] = iter(backend.train_batches(epoch))
+            out[arm] = [next(self._iters[arm]) for _ in range(plan.accumulation)]
+        return out
+
+    def state(self) -> dict[str, tuple[dict, dict]]:
+        """Each arm's weights and momentum buffers, by PyTorch name."""
+        return {a: (b.weights(), b.optimizer_state()) for a, b in self.backends.items()}
 
 
 def lockstep_specs(
-    train_config: TrainConfig, *, dataset: str, model: str, seed: int, batch_size: int
+    train_config: TrainConfig,
+    *,
+    dataset: str,
+    model: str,
+    seed: int,
+    batch_size: int,
+    framework: str = "keras",
+    precision: str = "fp32",
+    compile_mode: str = "eager",
 ) -> dict[str, RunSpec]:
     """The three arms' specs: matched, shared init, one loader process, ``batch_size``."""
     training = train_config.training.model_copy(update={"batch_size": batch_size})
     cfg = train_config.model_copy(update={"training": training})
-    common = {"dataset": dataset, "model": model, "precision": "fp32", "seed": seed}
-    common |= {"variant": "matched", "num_workers": 0}
+    common = {"dataset": dataset, "model": model, "precision": precision, "seed": seed}
+    common |= {"variant": "matched", "num_workers": 0, "compile_mode": compile_mode}
     return {
         "pytorch": make_spec(cfg, framework="pytorch", **common),
-        "keras": make_spec(cfg, framework="keras", init="shared", **common),
+        "keras": make_spec(cfg, framework=framework, init="shared", **common),
         "control": make_spec(cfg, framework="pytorch", perturbation="layout", **common),
     }
 
@@ -205,6 +266,26 @@ def lockstep_specs(
 def classifier_name(state: dict[str, np.ndarray]) -> str:
     """The classifier's weight: the last 2-D parameter in PyTorch order."""
     return [k for k in _params(state) if state[k].ndim == 2][-1]
+
+
+def _start(arms: _Arms) -> Start:
+    """Shared init, the evaluation a run really uses, and the dropout layout, before step 0."""
+    pt, ks = arms.backends["pytorch"], arms.backends["keras"]
+    w_pt, w_ks = pt.weights(), ks.weights()
+    e_pt, e_ks = pt.evaluate("val"), ks.evaluate("val")
+    pt_layers, ks_layers = pt.stochastic_layers(), ks.stochastic_layers()
+    for backend in arms.backends.values():
+        backend.disable_dropout()  # after the comparison: masks would differ per arm
+    return Start(
+        weights_max_abs_diff=max(float(np.max(np.abs(w_pt[k] - w_ks[k]))) for k in w_pt),
+        eval_loss_rel=_ratio(abs(e_pt.loss - e_ks.loss), abs(e_pt.loss)),
+        eval_prob_max_abs_diff=float(
+            np.max(np.abs(e_pt.probabilities.astype(np.float64) - e_ks.probabilities))
+        ),
+        eval_images=len(e_pt.probabilities),
+        dropout_differences=dropout_differences(pt_layers, ks_layers),
+        dropout_layers=len(pt_layers),
+    )
 
 
 def run_lockstep(
@@ -217,57 +298,71 @@ def run_lockstep(
     dtype: str = "float32",
     seed: int = 42,
     batch_size: int = 32,
+    framework: str = "keras",
+    precision: str = "fp32",
+    compile_mode: str = "eager",
 ) -> Lockstep:
     """Train the three arms ``steps`` steps in lockstep; return the table and the checks."""
+    from fwbench.parity.replay import Rule, replay_step
+    from fwbench.parity.train_checks import lockstep_checks
+
     specs = lockstep_specs(
-        train_config, dataset=dataset, model=model, seed=seed, batch_size=batch_size
-    )
+        train_config, dataset=dataset, model=model, seed=seed, batch_size=batch_size,
+        framework=framework, precision=precision, compile_mode=compile_mode,
+    )  # fmt: skip
     arms = _Arms(ws, specs, dtype)
-    pt, ks = arms.backends["pytorch"], arms.backends["keras"]
-    result = Lockstep(model, dataset, dtype, seed)
-    start = (pt.weights(), ks.weights())
-    logits = (pt.eval_logits("val", LOGIT_IMAGES), ks.eval_logits("val", LOGIT_IMAGES))
-    f64_weights: list[float] = []
+    result = Lockstep(
+        model, dataset, specs["keras"].framework, precision, dtype, compile_mode, seed
+    )
+    result.start = _start(arms)
+    o = specs["pytorch"].train_config.optimizer
+    rule = Rule(o.momentum, o.nesterov, o.weight_decay)
+    state = arms.state()
     for step in range(steps):
-        lr = lr_at(step, specs["pytorch"].train_config.lr, arms.inputs.plan)
+        lrs = arms.lrs(step)
         batches = arms.batches(step)
         diff, labels_equal = _compare_batches(batches)
-        out = {a: b.train_step(batches[a], lr) for a, b in arms.backends.items()}
-        w = {a: b.weights() for a, b in arms.backends.items()}
-        grads = (pt.gradients(), ks.gradients())
-        buffers = (pt.optimizer_state(), ks.optimizer_state())
+        out = {a: b.train_step(batches[a], lrs[a]) for a, b in arms.backends.items()}
+        grads = {a: b.gradients() for a, b in arms.backends.items()}
+        new = arms.state()
+        replay = {
+            a: replay_step(rule, state[a][0], new[a][0], grads[a], state[a][1], new[a][1])
+            for a in ARMS
+        }
+        state = new
+        w = {a: new[a][0] for a in ARMS}
         head = classifier_name(w["pytorch"])
+        buffers = (new["pytorch"][1], new["keras"][1])
         mean_rel, var_rel = bn_divergence(w["pytorch"], w["keras"])
-        loss = {a: r.loss_sum / arms.inputs.plan.accumulation for a, r in out.items()}
-        row = StepRow(
-            step=step,
-            lr=lr,
-            loss_pytorch=loss["pytorch"],
-            loss_keras=loss["keras"],
-            loss_control=loss["control"],
+        loss = {a: r.loss_sum / arms.inputs[a].plan.accumulation for a, r in out.items()}
+        result.rows.append(StepRow(
+            step=step, lr=lrs["pytorch"], lr_keras=lrs["keras"], lr_held_keras=out["keras"].lr,
+            lr_effective_pytorch=replay["pytorch"].effective_lr,
+            lr_effective_keras=replay["keras"].effective_lr,
+            lr_effective_control=replay["control"].effective_lr,
+            buffer_rel_pytorch=replay["pytorch"].buffer_rel,
+            buffer_rel_keras=replay["keras"].buffer_rel,
+            buffer_rel_control=replay["control"].buffer_rel,
+            loss_pytorch=loss["pytorch"], loss_keras=loss["keras"], loss_control=loss["control"],
             loss_rel=_ratio(abs(loss["pytorch"] - loss["keras"]), abs(loss["pytorch"])),
             weight_div_keras=weight_divergence(w["pytorch"], w["keras"]),
             weight_div_control=weight_divergence(w["pytorch"], w["control"]),
-            bn_mean_rel=mean_rel,
-            bn_var_rel=var_rel,
-            classifier_grad_rel=_rel(grads[0][head], grads[1][head]),
+            bn_mean_rel=mean_rel, bn_var_rel=var_rel,
+            classifier_grad_rel=_rel(grads["pytorch"][head], grads["keras"][head]),
             classifier_momentum_rel=(
                 _rel(buffers[0][head], buffers[1][head]) if head in buffers[1] else math.inf
             ),
-            batch_max_abs_diff=diff,
-            labels_equal=labels_equal,
-            lr_equal=all(r.lr == lr for r in out.values()),
-        )
-        result.rows.append(row)
-        if step in FLOAT64_STEPS:
-            f64_weights.append(row.weight_div_keras)
-    result.checks = _checks(result.rows, start, logits, dtype, f64_weights)
+            batch_max_abs_diff=diff, labels_equal=labels_equal,
+        ))  # fmt: skip
+    result.checks = lockstep_checks(result)
     return result
 
 
 def _compare_batches(batches: dict[str, list]) -> tuple[float, bool]:
     """Max |Δ| between the arms' input tensors (NHWC) and whether the labels are equal."""
     worst, same = 0.0, True
+    if any(len(b) != len(batches["pytorch"]) for b in batches.values()):
+        return math.inf, False
     for k, (x_pt, y_pt) in enumerate(batches["pytorch"]):
         ref = _as_nhwc(x_pt, channels_first=True)
         for arm, first in (("keras", False), ("control", True)):
@@ -275,53 +370,3 @@ def _compare_batches(batches: dict[str, list]) -> tuple[float, bool]:
             worst = max(worst, float(np.max(np.abs(ref - _as_nhwc(x, first)))))
             same &= np.array_equal(np.asarray(y_pt), np.asarray(y))
     return worst, bool(same)
-
-
-def _checks(rows, start, logits, dtype, f64_weights) -> list[Check]:
-    early = [r for r in rows if r.step in EARLY_STEPS]
-    last = rows[-1] if rows else None
-    pt_start, ks_start = start
-    start_diff = max(float(np.max(np.abs(pt_start[k] - ks_start[k]))) for k in pt_start)
-    logit_rel = float(np.max(np.abs(logits[0] - logits[1])) / np.max(np.abs(logits[0])))
-
-    def worst(attr: str, among=early) -> float:
-        return max((getattr(r, attr) for r in among), default=math.nan)
-
-    def check(name: str, value: float, tol: float, detail: str = "") -> Check:
-        return Check(name, value, tol, bool(value <= tol), detail)
-
-    checks = [
-        check("start weights: max |Δ| (shared init)", start_diff, 0.0),
-        check(f"step-0 eval logits: max |Δ| / max |logit| ({len(logits[0])} val images)",
-              logit_rel, LOGITS_REL),
-        check("batches: max |Δ| over all steps", worst("batch_max_abs_diff", rows), 0.0),
-        check("labels differ at steps", sum(not r.labels_equal for r in rows), 0),
-        check("LR differs from the schedule at steps", sum(not r.lr_equal for r in rows), 0),
-        check("steps 0-1: loss, relative", worst("loss_rel"), LOSS_REL),
-        check("steps 0-1: BN running_mean / std, worst channel", worst("bn_mean_rel"), BN_REL),
-        check("steps 0-1: BN running_var, worst channel", worst("bn_var_rel"), BN_REL),
-        check("steps 0-1: classifier gradient, relative", worst("classifier_grad_rel"),
-              CLASSIFIER_GRAD_REL),
-        check("steps 0-1: classifier momentum buffer, relative", worst("classifier_momentum_rel"),
-              CLASSIFIER_GRAD_REL),
-    ]  # fmt: skip
-    if dtype == "float64":
-        value = max(f64_weights, default=math.nan)
-        checks.append(check("float64, step 1 (first update): weights, relative", value,
-                            FLOAT64_WEIGHTS_REL))  # fmt: skip
-    bad = [r.step for r in rows if not all(map(math.isfinite, (r.loss_pytorch, r.loss_keras)))]
-    checks.append(check("non-finite losses", len(bad), 0, f"steps {bad}" if bad else ""))
-    if last is not None:
-        name = "last step: weight divergence / instability floor"
-        detail = (
-            f"step {last.step}: pytorch-keras {last.weight_div_keras:.3g}, "
-            f"pytorch-control {last.weight_div_control:.3g}"
-        )
-        if dtype == "float64":
-            detail += "; not applicable in float64 (the layout toggle is exact there)"
-            checks.append(Check(name, last.ratio, FLOOR_RATIO, True, detail))
-        else:
-            checks.append(check(name, last.ratio, FLOOR_RATIO, detail))
-    return [c if not math.isnan(c.value) else Check(c.check, c.value, c.tolerance, False,
-                                                    "not measured: too few steps")
-            for c in checks]  # fmt: skip

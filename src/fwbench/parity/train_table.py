@@ -12,17 +12,19 @@ def step_table(result: Lockstep):
     from rich.table import Table
 
     table = Table(
-        "step", "lr", "loss pytorch", "loss keras", "loss control", "loss rel",
-        "‖Δw‖/‖w‖ keras", "‖Δw‖/‖w‖ control", "ratio", "BN var", "head grad",
-        title=f"{result.model} on {result.dataset}, {result.dtype}: lockstep "
+        "step", "lr", "lr applied keras", "loss pytorch", "loss keras", "loss control",
+        "loss rel", "‖Δw‖/‖w‖ keras", "‖Δw‖/‖w‖ control", "ratio", "buffer keras", "BN var",
+        "head grad",
+        title=f"{result.model} on {result.dataset}: pytorch vs {result.framework}, "
+        f"{result.precision} {result.dtype} {result.compile}: lockstep "
         "(control = PyTorch, memory layout toggled)",
     )  # fmt: skip
     for r in result.rows:
         table.add_row(
-            str(r.step), f"{r.lr:.4g}", f"{r.loss_pytorch:.6f}", f"{r.loss_keras:.6f}",
-            f"{r.loss_control:.6f}", f"{r.loss_rel:.2e}", f"{r.weight_div_keras:.2e}",
-            f"{r.weight_div_control:.2e}", f"{r.ratio:.2f}", f"{r.bn_var_rel:.2e}",
-            f"{r.classifier_grad_rel:.2e}",
+            str(r.step), f"{r.lr:.4g}", f"{r.lr_effective_keras:.4g}", f"{r.loss_pytorch:.6f}",
+            f"{r.loss_keras:.6f}", f"{r.loss_control:.6f}", f"{r.loss_rel:.2e}",
+            f"{r.weight_div_keras:.2e}", f"{r.weight_div_control:.2e}", f"{r.ratio:.2f}",
+            f"{r.buffer_rel_keras:.2e}", f"{r.bn_var_rel:.2e}", f"{r.classifier_grad_rel:.2e}",
         )  # fmt: skip
     return table
 
@@ -31,15 +33,22 @@ def check_table(result: Lockstep):
     """Each assertion with its value, tolerance and verdict."""
     from rich.table import Table
 
-    table = Table("check", "value", "tolerance", "result", "detail", title="lockstep checks")
+    title = f"lockstep checks: pytorch vs {result.framework}, {result.precision} {result.dtype}"
+    table = Table("check", "value", "tolerance", "result", "detail", title=title)
     for c in result.checks:
         verdict = "[green]pass[/]" if c.passed else "[red]FAIL[/]"
         table.add_row(c.check, f"{c.value:.3g}", f"{c.tolerance:g}", verdict, c.detail)
     return table
 
 
-def upsert_csv(path: Path, rows: list[dict], key=("model", "dataset", "dtype", "seed")) -> Path:
-    """Write ``rows`` into ``path``, replacing earlier rows of the same model/dataset/dtype/seed."""
+KEY = ("model", "dataset", "framework", "precision", "dtype", "compile", "seed")
+
+
+def upsert_csv(path: Path, rows: list[dict], key=KEY) -> Path:
+    """Write ``rows`` into ``path``, replacing earlier rows of the same run (``KEY``).
+
+    Rows of an older file without every ``KEY`` column are replaced whole.
+    """
     import pandas as pd
 
     from fwbench.fileio import write_text

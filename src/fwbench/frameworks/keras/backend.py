@@ -228,6 +228,10 @@ class KerasBackend(Backend):
         return [_numpy(v).copy() for v in self.model.trainable_variables]
 
     # --- parity accessors (framework-neutral layout: PyTorch names and layouts) --------------
+    def stochastic_layers(self) -> list[tuple[str, str, float]]:
+        """Every dropout / stochastic-depth layer as (PyTorch module name, kind, rate), in order."""
+        return parity.stochastic_layers(self.model)
+
     def disable_dropout(self) -> int:
         """Dropout and stochastic depth off (lockstep parity: each arm would draw its own masks)."""
         return parity.disable_dropout(self.model)
@@ -254,17 +258,6 @@ class KerasBackend(Backend):
         """The momentum buffer of each trainable variable, by PyTorch parameter name."""
         buffers = parity.momentum_buffers(self.sgd)
         return {} if buffers is None else self._named(buffers)
-
-    def eval_logits(self, split: str, limit: int) -> np.ndarray:
-        """Inference-mode logits of the first ``limit`` images of ``split`` (float64)."""
-        self.step.to_variables()
-        out, n = [], 0
-        for x, _ in self.step.pipelines.evaluation(split):
-            out.append(parity.to_numpy([self.model(x, training=False)])[0])
-            n += len(out[-1])
-            if n >= limit:
-                break
-        return np.concatenate(out)[:limit].astype(np.float64)
 
 
 def _numpy(v) -> np.ndarray:

@@ -74,10 +74,12 @@ class TorchSGD(keras.optimizers.Optimizer):
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         g = ops.cast(gradient, dtype)
+        # constants made in the variable's dtype: ``ops.cast`` of a Python float goes through
+        # float32 on TensorFlow (0.9 -> 0.8999999761581421 in a float64 run)
         if self.l2:
-            g = ops.add(g, ops.multiply(ops.cast(self.l2, dtype), variable))
+            g = ops.add(g, ops.multiply(ops.convert_to_tensor(self.l2, dtype), variable))
         if self.momentum:
-            m = ops.cast(self.momentum, dtype)
+            m = ops.convert_to_tensor(self.momentum, dtype)
             buf = self.momentums[self._get_variable_index(variable)]
             self.assign(buf, ops.add(ops.multiply(buf, m), g))
             g = ops.add(g, ops.multiply(buf, m)) if self.nesterov else buf

@@ -12,7 +12,7 @@ import numpy as np
 
 from fwbench.parity.audit_read import flat_layers
 
-STOCHASTIC_LAYERS = ("Dropout", "StochasticDepth")
+STOCHASTIC_LAYERS = {"Dropout": "dropout", "StochasticDepth": "stochastic_depth"}
 
 
 def capture_gradients(optimizer, variables) -> list:
@@ -32,6 +32,20 @@ def capture_gradients(optimizer, variables) -> list:
 
     optimizer.update_step = update_step
     return store
+
+
+def stochastic_layers(model) -> list[tuple[str, str, float]]:
+    """Each Dropout / StochasticDepth layer as (PyTorch module name, kind, rate), in model order.
+
+    Matched mirrors name their layers after the torchvision modules, ``.`` written ``-``.
+    """
+    from fwbench.frameworks.keras.mirrors import SEP
+
+    return [
+        (la.name.replace(SEP, "."), STOCHASTIC_LAYERS[type(la).__name__], float(la.rate))
+        for la in flat_layers(model)
+        if type(la).__name__ in STOCHASTIC_LAYERS
+    ]
 
 
 def disable_dropout(model) -> int:

@@ -104,6 +104,7 @@ class TorchBackend(Backend):
             self.model_builder,
         )  # fmt: skip
         self.input_dtype = getattr(torch, self.dtype)
+        self.loss_dtype = torch.promote_types(self.input_dtype, torch.float32)
         self.model.to(self.device, dtype=self.input_dtype)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -143,7 +144,8 @@ class TorchBackend(Backend):
         self.set_lr(lr)
         self.optimizer.zero_grad(set_to_none=True)
         n = len(micro_batches)
-        loss_sum = torch.zeros((), device=self.device)
+        # float64 runs accumulate the loss in float64 (float32 otherwise, as autocast leaves it)
+        loss_sum = torch.zeros((), device=self.device, dtype=self.loss_dtype)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         count = 0
         for x, y in micro_batches:
@@ -213,6 +215,17 @@ class TorchBackend(Backend):
         return [p.detach().cpu().numpy().copy() for p in self.model.parameters()]
 
     # --- parity accessors (framework-neutral layout: PyTorch names and layouts) --------------
+    def stochastic_layers(self) -> list[tuple[str, str, float]]:
+        """Every dropout / stochastic-depth module as (name, kind, rate), in module order."""
+        from torchvision.ops import StochasticDepth
+
+        kinds = {torch.nn.Dropout: "dropout", StochasticDepth: "stochastic_depth"}
+        return [
+            (name, kinds[type(m)], float(m.p))
+            for name, m in self.model.named_modules()
+            if type(m) in kinds
+        ]
+
     def disable_dropout(self) -> int:
         """Dropout and stochastic depth off (lockstep parity: each arm would draw its own masks)."""
         from torchvision.ops import StochasticDepth
@@ -242,19 +255,6 @@ class TorchBackend(Backend):
             for n, p in self.model.named_parameters()
             if state.get(p, {}).get("momentum_buffer") is not None
         }
-
-    @torch.no_grad()
-    def eval_logits(self, split: str, limit: int) -> np.ndarray:
-        """Eval-mode logits of the first ``limit`` images of ``split`` (float64)."""
-        self.model.eval()
-        out, n = [], 0
-        for x, _ in self.eval_loaders[split]:
-            with self._autocast():
-                out.append(_numpy(self.model(x.to(self.device, self.input_dtype))))
-            n += len(out[-1])
-            if n >= limit:
-                break
-        return np.concatenate(out)[:limit].astype(np.float64)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
