@@ -228,7 +228,8 @@ def _lockstep_in_arm(ws, cfg, arm: str, **kwargs):
         return run_lockstep(ws, cfg, framework=arm, **kwargs)
     from fwbench.parity.arms import run_in_arm
 
-    args = {"workspace": str(ws.root), "train_config": cfg.model_dump(mode="json"), **kwargs}
+    args = {"workspace": str(ws.root), "train_config": cfg.model_dump(mode="json"),
+            "framework": arm, **kwargs}  # fmt: skip
     return Lockstep.from_json(run_in_arm(arm, "train", args)["result"])
 
 
@@ -271,7 +272,12 @@ def train_cmd(
     if dtype == "float64" and precision != "fp32":
         raise FwbenchError("--dtype float64 runs in fp32 only", fix="drop --precision amp")
     arms = [get_arm(a.strip()).name for a in frameworks.split(",") if a.strip()]
-    arms = arms or _installed_keras_arms()
+    if dtype == "float64" and "keras-jax" in arms:
+        raise FwbenchError(
+            "keras-jax has no float64 (JAX needs jax_enable_x64 for the whole process)",
+            fix="run --dtype float64 with --framework keras-tf or keras-torch",
+        )
+    arms = arms or [a for a in _installed_keras_arms() if dtype != "float64" or a != "keras-jax"]
     if not arms or "pytorch" in arms:
         raise FwbenchError(
             "parity train needs Keras arms to train beside PyTorch",

@@ -85,6 +85,22 @@ class Start:
     dropout_layers: int
 
 
+@dataclass(frozen=True)
+class End:
+    """The ``evaluate("val")`` of each arm after the last step, against PyTorch's."""
+
+    prob_max_abs_diff_keras: float
+    prob_max_abs_diff_control: float  # the instability floor of the evaluation
+    loss_keras: float
+    loss_pytorch: float
+    loss_control: float
+
+    @property
+    def ratio(self) -> float:
+        """The Keras arm's evaluation divergence over the control's."""
+        return _ratio(self.prob_max_abs_diff_keras, self.prob_max_abs_diff_control)
+
+
 @dataclass
 class Lockstep:
     """The outcome of ``fwbench parity train`` for one model, Keras arm, precision and mode."""
@@ -98,6 +114,7 @@ class Lockstep:
     seed: int
     rows: list[StepRow] = field(default_factory=list)
     start: Start | None = None
+    end: End | None = None
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -128,8 +145,11 @@ class Lockstep:
         data = dict(data)
         rows = [StepRow(**r) for r in data.pop("rows")]
         checks = [Check(**c) for c in data.pop("checks")]
-        start = data.pop("start")
-        return cls(**data, rows=rows, checks=checks, start=Start(**start) if start else None)
+        start, end = data.pop("start"), data.pop("end")
+        return cls(
+            **data, rows=rows, checks=checks, start=Start(**start) if start else None,
+            end=End(**end) if end else None,
+        )  # fmt: skip
 
 
 def _ratio(a: float, b: float) -> float:
@@ -354,8 +374,22 @@ def run_lockstep(
             ),
             batch_max_abs_diff=diff, labels_equal=labels_equal,
         ))  # fmt: skip
+    result.end = _end(arms)
     result.checks = lockstep_checks(result)
     return result
+
+
+def _end(arms: _Arms) -> End:
+    """Each arm's evaluation after the last step (BatchNorm statistics have moved by then)."""
+    e = {a: b.evaluate("val") for a, b in arms.backends.items()}
+    ref = e["pytorch"].probabilities.astype(np.float64)
+
+    def diff(arm: str) -> float:
+        return float(np.max(np.abs(ref - e[arm].probabilities)))
+
+    return End(
+        diff("keras"), diff("control"), e["keras"].loss, e["pytorch"].loss, e["control"].loss
+    )
 
 
 def _compare_batches(batches: dict[str, list]) -> tuple[float, bool]:

@@ -12,6 +12,11 @@ What is asserted, and why:
 - steps 0-1: loss, BatchNorm running statistics, the classifier's gradient and its momentum
   buffer agree tightly (later steps cannot: ReLU kinks amplify rounding);
 - float64: weights after the first update (step 1) agree to 1e-8;
+- after the last step, each arm's ``evaluate("val")``: the PyTorch–Keras difference of the
+  class probabilities at most the floor limit × the PyTorch–control difference (at the start
+  the matched MobileNetV2 predicts exactly 0.1 for every class in eval mode — BatchNorm's
+  initial running statistics shrink the activations — so only the end shows a wrong eval mode
+  or a wrong running statistic at work);
 - every step from 1 on (FP32, AMP): the PyTorch–Keras weight divergence is at most a limit ×
   the PyTorch–control divergence (the *instability floor*); a tighter limit for the early
   steps, before chaos has caught up. In float64 the layout toggle is exact on a CPU (the
@@ -46,25 +51,35 @@ class Tolerances:
     float64_weights_rel: float = math.inf
 
 
-# Measured: mobilenetv2 matched, digits, batch 16, seed 42, CPU (2 threads), steps 0..9.
+# Measured on unmodified runs: mobilenetv2 matched, digits, seed 42, CPU, 10 steps at batch 32
+# (and 3-10 at batch 16), keras-tf; the limit beside each value keeps a margin above it.
+# FP32: step-0/1 loss 1.2e-5, BN mean 3.1e-5 / var 1.6e-4, classifier gradient 7.7e-4,
+#   evaluate() at the start 7.4e-8 (loss) / 0 (probabilities: all exactly 0.1 at init),
+#   buffer replay 4.9e-8, applied LR 1.1e-6 (float32 rounding of the update), floor ratio
+#   0.87-1.25 over steps 1-9 at batch 32 and 0.64-1.25 at batch 16 (an earlier main: up to
+#   1.41); the injected bugs of issue 19 gave 9.5-24.8 at step 1.
+# AMP (bfloat16 on a CPU, both arms): loss 5.9e-3, BN mean 5.3e-3 / var 4.2e-2, classifier
+#   gradient 0.156 (bfloat16 rounding through ReLU kinks: the PyTorch control differs as
+#   much), buffer 4.7e-8, applied LR 7.1e-7, floor ratio 1.00-1.16.
+# float64: the first update agrees to ~1e-12 (issue 19: 1.1e-12); the replay to rounding.
 TOLERANCES = {
     "float32": Tolerances(
         loss_rel=1e-4, bn_rel=1e-3, classifier_grad_rel=5e-3,
         eval_loss_rel=1e-5, eval_prob_abs=1e-5,
         buffer_rel=1e-5, effective_lr_rel=1e-3,
-        early_floor_ratio=1.5, floor_ratio=2.0,
+        early_floor_ratio=2.0, floor_ratio=2.0,
     ),
     "float64": Tolerances(
-        loss_rel=1e-10, bn_rel=1e-8, classifier_grad_rel=1e-8,
-        eval_loss_rel=1e-5, eval_prob_abs=1e-5,
-        buffer_rel=1e-12, effective_lr_rel=1e-9,
+        loss_rel=1e-4, bn_rel=1e-3, classifier_grad_rel=5e-3,
+        eval_loss_rel=1e-5, eval_prob_abs=1e-5,  # Keras evaluates its logits in float32
+        buffer_rel=1e-10, effective_lr_rel=1e-9,
         early_floor_ratio=math.inf, floor_ratio=math.inf, float64_weights_rel=1e-8,
     ),
     "amp": Tolerances(
-        loss_rel=1e-2, bn_rel=5e-2, classifier_grad_rel=5e-2,
+        loss_rel=3e-2, bn_rel=2e-1, classifier_grad_rel=5e-1,
         eval_loss_rel=1e-2, eval_prob_abs=1e-2,
         buffer_rel=1e-5, effective_lr_rel=1e-3,
-        early_floor_ratio=3.0, floor_ratio=3.0,
+        early_floor_ratio=2.0, floor_ratio=2.0,
     ),
 }  # fmt: skip
 # Per Keras arm and precision, where its measurement needs another limit.
@@ -134,6 +149,18 @@ def lockstep_checks(result: Lockstep) -> list[Check]:
     bad = [r.step for r in rows if not all(map(math.isfinite, (r.loss_pytorch, r.loss_keras)))]
     checks.append(check("non-finite losses", len(bad), 0, f"steps {bad}" if bad else ""))
     checks += _floor_checks(result, tol)
+    if result.end is not None and rows:
+        end = result.end
+        name = "evaluate('val') after the last step: max |Δ probability| / instability floor"
+        detail = (
+            f"pytorch-keras {end.prob_max_abs_diff_keras:.3g}, "
+            f"pytorch-control {end.prob_max_abs_diff_control:.3g}"
+        )
+        if result.dtype == "float64":
+            detail += "; not applicable in float64 (the layout toggle is exact there)"
+            checks.append(Check(name, end.ratio, tol.floor_ratio, True, detail))
+        else:
+            checks.append(check(name, end.ratio, tol.floor_ratio, detail))
     return [
         c
         if not (isinstance(c.value, float) and math.isnan(c.value))
