@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -133,7 +134,7 @@ def train_task(workspace: str, train_config: dict, **kwargs) -> dict:
     from fwbench.paths import Workspace
 
     cfg = TrainConfig.model_validate(train_config)
-    return run_lockstep(Workspace(workspace), cfg, **kwargs).to_json()
+    return run_lockstep(Workspace(Path(workspace)), cfg, **kwargs).to_json()
 
 
 TASKS = {
