@@ -38,6 +38,17 @@ def epoch_line(spec: RunSpec, record: dict[str, Any], eta_seconds: float | None)
     )
 
 
+def warmup_warning(warmup_steps: int, total_steps: int) -> str | None:
+    """The line that says the LR never reaches its peak (warmup as long as training, or longer),
+    or None when warmup ends before the last step."""
+    if warmup_steps < total_steps or warmup_steps == 0:
+        return None
+    return (
+        f"warning: LR warmup ({warmup_steps} steps) is as long as training ({total_steps} steps): "
+        "the peak LR is never reached; lower lr.warmup_epochs or train more epochs"
+    )
+
+
 class ConsoleSink(Sink):
     """Epoch lines always; the live bar only when ``live`` and stderr is a terminal."""
 
@@ -75,17 +86,35 @@ class ConsoleSink(Sink):
                 transient=True,
             )
             self.bar.start()
+            self._new_task(first_epoch)  # the bar shows before the first (slowest) step ends
+
+    def _new_task(self, epoch: int) -> None:
+        desc = f"{self.spec.framework} epoch {epoch + 1}/{self.spec.epochs}"
+        self.task = self.bar.add_task(desc, total=self.steps, rate="starting")
+        self._t0, self._done, self._images = None, 0, 0
 
     def step(self, step: int, epoch: int, loss: float, lr: float, images: int) -> None:
         if self.bar is None:
             return
         if self.task is None:
-            desc = f"{self.spec.framework} epoch {epoch + 1}/{self.spec.epochs}"
-            self.task = self.bar.add_task(desc, total=self.steps, rate="")
-            self._t0, self._done = time.perf_counter(), 0
+            self._new_task(epoch)
         self._done += 1
-        rate = self._done / max(time.perf_counter() - self._t0, 1e-9)
-        self.bar.update(self.task, advance=1, rate=f"{rate:.1f} it/s loss {loss:.4f} lr {lr:.3g}")
+        self.bar.update(self.task, advance=1, rate=self._rate(loss, lr, images))
+
+    def _rate(self, loss: float, lr: float, images: int) -> str:
+        """``12.3 it/s 394 img/s loss 1.2345 lr 0.0031``. Rates are timed from the end of the
+        epoch's first step (its time is mostly start-up), so they appear from the second on;
+        during linear warmup the first step's LR is 0, shown as ``lr warmup``."""
+        now = time.perf_counter()
+        if self._t0 is None:
+            self._t0 = now
+            rate = ""
+        else:
+            self._images += images
+            seconds = max(now - self._t0, 1e-6)
+            rate = f"{(self._done - 1) / seconds:.1f} it/s {self._images / seconds:.0f} img/s "
+        lr_text = f"lr {lr:.3g}" if lr > 0 else "lr warmup"
+        return f"{rate}loss {loss:.4f} {lr_text}"
 
     def epoch(self, record: dict[str, Any]) -> None:
         if self.bar is not None and self.task is not None:

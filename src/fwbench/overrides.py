@@ -63,6 +63,63 @@ def shortcut_sets(**values: Any) -> list[str]:
     return [f"{SHORTCUTS[k]}={v}" for k, v in values.items() if v is not None]
 
 
+def set_key(text: str) -> str:
+    """The dotted key a ``--set`` string names (``"lr.base_lr=0.05"`` -> ``"lr.base_lr"``)."""
+    return ".".join(parse_set(text)[0])
+
+
+def overlaps(a: str, b: str) -> bool:
+    """Whether dotted keys ``a`` and ``b`` name the same setting (or one holds the other)."""
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def combine_sets(sets: list[str] | None, **shortcuts: Any) -> list[str]:
+    """``--set`` strings followed by the shortcuts' (``--lr``, ``--batch-size``).
+
+    A shortcut and a ``--set`` that name the same key are refused: neither silently wins.
+    """
+    given = list(sets or [])
+    short = shortcut_sets(**shortcuts)
+    for text in short:
+        key = set_key(text)
+        clash = next((s for s in given if overlaps(set_key(s), key)), None)
+        if clash is not None:
+            flag = "--" + next(k for k, v in SHORTCUTS.items() if v == key).replace("_", "-")
+            raise FwbenchError(
+                f"--set {clash} and {flag} both set {key}",
+                fix=f"pass one of them (--set and {flag} are the same setting)",
+            )
+    return [*given, *short]
+
+
+def refuse_swept(stage_name: str, sweep: dict[str, list[Any]], sets: tuple[str, ...]) -> None:
+    """An override of a key the stage sweeps is a user error: it would collapse the sweep
+    (every value the same run). Selecting sweep values is ``--only key=value``'s job."""
+    for text in sets:
+        key = set_key(text)
+        for swept, values in sweep.items():
+            if overlaps(key, swept):
+                shown = ", ".join(_yaml_text(v) for v in values)
+                raise FwbenchError(
+                    f"--set {text.split('  #')[0]} overrides {swept}, which stage "
+                    f"'{stage_name}' sweeps ({shown})",
+                    fix=f"pick sweep values with --only {swept}=VALUE, or drop the override",
+                )
+
+
+def setting_value(config: TrainConfig, key: str) -> Any:
+    """The value of dotted ``key`` in ``config`` (``"lr.base_lr"`` -> ``0.05``)."""
+    node: Any = config.model_dump(mode="json")
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def value_text(value: Any) -> str:
+    """A setting's value as YAML flow text, the way labels and filters write it."""
+    return _yaml_text(value)
+
+
 def sweep_sets(sweep: dict[str, list[Any]]) -> list[list[str]]:
     """Every combination of a stage's ``sweep`` axes as ``--set`` strings (one empty list if none).
 

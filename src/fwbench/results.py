@@ -207,13 +207,20 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _effective(spec: RunSpec) -> dict[str, Any]:
+    flat = _flat(identity_fields(spec)["train_config"])
+    flat = {k: v for k, v in flat.items() if not k.startswith(("epochs.", "input_size."))}
+    return flat | {"epochs": spec.epochs, "input_size": spec.input_size}
+
+
 def swept_settings(specs: list[RunSpec]) -> tuple[list[str], list[dict[str, Any]]]:
     """The train-config keys whose values differ between ``specs``, and each spec's values.
 
     Keys are dotted paths (``lr.base_lr``); settings outside the hash (workers, tracking) never
-    count as swept.
+    count as swept. Per-dataset tables of the config (``epochs.digits``) count as what the run
+    really used: ``epochs`` (after ``epochs_override``) and ``input_size``.
     """
-    flats = [_flat(identity_fields(s)["train_config"]) for s in specs]
+    flats = [_effective(s) for s in specs]
     keys = sorted({k for f in flats for k in f})
     swept = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
     return swept, [{k: f.get(k) for k in swept} for f in flats]
@@ -258,7 +265,8 @@ def collect_runs(
         rows.append(row)
         if len(epochs):
             epoch_tables.append(_epoch_rows(spec, row["state"], epochs, row["settings"]))
-    runs = pd.DataFrame.from_records(rows, columns=[*RUN_COLUMNS, *swept])
+    extra = [k for k in swept if k not in RUN_COLUMNS]
+    runs = pd.DataFrame.from_records(rows, columns=[*RUN_COLUMNS, *extra])
     runs = _typed(runs).sort_values(ID_COLUMNS[2:7], kind="stable").reset_index(drop=True)
     empty = pd.DataFrame(columns=[*ID_COLUMNS, "state", *EPOCH_FIELDS])
     epochs_all = pd.concat(epoch_tables, ignore_index=True) if epoch_tables else empty

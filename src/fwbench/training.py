@@ -24,7 +24,7 @@ from typing import Any
 
 from fwbench import metrics
 from fwbench.bench.timing import Stopwatch
-from fwbench.console import ConsoleSink
+from fwbench.console import ConsoleSink, epoch_line, warmup_warning
 from fwbench.divergence import Diverged, DivergenceWatch
 from fwbench.env import host_info
 from fwbench.errors import FwbenchError, describe
@@ -125,6 +125,10 @@ class _Trainer:
             cfg.training.divergence, self.inputs.num_classes, plan.warmup_steps
         )
         _log(self.run_dir, cfg.lr.describe(plan.effective_batch))
+        short = warmup_warning(plan.warmup_steps, plan.total_steps)
+        if short:
+            _log(self.run_dir, short)
+            print(short, file=sys.stderr, flush=True)
         self.backend.build(self.spec, self.inputs)
         meta = self._resume()
         self._write_env(facts, resumed_from=meta["epoch"] if meta["records"] else None)
@@ -145,7 +149,7 @@ class _Trainer:
                 records.append(record)
                 self.backend.save_last(self.last_path, self._meta(epoch, records, best))
                 append_jsonl(self.run_dir.epochs_path, record)
-                _log(self.run_dir, " ".join(f"{k}={v}" for k, v in record.items()))
+                _log(self.run_dir, epoch_line(self.spec, record, None))  # raw: epochs.jsonl
                 sinks.epoch(record)
                 try:  # after the epoch's line is written: the evidence stays in epochs.jsonl
                     self._check_epoch(epoch, record)

@@ -103,7 +103,7 @@ def _print_runs(out: Console, runs: list[PlannedRun]) -> None:
         note += f"  ({words})" if words else ""
         if spec_conflict(r):
             note += "  (run directory holds other settings)"
-        out.print(f"{state:<12} {r.run_id}{note}", highlight=False, soft_wrap=True)
+        out.print(f"{state:<12} {r.name}{note}", highlight=False, soft_wrap=True, markup=False)
 
 
 def _notices(out: Console, ws: Workspace, runs: list[PlannedRun]) -> None:
@@ -167,7 +167,7 @@ def run(
     from fwbench.matrix import (
         error_line,
     )
-    from fwbench.overrides import shortcut_sets
+    from fwbench.overrides import combine_sets
 
     if executor not in ("local", "slurm"):
         raise FwbenchError(f"unknown executor '{executor}'; known: local, slurm")
@@ -176,8 +176,7 @@ def run(
     ws = Workspace.from_env(workspace)
     name = _stage_name(stage, matrix)
     all_sets = (
-        *(sets or []),
-        *shortcut_sets(batch_size=batch_size, lr=lr),
+        *combine_sets(sets, batch_size=batch_size, lr=lr),
         *tracking_sets(tracking, tracking_uri),
     )
     smoke = SmokeOptions(epochs_override, subset, num_workers, eval_subset, all_sets)
@@ -200,13 +199,14 @@ def run(
     for r in runs:
         if r.state == "running":  # held by a live trainer: this runner leaves it alone
             holder = describe_holder(r.run_dir.path / LOCK_NAME)
-            out.print(f"busy {r.run_id}: {holder}; skipped", soft_wrap=True)
+            out.print(f"busy {r.name}: {holder}; skipped", soft_wrap=True, markup=False)
     launching = {r.run_id for r in launch}
     skipped = [r for r in runs if r.state in UNSUCCESSFUL and r.run_id not in launching]
     for r in skipped:
         out.print(
-            f"skipped {r.state} {r.run_id}: {error_line(r.run_dir)} (--retry-failed reruns)",
+            f"skipped {r.state} {r.name}: {error_line(r.run_dir)} (--retry-failed reruns)",
             soft_wrap=True,
+            markup=False,
         )
     if launch:
         check_writable(ws.runs_dir)  # a read-only workspace is one line, not one per run
@@ -239,8 +239,9 @@ def run(
     failed = [r for r in runs if r.state == "failed"]
     for r in failed:
         out.print(
-            f"failed {r.run_id}: {error_line(r.run_dir)} (log: {r.run_dir.log_path})",
+            f"failed {r.name}: {error_line(r.run_dir)} (log: {r.run_dir.log_path})",
             soft_wrap=True,
+            markup=False,
         )
     for o in unwritable:
         if o.run_id not in {r.run_id for r in failed}:
@@ -328,4 +329,4 @@ def _run_lines(out: Console, runs: list[PlannedRun], unsuccessful: tuple[str, ..
         else:
             words = progress_words(r.run_dir, state, r.spec.epochs)
         words = f": {words}" if words else ""
-        out.print(f"{state} {r.run_id}{words}{where}", soft_wrap=True, markup=False)
+        out.print(f"{state} {r.name}{words}{where}", soft_wrap=True, markup=False)

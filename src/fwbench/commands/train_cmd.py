@@ -151,12 +151,11 @@ def train(
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """Train one run (or resume it) and write its run directory."""
-    from fwbench.overrides import shortcut_sets
+    from fwbench.overrides import combine_sets
 
     ws = Workspace.from_env(workspace)
     all_sets = [
-        *(sets or []),
-        *shortcut_sets(batch_size=batch_size, lr=lr),
+        *combine_sets(sets, batch_size=batch_size, lr=lr),
         *tracking_sets(tracking, tracking_uri),
     ]
     rd, spec = _resolve(
