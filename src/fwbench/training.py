@@ -106,6 +106,16 @@ def _log(run_dir: RunDir, message: str) -> None:
         f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
 
 
+def _stderr_is_log(run_dir: RunDir) -> bool:
+    """Whether stderr is this run's ``train.log`` (an executor launched it): what the console
+    prints lands there already, and writing it again would show every epoch twice."""
+    try:
+        err, log = os.fstat(sys.stderr.fileno()), os.stat(run_dir.log_path)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (err.st_dev, err.st_ino) == (log.st_dev, log.st_ino)
+
+
 class _Trainer:
     """One run's state while it trains (the loop itself lives in :meth:`run`)."""
 
@@ -127,8 +137,9 @@ class _Trainer:
         _log(self.run_dir, cfg.lr.describe(plan.effective_batch))
         short = warmup_warning(plan.warmup_steps, plan.total_steps)
         if short:
-            _log(self.run_dir, short)
             print(short, file=sys.stderr, flush=True)
+            if not _stderr_is_log(self.run_dir):
+                _log(self.run_dir, short)
         self.backend.build(self.spec, self.inputs)
         meta = self._resume()
         self._write_env(facts, resumed_from=meta["epoch"] if meta["records"] else None)
@@ -149,7 +160,8 @@ class _Trainer:
                 records.append(record)
                 self.backend.save_last(self.last_path, self._meta(epoch, records, best))
                 append_jsonl(self.run_dir.epochs_path, record)
-                _log(self.run_dir, epoch_line(self.spec, record, None))  # raw: epochs.jsonl
+                if not _stderr_is_log(self.run_dir):  # else the console's line is there
+                    _log(self.run_dir, epoch_line(self.spec, record, None))
                 sinks.epoch(record)
                 try:  # after the epoch's line is written: the evidence stays in epochs.jsonl
                     self._check_epoch(epoch, record)

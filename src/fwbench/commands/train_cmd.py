@@ -176,7 +176,7 @@ def train(
             "sets": all_sets,
         },
     )
-    out = Console(stderr=True, highlight=False)
+    out = Console(stderr=True, highlight=False, soft_wrap=True)  # a log line is never cut
     lock = lock_for_training(rd.path)  # one trainer per run; says who holds it if busy
     rd.write_spec(spec)
     damage = corruption(rd)
