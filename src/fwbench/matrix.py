@@ -189,7 +189,7 @@ def parse_filters(only: list[str], stage: Stage | None = None) -> dict[str, set[
             if key == "framework":
                 names = (canonical(v) for v in names)
             if key in swept:
-                names = (value_text(_yaml_value(v)) for v in names)
+                names = (value_text(yaml_value(v)) for v in names)
             filters.setdefault(key, set()).update(names)
     if stage is not None:
         for key, values in filters.items():
@@ -212,7 +212,7 @@ def parse_filters(only: list[str], stage: Stage | None = None) -> dict[str, set[
     return filters
 
 
-def _yaml_value(text: str) -> object:
+def yaml_value(text: str) -> object:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:

@@ -8,7 +8,9 @@ run's ``spec.json`` (``overrides``); their effect is in its settings and hash.
 
 from __future__ import annotations
 
+import difflib
 import itertools
+import re
 from typing import Any
 
 import yaml
@@ -55,7 +57,34 @@ def apply_sets(config: TrainConfig, sets: list[str] | tuple[str, ...]) -> TrainC
     if not sets:
         return config
     source = "--set " + " ".join(sets)
-    return config.merged(nested([parse_set(s) for s in sets]), source)
+    try:
+        return config.merged(nested([parse_set(s) for s in sets]), source)
+    except FwbenchError as e:
+        raise _with_suggestion(e, config) from None
+
+
+def known_keys(config: TrainConfig) -> list[str]:
+    """Every dotted key of ``config`` (sections and leaves): what ``--set`` can name."""
+
+    def walk(node: Any, prefix: str) -> list[str]:
+        if not isinstance(node, dict):
+            return []
+        keys = []
+        for k, v in node.items():
+            keys += [f"{prefix}{k}", *walk(v, f"{prefix}{k}.")]
+        return keys
+
+    return walk(config.model_dump(mode="json"), "")
+
+
+def _with_suggestion(e: FwbenchError, config: TrainConfig) -> FwbenchError:
+    """``e`` with "did you mean 'lr.base_lr'?" when it names an unknown key close to a known one."""
+    found = re.search(r"invalid config key '([^']+)': unknown key", e.what)
+    close = difflib.get_close_matches(found[1], known_keys(config), n=1) if found else []
+    if not close:
+        return e
+    what = e.what.replace(": unknown key", f": unknown key (did you mean '{close[0]}'?)", 1)
+    return FwbenchError(what, path=e.path, fix=e.fix)
 
 
 def shortcut_sets(**values: Any) -> list[str]:

@@ -18,7 +18,8 @@ from fwbench.errors import FwbenchError
 from fwbench.fileio import StagedWrites
 from fwbench.matrix import expand_stage, load_configs, run_state
 from fwbench.paths import Workspace
-from fwbench.runcheck import QUARANTINE, corruption
+from fwbench.runcheck import corruption
+from fwbench.runindex import find_run_dirs
 from fwbench.runs import EPOCH_FIELDS, RunDir, RunSpec, identity_fields
 
 # "settings": the swept train-config keys that set this run apart from the others collected
@@ -60,15 +61,6 @@ RUN_COLUMNS = [
     "run_dir",
 ]
 RUNS_CSV, RUNS_PARQUET, EPOCHS_PARQUET = "runs.csv", "runs.parquet", "epochs.parquet"
-
-
-def find_run_dirs(runs_root: Path) -> list[RunDir]:
-    """Every run directory (a folder holding ``spec.json``) under ``runs_root``, sorted."""
-    if not runs_root.is_dir():
-        return []
-    skip = {"checkpoints", QUARANTINE}
-    found = (p.parent for p in runs_root.rglob("spec.json") if not skip & set(p.parts))
-    return [RunDir(p) for p in sorted(found)]
 
 
 def _read_json(path: Path) -> dict[str, Any]:

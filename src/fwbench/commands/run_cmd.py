@@ -291,25 +291,60 @@ def _executor(kind: str, ws: Workspace, cfg: Any, out: Console, **options: Any) 
 
 
 def status(
-    stage: list[str] | None = Opt(None, "--stage", "-s", help="Stage(s) to show; default: all."),
+    stage: list[str] | None = Opt(None, "--stage", "-s", help="Stage(s) to show (repeatable)."),
+    show_all: bool = Opt(False, "--all", help="Every stage of the matrix, also those not started."),
     matrix: OptPath = MatrixOpt,
     config: OptPath = TrainConfigOpt,
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """Per stage: how many runs are done, running, failed, diverged or pending; why runs failed;
-    each running run's epoch and val accuracy, each done run's test accuracy, Slurm states."""
+    each running run's epoch and val accuracy, each done run's test accuracy, Slurm states.
+
+    Only stages that have runs are listed (``--all``: every stage). Runs started with
+    ``run --set`` or ``fwbench train`` are counted under their stage (``+ other settings``) or
+    under ``train``."""
+    from fwbench.runindex import found_runs
 
     ws = Workspace.from_env(workspace)
     _, stages = load_configs(ws, config, matrix)
     out = Console(highlight=False, soft_wrap=True)
-    header = f"{'stage':<12} {'runs':>5} " + " ".join(f"{s:>11}" for s in VIEW_STATES)
+    header = f"{'stage':<14} {'runs':>5} " + " ".join(f"{s:>11}" for s in VIEW_STATES)
     out.print(header)
+    on_disk = [f for f in found_runs(ws) if f.spec is not None]
     shown: dict[str, PlannedRun] = {}
+
+    def row(name: str, runs: list[PlannedRun]) -> None:
+        counts = count_states(runs)
+        out.print(f"{name:<14} {len(runs):>5} " + " ".join(f"{counts[s]:>11}" for s in VIEW_STATES))
+
     for name in stage or list(stages.stages):
         runs = plan(ws, name, config=config, matrix=matrix)
-        counts = count_states(runs)
-        out.print(f"{name:<12} {len(runs):>5} " + " ".join(f"{counts[s]:>11}" for s in VIEW_STATES))
-        shown |= {r.run_id: r for r in runs if r.run_dir.status_path.exists()}
+        planned = {r.run_id for r in runs}
+        other = [
+            PlannedRun(f.spec, f.run_dir, f.label)
+            for f in on_disk
+            if f.spec.stage == name and f.run_id not in planned
+        ]
+        started = [r for r in runs if r.run_dir.status_path.exists()]
+        if not (show_all or stage or started or other):
+            continue
+        row(name, runs)
+        if other:
+            row("+ other settings"[:14], other)
+        for r in [*started, *other]:  # a run shared by stages keeps the label that has one
+            if r.run_id not in shown or r.label:
+                shown[r.run_id] = r
+    if not stage or "train" in stage:
+        trained = [
+            PlannedRun(f.spec, f.run_dir, f.label)
+            for f in on_disk
+            if not f.spec.stage or f.spec.stage not in stages.stages
+        ]
+        if trained:
+            row("train", trained)
+            shown |= {r.run_id: r for r in trained}
+    if not shown and not show_all and not stage:
+        out.print(f"no runs yet in {ws.runs_dir} (--all lists every stage of the matrix)")
     _run_lines(out, list(shown.values()), (*UNSUCCESSFUL, "corrupt"))
     _notices(out, ws, [])
 
