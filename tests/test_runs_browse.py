@@ -107,7 +107,9 @@ def test_clean_deletes_only_failed_and_orphaned_folders(ws, run_cli):
 
 def test_status_shows_stages_with_runs_and_runs_from_train(ws, run_cli):
     out = _ok(run_cli, "status", "-w", ws.root)
-    stages = [ln.split()[0] for ln in out.splitlines()[1:] if ln.split() and ln.split()[1].isdigit()]
+    stages = [
+        ln.split()[0] for ln in out.splitlines()[1:] if ln.split() and ln.split()[1].isdigit()
+    ]
     # every stage shares runs with lr_sweep (same settings) but `unused` (seed 9)
     assert stages == ["base", "base_seed1", "low_lr", "lr_sweep", "same_twice", "train"]
     assert "+ other settin     1           0           0           0           1" in out

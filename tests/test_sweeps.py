@@ -236,3 +236,13 @@ def test_settings_are_what_the_run_trained_and_conclusions_are_per_settings(ws):
     ]
     bullets = [ln for ln in text.splitlines() if ln.startswith("    - ")]
     assert len(bullets) == len(set(bullets))  # no metric twice
+
+
+def test_run_takes_several_stages_and_lists_a_shared_run_once(ws, run_cli):
+    out = _dry(run_cli, ws, "base", "--stage", "base_seed1")
+    assert "base+base_seed1: 4 runs" in out and "would launch 4 run(s)" in out
+    mine = ws.root / "mine.yaml"
+    mine.write_text("lr:\n  base_lr: 0.05\n")  # one name per file; --config is the old one
+    for flag in ("--train-config", "--config"):
+        low = _dry(run_cli, ws, "base", flag, mine)
+        assert set(re.findall(r"(digits\S+)", low)) == {s.run_id for s in _specs("low_lr")}

@@ -43,22 +43,24 @@ from fwbench.runlock import LOCK_NAME, describe_holder
 if TYPE_CHECKING:
     from fwbench.executor_config import SlurmExecutorConfig
 
-StageOpt = typer.Option(None, "--stage", "-s", help="Matrix stage: stage1, stage2, demo, ...")
+StageOpt = typer.Option(
+    None, "--stage", "-s", help="Matrix stage: stage1, stage2, demo, ... (repeatable)."
+)
 OnlyOpt = typer.Option(
     None, "--only", help="Filter runs, e.g. 'dataset=cifar10,model=resnet50|mobilenetv2'."
 )
 Opt = typer.Option
 
 
-def _stage_name(stage: str | None, matrix: Path | None) -> str:
+def _stage_names(stage: list[str] | None, matrix: Path | None) -> list[str]:
     from fwbench.config import read_yaml
 
     if stage:
-        return stage
+        return list(dict.fromkeys(stage))
     if matrix is not None:
         names = list(read_yaml(Path(matrix)).get("stages") or {})
         if len(names) == 1:
-            return names[0]
+            return names
         raise FwbenchError(
             f"{matrix} defines {len(names)} stages ({', '.join(names)})",
             fix="pick one with --stage",
@@ -126,7 +128,7 @@ def _summary(name: str, runs: list[PlannedRun]) -> str:
 
 
 def run(
-    stage: str | None = StageOpt,
+    stage: list[str] | None = StageOpt,
     matrix: OptPath = MatrixOpt,
     executor: str = Opt("local", "--executor", "-e", help="local or slurm."),
     dry_run: bool = Opt(False, "--dry-run", help="List the runs and their state; launch nothing."),
@@ -174,13 +176,18 @@ def run(
     if detach and executor != "slurm":
         raise FwbenchError("--detach needs --executor slurm", fix="add --executor slurm")
     ws = Workspace.from_env(workspace)
-    name = _stage_name(stage, matrix)
+    names = _stage_names(stage, matrix)
+    name = "+".join(names)
     all_sets = (
         *combine_sets(sets, batch_size=batch_size, lr=lr),
         *tracking_sets(tracking, tracking_uri),
     )
     smoke = SmokeOptions(epochs_override, subset, num_workers, eval_subset, all_sets)
-    runs = plan(ws, name, config=config, matrix=matrix, only=only, smoke=smoke)
+    planned = (plan(ws, n, config=config, matrix=matrix, only=only, smoke=smoke) for n in names)
+    unique: dict[str, PlannedRun] = {}
+    for r in (r for rs in planned for r in rs):  # stages share runs: each is listed once
+        unique.setdefault(r.run_id, r)
+    runs = list(unique.values())
     launch = to_launch(runs, retry_failed)
     out = Console(highlight=False, soft_wrap=True)
     out.print(_summary(name, runs))
@@ -227,7 +234,8 @@ def run(
         except KeyboardInterrupt:
             raise Interrupted(
                 f"stage {name}: the runs in progress were stopped and left interrupted, finished "
-                f"runs are kept; `fwbench run --stage {name}` resumes them"
+                f"runs are kept; `fwbench run {' '.join(f'--stage {n}' for n in names)}` resumes "
+                "them"
             ) from None
         busy = [o.run_id for o in outcomes if o.state == "busy"]
         if busy:
