@@ -246,3 +246,27 @@ def test_run_takes_several_stages_and_lists_a_shared_run_once(ws, run_cli):
     for flag in ("--train-config", "--config"):
         low = _dry(run_cli, ws, "base", flag, mine)
         assert set(re.findall(r"(digits\S+)", low)) == {s.run_id for s in _specs("low_lr")}
+
+
+def test_the_python_api_reads_like_pandas(ws, tmp_path):
+    import pydoc
+
+    import fwbench
+    from fwbench.errors import FwbenchError
+
+    assert {"analyze", "expand", "load_results", "report"} <= set(dir(fwbench))
+    text = pydoc.render_doc(fwbench, renderer=pydoc.plaintext)
+    assert "load_results(workspace" in text and "(a name or a list)" in text
+    for spec in _specs("lr_sweep"):
+        _finish(ws, spec, 0.5 + spec.train_config.lr.base_lr)
+    runs, _ = fwbench.load_results(ws.root, stages="lr_sweep")  # a name, not only a list
+    assert len(runs) == 4
+    with pytest.raises(FwbenchError, match="no such workspace"):
+        fwbench.load_results(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FwbenchError, match="no runs/ folder"):
+        fwbench.load_results(tmp_path / "empty")
+    analysis = fwbench.analyze(runs)
+    assert repr(analysis).startswith("<Analysis summary: 4 rows, comparison: ")
+    assert "\n" not in repr(analysis)
+    assert len(fwbench.analyze(runs, ws.root).summary) == 4
