@@ -188,9 +188,11 @@ def test_both_sinks_hold_the_test_metrics_one_lr_series_and_mlflow_keeps_the_art
     sinks.start(spec, 2, 0)
     sinks.step(0, 0, 2.0, 0.0, 16)
     sinks.step(1, 0, 1.5, 0.05, 16)
-    record = {"epoch": 1, "train_loss": 1.7, "train_accuracy": 0.4, "val_loss": 1.2,
-              "val_accuracy": 0.6, "val_macro_f1": 0.55, "epoch_time_seconds": 3.0,
-              "learning_rate": 0.05, "images_per_second": 10.0, "data_time_seconds": 0.1}  # fmt: skip
+    record = {
+        "epoch": 1, "train_loss": 1.7, "train_accuracy": 0.4, "val_loss": 1.2,
+        "val_accuracy": 0.6, "val_macro_f1": 0.55, "epoch_time_seconds": 3.0,
+        "learning_rate": 0.05, "images_per_second": 10.0, "data_time_seconds": 0.1,
+    }  # fmt: skip
     sinks.epoch(record)
     sinks.close("done", test)
     assert "MLflow database tables" not in capfd.readouterr().err
