@@ -9,13 +9,14 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fwbench.errors import FwbenchError
 from fwbench.matrix import AXES, load_configs, named, run_state, settings_label, yaml_value
 from fwbench.overrides import known_keys, setting_value, value_text
 from fwbench.paths import Workspace
 from fwbench.runcheck import QUARANTINE
-from fwbench.runs import RunDir, RunSpec
+from fwbench.runs import RunDir, RunSpec, identity_fields
 
 # Spec fields a filter may name besides the AXES and dotted train-config keys.
 SPEC_KEYS = ("stage", "variant", "init", "perturbation", "epochs", "subset", "eval_subset")
@@ -60,19 +61,52 @@ def stage_sweeps(ws: Workspace) -> dict[str, list[str]]:
     return {name: list(stage.sweep) for name, stage in matrix.stages.items()}
 
 
+def flat_settings(spec: RunSpec) -> dict[str, Any]:
+    """Everything that can change a run's numbers, as dotted keys (``lr.base_lr``)."""
+    fields = identity_fields(spec)
+    config = fields.pop("train_config")
+    out: dict[str, Any] = {}
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for k, v in node.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[f"{prefix}{k}"] = v
+
+    walk(fields, "")
+    walk(config, "")
+    return out
+
+
+def _differing(specs: list[RunSpec]) -> list[str]:
+    """The train-config keys whose values differ between ``specs`` (a stage the matrix no
+    longer defines: its sweep is read from its runs)."""
+    flats = [flat_settings(s) for s in specs]
+    keys = sorted({k for f in flats for k in f})
+    config_keys = [k for k in keys if "." in k and not k.startswith(("epochs.", "input_size."))]
+    return [k for k in config_keys if len({repr(f.get(k)) for f in flats}) > 1]
+
+
 def found_runs(ws: Workspace) -> list[Found]:
-    """Every run directory under ``runs/``, labelled with its stage's swept keys and its
-    command-line overrides (``lr.base_lr=0.2``)."""
+    """Every run directory under ``runs/``, labelled with its stage's swept keys (the matrix's,
+    or for a stage it does not define, the keys its runs differ in) and its command-line
+    overrides (``lr.base_lr=0.2``)."""
     sweeps = stage_sweeps(ws)
-    runs = []
+    read: list[tuple[RunDir, RunSpec | None]] = []
     for rd in find_run_dirs(ws.runs_dir):
         try:
-            spec = rd.read_spec()
+            read.append((rd, rd.read_spec()))
         except FwbenchError:
-            runs.append(Found(rd, None))
-            continue
-        runs.append(Found(rd, spec, settings_label(spec, sweeps.get(spec.stage or "", []))))
-    return runs
+            read.append((rd, None))
+    for name in {s.stage for _, s in read if s is not None and s.stage} - set(sweeps):
+        sweeps[name] = _differing([s for _, s in read if s is not None and s.stage == name])
+    return [
+        Found(rd, spec, settings_label(spec, sweeps.get(spec.stage or "", [])))
+        if spec is not None
+        else Found(rd, None)
+        for rd, spec in read
+    ]
 
 
 def orphans(ws: Workspace) -> list[Path]:

@@ -10,8 +10,7 @@ import json
 from typing import Any
 
 from fwbench.matrix import error_line
-from fwbench.runindex import Found
-from fwbench.runs import RunSpec, identity_fields
+from fwbench.runindex import Found, flat_settings
 
 # test.json key -> how the line names it
 TEST_METRICS: dict[str, str] = {
@@ -50,24 +49,6 @@ def table(rows: list[list[str]]) -> list[str]:
         return []
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-
-
-def flat_settings(spec: RunSpec) -> dict[str, Any]:
-    """Everything that can change a run's numbers, as dotted keys (``lr.base_lr``)."""
-    fields = identity_fields(spec)
-    config = fields.pop("train_config")
-    out: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        for k, v in node.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                out[f"{prefix}{k}"] = v
-
-    walk(fields, "")
-    walk(config, "")
-    return out
 
 
 def show(run: Found) -> list[str]:

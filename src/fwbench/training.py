@@ -106,7 +106,7 @@ def _log(run_dir: RunDir, message: str) -> None:
         f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
 
 
-def _stderr_is_log(run_dir: RunDir) -> bool:
+def stderr_is_log(run_dir: RunDir) -> bool:
     """Whether stderr is this run's ``train.log`` (an executor launched it): what the console
     prints lands there already, and writing it again would show every epoch twice."""
     try:
@@ -138,7 +138,7 @@ class _Trainer:
         short = warmup_warning(plan.warmup_steps, plan.total_steps)
         if short:
             print(short, file=sys.stderr, flush=True)
-            if not _stderr_is_log(self.run_dir):
+            if not stderr_is_log(self.run_dir):
                 _log(self.run_dir, short)
         self.backend.build(self.spec, self.inputs)
         meta = self._resume()
@@ -160,7 +160,7 @@ class _Trainer:
                 records.append(record)
                 self.backend.save_last(self.last_path, self._meta(epoch, records, best))
                 append_jsonl(self.run_dir.epochs_path, record)
-                if not _stderr_is_log(self.run_dir):  # else the console's line is there
+                if not stderr_is_log(self.run_dir):  # else the console's line is there
                     _log(self.run_dir, epoch_line(self.spec, record, None))
                 sinks.epoch(record)
                 try:  # after the epoch's line is written: the evidence stays in epochs.jsonl

@@ -342,15 +342,16 @@ def status(
         for r in [*started, *other]:  # a run shared by stages keeps the label that has one
             if r.run_id not in shown or r.label:
                 shown[r.run_id] = r
-    if not stage or "train" in stage:
-        trained = [
-            PlannedRun(f.spec, f.run_dir, f.label)
-            for f in on_disk
-            if not f.spec.stage or f.spec.stage not in stages.stages
-        ]
-        if trained:
-            row("train", trained)
-            shown |= {r.run_id: r for r in trained}
+    outside: dict[str, list[PlannedRun]] = {}  # `fwbench train`, or a stage no longer defined
+    for f in on_disk:
+        if not f.spec.stage or f.spec.stage not in stages.stages:
+            outside.setdefault(f.spec.stage or "train", []).append(
+                PlannedRun(f.spec, f.run_dir, f.label)
+            )
+    for name, runs in sorted(outside.items()):
+        if not stage or name in stage:
+            row(name, runs)
+            shown |= {r.run_id: r for r in runs}
     if not shown and not show_all and not stage:
         out.print(f"no runs yet in {ws.runs_dir} (--all lists every stage of the matrix)")
     _run_lines(out, list(shown.values()), (*UNSUCCESSFUL, "corrupt"))

@@ -188,11 +188,13 @@ def train(
         return
     if framework_logs:
         os.environ["FWBENCH_FRAMEWORK_LOGS"] = "1"
+    from fwbench.training import stderr_is_log, train_run
+
+    if stderr_is_log(rd):  # an executor's child: train.log gets these lines from the run itself
+        out = Console(stderr=True, quiet=True)
     t = spec.train_config.training
     effective_batch = t.batch_size * t.gradient_accumulation_steps
     out.print(f"{spec.run_id}: {spec.train_config.lr.describe(effective_batch)}")
-    from fwbench.training import train_run
-
     try:
         state = train_run(rd, ws, show_progress=progress)
     finally:
