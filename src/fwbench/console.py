@@ -60,32 +60,46 @@ class ConsoleSink(Sink):
         self.bar = self.task = None
         self.epoch_seconds: list[float] = []
 
+    def prepare(self, spec: RunSpec) -> None:
+        """Before the framework, data and model load (seconds): on a terminal the bar appears
+        at once, with a spinner saying what is going on."""
+        self.spec = spec
+        if not self.live or self.bar is not None:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            SpinnerColumn(),
+            "{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            "{task.fields[rate]}",
+            TimeElapsedColumn(),
+            "ETA",
+            TimeRemainingColumn(),
+            console=Console(file=self.stream, highlight=False),
+            transient=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task(
+            f"{spec.framework}: loading the framework, data and model", total=None, rate=""
+        )
+
     def start(self, spec: RunSpec, steps_per_epoch: int, first_epoch: int) -> None:
         self.spec, self.steps = spec, steps_per_epoch
         if first_epoch:
             self._print(f"{spec.run_id}: resuming after epoch {first_epoch}/{spec.epochs}")
         if self.live:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                "{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                "{task.fields[rate]}",
-                TimeElapsedColumn(),
-                "ETA",
-                TimeRemainingColumn(),
-                console=Console(file=self.stream, highlight=False),
-                transient=True,
-            )
-            self.bar.start()
+            self.prepare(spec)
+            self.bar.remove_task(self.task)
             self._new_task(first_epoch)  # the bar shows before the first (slowest) step ends
 
     def _new_task(self, epoch: int) -> None:

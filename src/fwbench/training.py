@@ -68,14 +68,18 @@ def train_run(
         return state
     _refuse_if_live(run_dir)
     run_dir.set_status("running", run_id=spec.run_id, framework=spec.framework)
+    console = ConsoleSink(live=show_progress)
+    console.prepare(spec)  # a terminal shows the bar now, not after the framework has loaded
     try:
         verify_run_data(ws, spec, run_dir)
         pin_threads(spec, run_dir)
         backend = backend or load_backend(spec.framework)
-        return _Trainer(run_dir, ws, spec, backend, show_progress, on_step).run()
+        return _Trainer(run_dir, ws, spec, backend, console, on_step).run()
     except KeyboardInterrupt:
+        console.close("failed", None)
         raise interrupted(run_dir, spec) from None
     except BaseException as e:
+        console.close("failed", None)
         error = describe(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
         run_dir.set_status("failed", error=error, traceback=traceback.format_exc()[-4000:])
         _log(run_dir, f"failed: {error}")
@@ -119,11 +123,11 @@ def stderr_is_log(run_dir: RunDir) -> bool:
 class _Trainer:
     """One run's state while it trains (the loop itself lives in :meth:`run`)."""
 
-    def __init__(self, run_dir, ws, spec: RunSpec, backend: Backend, progress, on_step):
+    def __init__(self, run_dir, ws, spec: RunSpec, backend: Backend, console, on_step):
         self.run_dir, self.ws, self.spec, self.backend = run_dir, ws, spec, backend
         self.on_step = on_step
         # console line per epoch (+ live bar on a TTY), TensorBoard, MLflow if configured
-        self.sinks = Sinks([ConsoleSink(live=progress), *tracking_sinks(run_dir, ws, spec)])
+        self.sinks = Sinks([console, *tracking_sinks(run_dir, ws, spec)])
         self.best_path = run_dir.checkpoints / backend.best_file
         self.last_path = run_dir.checkpoints / backend.last_file
 
