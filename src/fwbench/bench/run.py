@@ -24,12 +24,12 @@ from fwbench.bench.measure import (
     BenchJob,
     SpeedSettings,
 )
-from fwbench.data.catalog import get_dataset
-from fwbench.errors import FwbenchError
-from fwbench.fileio import atomic_write
-from fwbench.frameworks.arms import COMPILE_MODES, arm_env, get_arm
-from fwbench.models import PRECISIONS, VARIANTS, check_choice, get_model
-from fwbench.paths import Workspace
+from fwbench.core.errors import FwbenchError
+from fwbench.core.fileio import atomic_write
+from fwbench.core.paths import Workspace
+from fwbench.registry.arms import COMPILE_MODES, arm_env, get_arm
+from fwbench.registry.datasets import get_dataset
+from fwbench.registry.models import PRECISIONS, VARIANTS, check_choice, get_model
 
 CSV_NAME = "bench.csv"
 

@@ -30,14 +30,21 @@ from fwbench.commands.options import (
     WorkspaceOpt,
     tracking_sets,
 )
-from fwbench.data.catalog import DATASETS
-from fwbench.errors import FwbenchError
-from fwbench.frameworks.arms import COMPILE_MODES, get_arm
-from fwbench.models import FRAMEWORKS, MODELS, PRECISIONS, VARIANTS, check_choice, get_model
-from fwbench.paths import Workspace
-from fwbench.runcheck import corruption, quarantine
-from fwbench.runlock import lock_for_training
-from fwbench.runs import RunDir, make_spec
+from fwbench.core.errors import FwbenchError
+from fwbench.core.paths import Workspace
+from fwbench.record.check import corruption, quarantine
+from fwbench.record.lock import lock_for_training
+from fwbench.record.runs import RunDir, make_spec
+from fwbench.registry.arms import COMPILE_MODES, get_arm
+from fwbench.registry.datasets import DATASETS
+from fwbench.registry.models import (
+    FRAMEWORKS,
+    MODELS,
+    PRECISIONS,
+    VARIANTS,
+    check_choice,
+    get_model,
+)
 
 _WORKERS_HELP = (
     "DataLoader workers (PyTorch arm); overrides training.num_workers. Default: 0 on a machine "
@@ -69,7 +76,7 @@ def _resolve(ws: Workspace, run_dir: Path | None, identity: dict[str, str | None
     check_choice("variant", options["variant"], VARIANTS)
     if options["compile_mode"] is not None:
         check_choice("compile mode", options["compile_mode"], COMPILE_MODES)
-    from fwbench.preflight import check_trainable  # numpy: not for `fwbench --help`
+    from fwbench.training.preflight import check_trainable  # numpy: not for `fwbench --help`
 
     spec = _spec(ws, given, options)
     rd = RunDir(run_dir or ws.runs_dir / spec.run_id)
@@ -78,8 +85,8 @@ def _resolve(ws: Workspace, run_dir: Path | None, identity: dict[str, str | None
 
 
 def _spec(ws: Workspace, given: dict[str, str], options: dict):
-    from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
-    from fwbench.overrides import apply_sets, fit_batch_to_subset, fit_notice
+    from fwbench.config.overrides import apply_sets, fit_batch_to_subset, fit_notice
+    from fwbench.config.train import TRAIN_CONFIG, find_user_config, load_train_config
 
     cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, options["config"]))
     sets = options["sets"]
@@ -151,7 +158,7 @@ def train(
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """Train one run (or resume it) and write its run directory."""
-    from fwbench.overrides import shortcut_sets
+    from fwbench.config.overrides import shortcut_sets
 
     ws = Workspace.from_env(workspace)
     all_sets = [
@@ -192,7 +199,7 @@ def train(
     t = spec.train_config.training
     effective_batch = t.batch_size * t.gradient_accumulation_steps
     out.print(f"{spec.run_id}: {spec.train_config.lr.describe(effective_batch)}")
-    from fwbench.training import train_run
+    from fwbench.training.loop import train_run
 
     try:
         state = train_run(rd, ws, show_progress=progress)

@@ -34,7 +34,7 @@ def import_both(arm: str | None = None):
     ``arm``: the Keras arm (None: the one ``KERAS_BACKEND`` names, else ``keras``).
     Returns ``(torch, torchvision, tensorflow or None, keras)``.
     """
-    from fwbench.frameworks.arms import activate, arm_of_backend
+    from fwbench.registry.arms import activate, arm_of_backend
 
     backend = activate(arm or arm_of_backend(os.environ.get("KERAS_BACKEND"))).keras_backend
     torch, torchvision = import_torch()
