@@ -10,6 +10,7 @@ From Python (each call imports what it needs only when called)::
 """
 
 from fwbench.core.version import __version__
+
 __all__ = ["__version__", "analyze", "expand", "load_results", "report"]
 
 _API = ("analyze", "expand", "load_results", "report")

@@ -63,7 +63,7 @@ class SpeedSettings:
     - ``tf32`` off: ``fp32`` means full FP32 matmuls/convolutions in both (TF enables TF32 by
       default on Ampere+, torch only for convolutions: left alone, the arms would differ).
     - ``channels_last`` on: NHWC is Keras's native layout; PyTorch gets it via channels_last
-      (faster for these CNNs on CPU and with AMP on GPU; ``notes/frameworks.md``).
+      (faster for these CNNs on CPU and with AMP on GPU; ``docs/notes/frameworks.md``).
     - the execution mode is not a setting but an axis of the jobs (``BenchJob.compile``).
     - threads: ``threads`` intra-op (``$FWBENCH_THREADS`` else the CPUs this process may use)
       and ``min(threads, 2)`` inter-op, in both frameworks (as the backends set them).
@@ -306,7 +306,7 @@ def with_settings(job: BenchJob, **changes: Any) -> BenchJob:
 def job_spec_and_inputs(job: BenchJob):
     """The RunSpec and RunInputs of ``job``: a prepared dataset if a pipeline mode is asked for,
     else in-memory synthetic arrays (so ``bare``/``harness`` need no dataset)."""
-    from fwbench.config.train import TRAIN_CONFIG, find_user_config, load_train_config
+    from fwbench.config.train import workspace_train_config
     from fwbench.core.paths import Workspace
     from fwbench.data.store import SplitArrays
     from fwbench.recipe.inputs import LoaderSettings, RunInputs, load_inputs
@@ -314,7 +314,7 @@ def job_spec_and_inputs(job: BenchJob):
     from fwbench.record.runs import make_spec
 
     ws = Workspace.from_env(job.workspace)
-    cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, job.train_config))
+    cfg = workspace_train_config(ws, job.train_config)
     training = cfg.training.model_copy(
         update={
             "batch_size": job.batch_size,

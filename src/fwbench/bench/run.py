@@ -111,7 +111,7 @@ def run_job(job: BenchJob, python: str = sys.executable) -> list[dict]:
     """Run ``job`` in its framework's own process; return its rows."""
     threads = str(job.settings.threads)
     env = os.environ | {"FWBENCH_THREADS": threads} | arm_env(job.framework, threads)
-    module = f"fwbench.frameworks.{get_arm(job.framework).package}.bench"
+    module = get_arm(job.framework).module("bench")
     cmd = [python, "-m", module, "--json-args", job.to_json()]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     for line in reversed(proc.stdout.splitlines()):

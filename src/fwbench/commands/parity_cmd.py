@@ -85,12 +85,12 @@ def pixels_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from fwbench.config.train import TRAIN_CONFIG, find_user_config, load_train_config
+    from fwbench.config.train import workspace_train_config
     from fwbench.core.paths import Workspace
     from fwbench.parity.pixels import TOLERANCE, check_pixels
 
     ws = Workspace.from_env(workspace)
-    cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
+    cfg = workspace_train_config(ws, config)
     rows = check_pixels(ws, dataset, cfg, split=split, index=index)
     table = Table(
         "check", "image", "shape", "max |Δ|", "result",
@@ -133,17 +133,16 @@ def lr_cmd(
 
     from fwbench.config.train import (
         EXPERIMENT_MATRIX,
-        TRAIN_CONFIG,
         find_user_config,
         load_matrix,
-        load_train_config,
+        workspace_train_config,
     )
     from fwbench.core.paths import Workspace
     from fwbench.parity.lr import RELATIVE_TOLERANCE, arm_lrs, check_lr, lr_cases
     from fwbench.registry.arms import get_arm
 
     ws = Workspace.from_env(workspace)
-    cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
+    cfg = workspace_train_config(ws, config)
     stages = None
     if stage is not None:
         stages = load_matrix(find_user_config(ws.configs_dir, EXPERIMENT_MATRIX, matrix))
@@ -212,7 +211,7 @@ def train_cmd(
     """
     from rich.console import Console
 
-    from fwbench.config.train import TRAIN_CONFIG, find_user_config, load_train_config
+    from fwbench.config.train import workspace_train_config
     from fwbench.core.errors import FwbenchError
     from fwbench.core.paths import Workspace
     from fwbench.parity.lockstep import run_lockstep
@@ -222,7 +221,7 @@ def train_cmd(
     get_model(model)
     check_choice("dtype", dtype, ("float32", "float64"))
     ws = Workspace.from_env(workspace)
-    cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
+    cfg = workspace_train_config(ws, config)
     out = Console(width=max(Console().width, 150))
     with out.status(f"{model}: building three arms, {steps} lockstep steps ({dtype}) ..."):
         try:

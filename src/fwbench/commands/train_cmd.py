@@ -86,9 +86,9 @@ def _resolve(ws: Workspace, run_dir: Path | None, identity: dict[str, str | None
 
 def _spec(ws: Workspace, given: dict[str, str], options: dict):
     from fwbench.config.overrides import apply_sets, fit_batch_to_subset, fit_notice
-    from fwbench.config.train import TRAIN_CONFIG, find_user_config, load_train_config
+    from fwbench.config.train import workspace_train_config
 
-    cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, options["config"]))
+    cfg = workspace_train_config(ws, options["config"])
     sets = options["sets"]
     cfg = apply_sets(cfg, sets)
     cfg_fitted, fitted = fit_batch_to_subset(cfg, options["subset"])

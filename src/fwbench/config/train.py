@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from fwbench.core.errors import FwbenchError
+from fwbench.core.paths import Workspace
 from fwbench.registry.arms import canonical
 from fwbench.registry.attribution_rungs import RUNGS, arms
 from fwbench.registry.datasets import DATASETS
@@ -465,6 +466,12 @@ def load_matrix(path: str | Path | None = None) -> ExperimentMatrix:
     return _load(
         EXPERIMENT_MATRIX, ExperimentMatrix, None if path is None else Path(path), "stages"
     )
+
+
+def workspace_train_config(ws: Workspace, explicit: str | Path | None = None) -> TrainConfig:
+    """The train config a workspace runs with: ``explicit``, else its ``configs/train_config.yaml``,
+    merged over the package defaults."""
+    return load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, explicit))
 
 
 def find_user_config(

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fwbench.core.version import __version__
 from fwbench.core.errors import FwbenchError
 from fwbench.core.fileio import StagedWrites, check_writable, sha256_file
 from fwbench.core.paths import Workspace
+from fwbench.core.version import __version__
 from fwbench.data.channel_stats import channel_stats, read_stats_file, update_stats_file
 from fwbench.data.integrity import outputs
 from fwbench.data.readers import Checksums, RawDataset, read_dataset

@@ -125,7 +125,7 @@ def load_backend(framework: str, model_builder: ModelBuilder | None = None) -> B
     from fwbench.registry.arms import activate
 
     arm = activate(framework)
-    module = importlib.import_module(f"fwbench.frameworks.{arm.package}.backend")
+    module = importlib.import_module(arm.module("backend"))
     return module.make_backend(model_builder)
 
 

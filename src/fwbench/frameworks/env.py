@@ -20,7 +20,7 @@ from fwbench.core.fileio import StagedWrites, check_writable
 from fwbench.registry.arms import ARMS, arm_env
 
 # Every arm, probed in its own process with its own KERAS_BACKEND.
-PROBES = {arm.name: f"fwbench.frameworks.{arm.package}.envinfo" for arm in ARMS.values()}
+PROBES = {arm.name: arm.module("envinfo") for arm in ARMS.values()}
 
 
 def _run(

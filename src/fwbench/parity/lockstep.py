@@ -7,7 +7,7 @@ perturbation). Dropout is off in all three (each arm would draw its own masks). 
 the three take their batches from their own input pipelines and the LR from the shared
 schedule; the batches, labels and LRs must be identical.
 
-What is asserted, and why (numbers in notes/frameworks.md):
+What is asserted, and why (numbers in docs/notes/frameworks.md):
 - steps 0–1, in the run's dtype: loss, BatchNorm running statistics, the classifier's gradient
   and its momentum buffer (PyTorch's convention) agree tightly. Later steps cannot: ReLU
   kinks amplify rounding, and training is chaotic in each framework alone.

@@ -45,6 +45,10 @@ class Arm:
     eager: str  # the execution mechanism of ``compile: eager``
     compiled: str  # ... and of ``compile: compiled``
 
+    def module(self, kind: str) -> str:
+        """The dotted path of this arm's ``kind`` module (``backend``, ``bench``, ``envinfo``)."""
+        return f"fwbench.frameworks.{self.package}.{kind}"
+
     def execution(self, compile_mode: str) -> str:
         """The mechanism that runs the step in ``compile_mode`` (``eager`` | ``compiled``)."""
         return self.compiled if compile_mode == "compiled" else self.eager

@@ -17,13 +17,12 @@ from pathlib import Path
 from fwbench.config.overrides import apply_sets, fit_batch_to_subset, sweep_sets
 from fwbench.config.train import (
     EXPERIMENT_MATRIX,
-    TRAIN_CONFIG,
     ExperimentMatrix,
     Stage,
     TrainConfig,
     find_user_config,
     load_matrix,
-    load_train_config,
+    workspace_train_config,
 )
 from fwbench.core.errors import FwbenchError
 from fwbench.core.paths import Workspace
@@ -73,7 +72,7 @@ def load_configs(
     ws: Workspace, config: str | Path | None = None, matrix: str | Path | None = None
 ) -> tuple[TrainConfig, ExperimentMatrix]:
     """The train config and experiment matrix: package defaults, the user's files merged over."""
-    train = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
+    train = workspace_train_config(ws, config)
     stages = load_matrix(find_user_config(ws.configs_dir, EXPERIMENT_MATRIX, matrix))
     return train, stages
 

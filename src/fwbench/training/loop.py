@@ -267,8 +267,7 @@ class _Trainer:
         return "done"
 
     def _write_env(self, facts: dict[str, Any], resumed_from: int | None) -> None:
-        package = get_arm(self.spec.framework).package
-        fw = importlib.import_module(f"fwbench.frameworks.{package}.envinfo")
+        fw = importlib.import_module(get_arm(self.spec.framework).module("envinfo"))
         plan = self.inputs.plan
         env = host_info() | {
             "framework": self.spec.framework,

@@ -47,7 +47,7 @@ def keep_tensorflow_out() -> None:
     Keras imports TensorFlow whenever it is installed, e.g. ``keras.utils.set_random_seed``
     seeds it "since many workflows leverage tf.data"; a keras-jax or keras-torch run must
     not load it (it would not isolate the Keras API from the TensorFlow runtime, and
-    TensorFlow beside torchvision can crash: notes/frameworks.md). Keras' lazy handle is
+    TensorFlow beside torchvision can crash: docs/notes/frameworks.md). Keras' lazy handle is
     marked unavailable, exactly what it records when TensorFlow is not installed.
     """
     if keras.backend.backend() != "tensorflow":

@@ -23,7 +23,7 @@ library builds):
 - initialisers reproduce torchvision's (kaiming-normal fan-out convs, ``nn.Linear`` default
   uniform or N(0, 0.01) or N(0, 0.02) heads), so training from scratch starts alike too;
 - ConvNeXt's 7×7 depthwise step is a ``DepthwiseConv2D`` (same parameters as a grouped
-  ``Conv2D``, about 5× faster on CPU: notes/frameworks.md).
+  ``Conv2D``, about 5× faster on CPU: docs/notes/frameworks.md).
 
 Stems follow ``fwbench.registry.stems``, exactly as in the library builds.
 """
