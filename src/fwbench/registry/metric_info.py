@@ -1,6 +1,7 @@
 """The metrics the analysis compares: column, reading label, unit and bounds (no imports).
 
-Kept free of fwbench imports so that ``config.py`` can validate ``analysis.yaml`` against it.
+Kept free of fwbench imports so that ``config/analysis.py`` can validate ``analysis.yaml``
+against it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Where the epoch loop reports: a small interface, and a fan-out that never breaks a run.
 
-``training.py`` calls four hooks; each sink (the console in ``console.py``, TensorBoard and
+``training/loop.py`` calls four hooks; each sink (the console in ``console.py``, TensorBoard and
 MLflow in ``tracking.py``) implements what it needs. A sink that fails (a library missing, a
 server down, a full disk) prints one warning line and is switched off; training goes on.
 """
