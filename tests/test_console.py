@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 import time
 
-from fwbench.config import load_train_config
-from fwbench.console import ConsoleSink, warmup_warning
-from fwbench.runs import make_spec
+from fwbench.config.train import load_train_config
+from fwbench.record.runs import make_spec
+from fwbench.training.console import ConsoleSink, warmup_warning
 
 
 class _Terminal(io.StringIO):

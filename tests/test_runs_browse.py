@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from fwbench.config import load_train_config
-from fwbench.paths import Workspace
-from fwbench.runs import RunDir, make_spec
+from fwbench.config.train import load_train_config
+from fwbench.core.paths import Workspace
+from fwbench.record.runs import RunDir, make_spec
 from test_sweeps import BASE, STAGES, _finish, _specs
 
 MATRIX = STAGES | {"unused": BASE | {"seeds": [9]}}

@@ -10,13 +10,13 @@ import sys
 import pytest
 import yaml
 
-from fwbench.config import ExperimentMatrix, load_train_config
-from fwbench.fileio import append_jsonl
-from fwbench.matrix import SmokeOptions, expand_stage
-from fwbench.migrate import legacy_runs, migrate
-from fwbench.paths import Workspace
-from fwbench.results import collect_runs
-from fwbench.runs import RunDir
+from fwbench.config.train import ExperimentMatrix, load_train_config
+from fwbench.core.fileio import append_jsonl
+from fwbench.core.paths import Workspace
+from fwbench.record.migrate import legacy_runs, migrate
+from fwbench.record.runs import RunDir
+from fwbench.study.collect import collect_runs
+from fwbench.study.matrix import SmokeOptions, expand_stage
 
 BASE = {
     "datasets": ["digits"], "models": ["mobilenetv2"], "precisions": ["fp32"],
@@ -160,7 +160,7 @@ def test_python_api_loads_expands_and_stays_lazy(ws):
 
 def test_an_override_of_a_swept_key_is_refused_in_one_line(ws, run_cli):
     import fwbench
-    from fwbench.errors import FwbenchError
+    from fwbench.core.errors import FwbenchError
 
     for flags in (["--lr", "0.07"], ["--set", "lr.base_lr=0.07"], ["--set", "lr={base_lr: 1}"]):
         res = run_cli("run", "--stage", "lr_sweep", "--dry-run", "-w", ws.root, *flags)
@@ -252,7 +252,7 @@ def test_the_python_api_reads_like_pandas(ws, tmp_path):
     import pydoc
 
     import fwbench
-    from fwbench.errors import FwbenchError
+    from fwbench.core.errors import FwbenchError
 
     assert {"analyze", "expand", "load_results", "report"} <= set(dir(fwbench))
     text = pydoc.render_doc(fwbench, renderer=pydoc.plaintext)

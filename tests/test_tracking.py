@@ -13,12 +13,18 @@ import sys
 import numpy as np
 import pytest
 
-from fwbench.console import epoch_line
+from fwbench.core.paths import Workspace
 from fwbench.data.prepare import prepare
-from fwbench.paths import Workspace
-from fwbench.runs import RunDir
-from fwbench.sinks import Sink, Sinks
-from fwbench.tracking import EPOCH_METRICS, STEP_LOSS, STEP_LR, TEST_METRICS, default_mlflow_uri
+from fwbench.record.runs import RunDir
+from fwbench.training.console import epoch_line
+from fwbench.training.sinks import Sink, Sinks
+from fwbench.training.tracking import (
+    EPOCH_METRICS,
+    STEP_LOSS,
+    STEP_LR,
+    TEST_METRICS,
+    default_mlflow_uri,
+)
 from runfixtures import find_run
 from test_training_runs import fwbench
 
@@ -137,7 +143,7 @@ def test_a_failing_sink_is_one_warning_and_the_others_go_on():
 
 
 def test_unavailable_mlflow_server_does_not_break_a_run(tmp_path, monkeypatch):
-    from fwbench.tracking import MlflowSink
+    from fwbench.training.tracking import MlflowSink
 
     monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
     warnings = []
@@ -170,9 +176,9 @@ def test_both_sinks_hold_the_test_metrics_one_lr_series_and_mlflow_keeps_the_art
     from mlflow import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from fwbench.config import load_train_config
-    from fwbench.runs import make_spec
-    from fwbench.tracking import MlflowSink, TensorBoardSink
+    from fwbench.config.train import load_train_config
+    from fwbench.record.runs import make_spec
+    from fwbench.training.tracking import MlflowSink, TensorBoardSink
 
     spec = make_spec(load_train_config(), dataset="digits", model="mobilenetv2",
                      precision="fp32", seed=1, framework="pytorch", epochs_override=1)  # fmt: skip

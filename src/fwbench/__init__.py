@@ -11,7 +11,8 @@ From Python (each call imports what it needs only when called)::
 ``help(fwbench.load_results)`` (and the others) say what each returns.
 """
 
-__version__ = "0.1.0"
+from fwbench.core.version import __version__
+
 __all__ = ["__version__", "analyze", "expand", "load_results", "report"]
 
 _API = ("analyze", "expand", "load_results", "report")

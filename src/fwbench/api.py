@@ -9,7 +9,7 @@ what the command line runs. Import nothing heavy until called::
 
 ``workspace`` is a project folder (default: ``$FWBENCH_WORKSPACE`` or the current directory);
 ``stages`` is one stage name or a list of them. Mistakes (a missing workspace, an unknown stage)
-raise ``fwbench.errors.FwbenchError`` with a one-line message.
+raise ``fwbench.core.errors.FwbenchError`` with a one-line message.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fwbench.paths import Workspace
+from fwbench.core.paths import Workspace
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from fwbench.analysis.stats import Analysis
-    from fwbench.runs import RunSpec
+    from fwbench.record.runs import RunSpec
 
 
 def _stage_list(stages: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
@@ -35,7 +35,7 @@ def _stage_list(stages: str | list[str] | tuple[str, ...] | None) -> list[str] |
 
 def _workspace(workspace: str | Path | None) -> Workspace:
     """The workspace, which must exist (a typo would otherwise read as "no runs")."""
-    from fwbench.errors import FwbenchError
+    from fwbench.core.errors import FwbenchError
 
     ws = Workspace.from_env(workspace)
     if not ws.root.is_dir():
@@ -58,8 +58,8 @@ def load_results(
     stages' runs, missing ones ``pending``. ``write=True`` also writes ``results/`` as
     ``fwbench collect`` does. A workspace that does not exist is an error.
     """
-    from fwbench.errors import FwbenchError
-    from fwbench.results import collect_runs, write_results
+    from fwbench.core.errors import FwbenchError
+    from fwbench.study.collect import collect_runs, write_results
 
     ws = _workspace(workspace)
     names = _stage_list(stages)
@@ -75,8 +75,8 @@ def load_results(
 
 def _settings(ws: Workspace) -> Any:
     """The workspace's analysis settings (``configs/analysis.yaml`` over the defaults)."""
-    from fwbench.analysis_config import ANALYSIS, load_analysis_config
-    from fwbench.config import find_user_config
+    from fwbench.config.analysis import ANALYSIS, load_analysis_config
+    from fwbench.config.train import find_user_config
 
     return load_analysis_config(find_user_config(ws.configs_dir, ANALYSIS, None))
 
@@ -98,7 +98,7 @@ def analyze(
         runs, workspace = None, runs
     ws = _workspace(workspace)
     if runs is None:
-        from fwbench.results import load_results as load_collected
+        from fwbench.study.collect import load_results as load_collected
 
         runs, _ = load_collected(ws)
     return run_analysis(runs, _settings(ws))
@@ -127,7 +127,7 @@ def expand(
     """Every ``RunSpec`` of ``stage`` (with the workspace's configs and ``sets`` like
     ``["lr.base_lr=0.05"]``), as ``fwbench run --dry-run`` lists them; ``spec.run_id`` names
     each run's directory under ``runs/``."""
-    from fwbench.matrix import SmokeOptions, expand_stage, load_configs
+    from fwbench.study.matrix import SmokeOptions, expand_stage, load_configs
 
     train, stages = load_configs(_workspace(workspace), None, matrix)
     return expand_stage(stage, stages.stage(stage), train, SmokeOptions(sets=tuple(sets or ())))

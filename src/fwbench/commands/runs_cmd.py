@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 
 from fwbench.commands.options import OptPath, WorkspaceOpt
-from fwbench.errors import FwbenchError
-from fwbench.paths import Workspace
+from fwbench.core.errors import FwbenchError
+from fwbench.core.paths import Workspace
 
 app = typer.Typer(help="Browse runs: list, show, compare, export, clean.", no_args_is_help=True)
 Opt = typer.Option
@@ -37,8 +37,8 @@ def ls(
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """List every run directory: state, settings, epochs done, test accuracy."""
-    from fwbench.runindex import found_runs, matches, parse_where
-    from fwbench.runtext import table
+    from fwbench.study.runindex import found_runs, matches, parse_where
+    from fwbench.study.runtext import table
 
     ws = Workspace.from_env(workspace)
     runs = found_runs(ws)
@@ -91,8 +91,8 @@ def show(
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """One run: spec, settings, epochs, test metrics and where its logs are."""
-    from fwbench.runindex import resolve
-    from fwbench.runtext import show as show_text
+    from fwbench.study.runindex import resolve
+    from fwbench.study.runtext import show as show_text
 
     out = _out()
     for line in show_text(resolve(Workspace.from_env(workspace), run)):
@@ -107,8 +107,8 @@ def compare(
 ) -> None:
     """Two runs: the settings that differ, test metrics and their difference, curves side by
     side."""
-    from fwbench.runindex import resolve
-    from fwbench.runtext import compare as compare_text
+    from fwbench.study.runindex import resolve
+    from fwbench.study.runtext import compare as compare_text
 
     ws = Workspace.from_env(workspace)
     out = _out()
@@ -126,8 +126,8 @@ def export(
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """Write the runs table and the epochs table (runs.csv + epochs.csv, or .parquet)."""
-    from fwbench.fileio import StagedWrites
-    from fwbench.results import collect_runs
+    from fwbench.core.fileio import StagedWrites
+    from fwbench.study.collect import collect_runs
 
     if fmt not in ("csv", "parquet"):
         raise FwbenchError(f"unknown --format '{fmt}'; known: csv, parquet", fix="pick one")
@@ -160,7 +160,7 @@ def clean(
 ) -> None:
     """Delete failed, diverged and corrupt run directories and orphaned folders. Done, running
     and interrupted (resumable) runs are never touched."""
-    from fwbench.runindex import found_runs, orphans
+    from fwbench.study.runindex import found_runs, orphans
 
     states = tuple(state or CLEANABLE)
     bad = sorted(set(states) - set(CLEANABLE))
@@ -186,7 +186,7 @@ def migrate(
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """Rename old-style run directories to their settings-hash ids so that stages reuse them."""
-    from fwbench.migrate import migrate as run_migration
+    from fwbench.record.migrate import migrate as run_migration
 
     ws = Workspace.from_env(workspace)
     out = Console(highlight=False, soft_wrap=True)
