@@ -43,3 +43,18 @@ def test_the_bar_shows_at_once_and_its_first_rates_are_sane():
 def test_warmup_as_long_as_training_is_said():
     assert warmup_warning(10, 20) is None and warmup_warning(0, 0) is None
     assert warmup_warning(20, 20).startswith("warning: LR warmup (20 steps) is as long as")
+
+
+def test_the_report_counts_runs_whose_warmup_lasted_the_whole_training(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from fwbench.record.view import warmup_as_long_as_training
+
+    for name, warm, total in (("a", 4, 4), ("b", 2, 10), ("c", 12, 10)):
+        (tmp_path / name).mkdir()
+        facts = {"run": {"warmup_steps": warm, "total_steps": total}}
+        (tmp_path / name / "env.json").write_text(json.dumps(facts))
+    runs = pd.DataFrame({"run_dir": ["a", "b", "c", "missing", None]})
+    assert warmup_as_long_as_training(tmp_path, runs) == 2
