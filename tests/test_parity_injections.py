@@ -17,12 +17,13 @@ from fwbench.frameworks.both import import_both
 
 torch, _, tf, keras = import_both()  # torch before TensorFlow, whatever ran before this file
 
-import fwbench.inputs  # noqa: E402
+import fwbench.recipe.inputs  # noqa: E402
+from fwbench.core.paths import Workspace  # noqa: E402
 from fwbench.frameworks.keras import backend as keras_backend  # noqa: E402
-from fwbench.frameworks.keras import mirrors, step_tf  # noqa: E402
+from fwbench.frameworks.keras import mirrors  # noqa: E402
 from fwbench.frameworks.keras.optimizer import TorchSGD  # noqa: E402
+from fwbench.frameworks.keras.tensorflow import step as step_tf  # noqa: E402
 from fwbench.frameworks.pytorch import backend as torch_backend  # noqa: E402
-from fwbench.paths import Workspace  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +61,7 @@ def _keras_label_smoothing(mp):
 
 
 def _keras_half_warmup(mp):
-    plan_of = fwbench.inputs.step_plan
+    plan_of = fwbench.recipe.inputs.step_plan
 
     def keras_plan(spec, n_train):
         plan = plan_of(spec, n_train)

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from fwbench.config import load_matrix, load_train_config
-from fwbench.data.catalog import get_dataset
+from fwbench.config.train import load_matrix, load_train_config
 from fwbench.parity.lr import lr_cases, step_plan
+from fwbench.registry.datasets import get_dataset
 
 STAGE = {
     "stages": {
@@ -83,10 +83,10 @@ def test_every_arm_holds_and_applies_its_own_schedule():
 def test_a_keras_warmup_half_as_long_in_its_own_step_plan_fails(monkeypatch):
     import dataclasses
 
-    import fwbench.preflight
+    import fwbench.recipe.inputs
     from fwbench.parity.lr import check_lr
 
-    plan_of = fwbench.preflight.step_plan
+    plan_of = fwbench.recipe.inputs.step_plan
 
     def keras_plan(spec, n_train):
         plan = plan_of(spec, n_train)
@@ -94,7 +94,7 @@ def test_a_keras_warmup_half_as_long_in_its_own_step_plan_fails(monkeypatch):
             return plan
         return dataclasses.replace(plan, warmup_steps=max(1, plan.warmup_steps // 2))
 
-    monkeypatch.setattr(fwbench.preflight, "step_plan", keras_plan)
+    monkeypatch.setattr(fwbench.recipe.inputs, "step_plan", keras_plan)
     r = check_lr(_digits_case())
     assert not r.passed
     assert r.max_relative_diff_applied > 0.5  # it applied the warmup it computed

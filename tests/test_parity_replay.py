@@ -66,7 +66,7 @@ def test_replay_of_a_first_step_starts_from_a_zero_buffer(step):
 
 def test_report_fairness_section_shows_the_arm_precision_mode_grid(tmp_path):
     from fwbench.analysis.sections import fairness
-    from fwbench.paths import Workspace
+    from fwbench.core.paths import Workspace
 
     ws = Workspace(tmp_path)
     ws.results_dir.mkdir(parents=True)

@@ -15,8 +15,8 @@ def _save(workspace, name: str, rows: list[dict]) -> None:
     """Write the check's rows to ``results/parity_<name>.csv`` (the report embeds them)."""
     import pandas as pd
 
-    from fwbench.fileio import write_text
-    from fwbench.paths import Workspace
+    from fwbench.core.fileio import write_text
+    from fwbench.core.paths import Workspace
 
     path = Workspace.from_env(workspace).results_dir / f"parity_{name}.csv"
     write_text(path, pd.DataFrame(rows).to_csv(index=False))
@@ -38,11 +38,11 @@ def models_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from fwbench.frameworks.arms import get_arm
-    from fwbench.models import MODELS
-    from fwbench.parity.arms import run_in_arm
+    from fwbench.parity.backends import run_in_arm
     from fwbench.parity.outputs import RELATIVE_TOLERANCE, check_outputs
-    from fwbench.stems import INPUT_SIZES
+    from fwbench.registry.arms import get_arm
+    from fwbench.registry.models import MODELS
+    from fwbench.registry.stems import INPUT_SIZES
 
     out = Console()
     table = Table(
@@ -85,12 +85,12 @@ def pixels_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
+    from fwbench.config.train import workspace_train_config
+    from fwbench.core.paths import Workspace
     from fwbench.parity.pixels import TOLERANCE, check_pixels
-    from fwbench.paths import Workspace
 
     ws = Workspace.from_env(workspace)
-    cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
+    cfg = workspace_train_config(ws, config)
     rows = check_pixels(ws, dataset, cfg, split=split, index=index)
     table = Table(
         "check", "image", "shape", "max |Δ|", "result",
@@ -133,14 +133,13 @@ def lr_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from fwbench.config import (
+    from fwbench.config.train import (
         EXPERIMENT_MATRIX,
-        TRAIN_CONFIG,
         find_user_config,
         load_matrix,
-        load_train_config,
+        workspace_train_config,
     )
-    from fwbench.frameworks.arms import get_arm
+    from fwbench.core.paths import Workspace
     from fwbench.parity.lr import (
         APPLIED_TOLERANCE,
         RELATIVE_TOLERANCE,
@@ -148,10 +147,10 @@ def lr_cmd(
         check_lr,
         lr_cases,
     )
-    from fwbench.paths import Workspace
+    from fwbench.registry.arms import get_arm
 
     ws = Workspace.from_env(workspace)
-    cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
+    cfg = workspace_train_config(ws, config)
     stages = None
     if stage is not None:
         stages = load_matrix(find_user_config(ws.configs_dir, EXPERIMENT_MATRIX, matrix))
@@ -215,18 +214,18 @@ def _installed_keras_arms() -> list[str]:
     """The Keras arms whose backend package is installed (without importing it)."""
     from importlib.util import find_spec
 
-    from fwbench.frameworks.arms import ARMS, KERAS_ARMS
+    from fwbench.registry.arms import ARMS, KERAS_ARMS
 
     return [a for a in KERAS_ARMS if find_spec(ARMS[a].keras_backend) is not None]
 
 
 def _lockstep_in_arm(ws, cfg, arm: str, **kwargs):
     """The lockstep run against Keras arm ``arm``: keras-tf here, the others in their process."""
-    from fwbench.parity.train import Lockstep, run_lockstep
+    from fwbench.parity.lockstep import Lockstep, run_lockstep
 
     if arm == "keras":  # this process (torch is imported first, in one place)
         return run_lockstep(ws, cfg, framework=arm, **kwargs)
-    from fwbench.parity.arms import run_in_arm
+    from fwbench.parity.backends import run_in_arm
 
     args = {"workspace": str(ws.root), "train_config": cfg.model_dump(mode="json"),
             "framework": arm, **kwargs}  # fmt: skip
@@ -258,12 +257,12 @@ def train_cmd(
     """
     from rich.console import Console
 
-    from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
-    from fwbench.errors import FwbenchError
-    from fwbench.frameworks.arms import COMPILE_MODES, get_arm
-    from fwbench.models import PRECISIONS, check_choice, get_model
+    from fwbench.config.train import workspace_train_config
+    from fwbench.core.errors import FwbenchError
+    from fwbench.core.paths import Workspace
     from fwbench.parity.train_table import check_table, step_table, upsert_csv
-    from fwbench.paths import Workspace
+    from fwbench.registry.arms import COMPILE_MODES, get_arm
+    from fwbench.registry.models import PRECISIONS, check_choice, get_model
 
     get_model(model)
     check_choice("dtype", dtype, ("float32", "float64"))
@@ -284,7 +283,7 @@ def train_cmd(
             fix="pass --framework keras-tf, keras-jax or keras-torch (and install its backend)",
         )
     ws = Workspace.from_env(workspace)
-    cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
+    cfg = workspace_train_config(ws, config)
     out = Console(width=max(Console().width, 160))
     options = {
         "dataset": dataset,

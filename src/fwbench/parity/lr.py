@@ -1,7 +1,7 @@
 """LR parity (fairness layer 2): every optimizer step uses the same learning rate in every arm.
 
 Each arm's schedule comes from its own code path: its own run spec (``make_spec`` with the
-arm's framework), its own step plan (``preflight.step_plan``, what ``load_inputs`` uses) and
+arm's framework), its own step plan (``recipe.inputs.step_plan``, what ``load_inputs`` uses) and
 ``lr_table`` over it. Each arm's real optimizer (``torch.optim.SGD``, the Keras arms'
 ``TorchSGD``) is stepped through that schedule on a one-element parameter reset to 0 before
 each step, with gradient 1; after each step the LR the optimizer *held* is read back, and the
@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fwbench.config import ExperimentMatrix, TrainConfig
-from fwbench.data.catalog import get_dataset
-from fwbench.schedule import StepPlan, lr_table, plan_steps
+from fwbench.config.train import ExperimentMatrix, TrainConfig
+from fwbench.parity.lr_readback import applied_lrs, arm_schedule
+from fwbench.recipe.schedule import StepPlan, plan_steps
+from fwbench.registry.datasets import get_dataset
 
 RELATIVE_TOLERANCE = 1e-9
 # The applied LR is read off a float32 parameter: p₁ = −lr·d rounds once (2^-24), d once more.
@@ -77,15 +78,6 @@ def _rel(values: np.ndarray, schedule: np.ndarray) -> float:
     return float(np.max(np.abs(values - schedule) / scale, initial=0.0))
 
 
-def unit_directions(momentum: float, nesterov: bool, steps: int) -> np.ndarray:
-    """PyTorch SGD's update direction at each step for gradient 1 at p = 0 (float64)."""
-    out, buf = np.empty(steps), 0.0
-    for k in range(steps):
-        buf = momentum * buf + 1.0 if momentum else 1.0
-        out[k] = 1.0 + momentum * buf if (momentum and nesterov) else buf
-    return out
-
-
 @dataclass(frozen=True)
 class LRCase:
     """One dataset's recipe and step plan to check."""
@@ -135,27 +127,6 @@ def lr_cases(
         )
         for name in st.datasets
     ]
-
-
-def arm_schedule(cfg: TrainConfig, arm: str, case: LRCase) -> list[float]:
-    """The LR of every step as arm ``arm`` computes it: its own spec, step plan and schedule."""
-    from fwbench.preflight import step_plan as run_step_plan
-    from fwbench.runs import make_spec
-
-    spec = make_spec(
-        cfg, dataset=case.dataset, model="mobilenetv2", precision="fp32", seed=42,
-        framework=arm, subset=case.subset, epochs_override=case.epochs_override,
-    )  # fmt: skip
-    train_size = get_dataset(case.dataset).train_size
-    plan = run_step_plan(spec, min(case.subset or train_size, train_size))
-    return lr_table(spec.train_config.lr, plan)
-
-
-def applied_lrs(cfg: TrainConfig, updates: list[float]) -> np.ndarray:
-    """The LR each step applied, from the updates ``p₁`` of a parameter reset to 0 (gradient 1)."""
-    o = cfg.optimizer
-    d = unit_directions(o.momentum, o.nesterov, len(updates))
-    return -np.asarray(updates, np.float64) / d
 
 
 def torch_lrs(cfg: TrainConfig, schedule: list[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -253,7 +224,7 @@ class ArmLR:
 
 def arm_lrs(arm: str, case: LRCase, schedule: list[float]) -> ArmLR:
     """``arm``'s own schedule, stepped through its ``TorchSGD`` in the arm's own process."""
-    from fwbench.parity.arms import run_in_arm
+    from fwbench.parity.backends import run_in_arm
 
     args = {"train_config": case.config.model_dump(mode="json"), "dataset": case.dataset,
             "subset": case.subset, "epochs_override": case.epochs_override}  # fmt: skip
@@ -268,8 +239,9 @@ def check_lr(case: LRCase) -> LRParity:
     from fwbench.frameworks.both import import_both
 
     import_both()
-    schedule = arm_schedule(case.config, "pytorch", case)
-    keras_schedule = arm_schedule(case.config, "keras", case)
+    where = (case.dataset, case.subset, case.epochs_override)
+    schedule = arm_schedule(case.config, "pytorch", *where)
+    keras_schedule = arm_schedule(case.config, "keras", *where)
     pt_held, pt_applied = torch_lrs(case.config, schedule)
     ks_held, ks_applied = keras_lrs(case.config, keras_schedule)
     return LRParity(

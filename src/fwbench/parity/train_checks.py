@@ -28,11 +28,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from fwbench.parity.train import Check, Lockstep
-
 EARLY_STEPS = (0, 1)
 EARLY_FLOOR_LAST = 5  # the floor ratio's early limit covers steps 1..5
 LR_HELD_REL = 2.0**-24  # keras-jax holds its LR in float32 (no x64): one rounding
+
+
+@dataclass(frozen=True)
+class Check:
+    """One assertion of the lockstep run."""
+
+    check: str
+    value: float
+    tolerance: float
+    passed: bool
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,8 +108,8 @@ def _rel(a: float, b: float) -> float:
     return abs(a - b) / abs(b) if b else math.inf
 
 
-def lockstep_checks(result: Lockstep) -> list[Check]:
-    """Every assertion of a lockstep run, with its value, tolerance and verdict."""
+def lockstep_checks(result) -> list[Check]:
+    """Every assertion of a ``parity.lockstep.Lockstep`` run: value, tolerance and verdict."""
     tol = tolerances(result.framework, result.precision, result.dtype)
     rows, start = result.rows, result.start
     early = [r for r in rows if r.step in EARLY_STEPS]
@@ -176,7 +185,7 @@ def _worst_step(rows, values) -> str:
     return f"worst at step {rows[i].step}"
 
 
-def _floor_checks(result: Lockstep, tol: Tolerances) -> list[Check]:
+def _floor_checks(result, tol: Tolerances) -> list[Check]:
     """The divergence / instability-floor ratio at every step from 1 on, early and late limits."""
     out = []
     spans = (
