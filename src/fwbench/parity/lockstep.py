@@ -330,7 +330,6 @@ def run_lockstep(
     for step in range(steps):
         lrs = arms.lrs(step)
         batches = arms.batches(step)
-        diff, labels_equal = _compare_batches(batches)
         out = {a: b.train_step(batches[a], lrs[a]) for a, b in arms.backends.items()}
         grads = {a: b.gradients() for a, b in arms.backends.items()}
         new = arms.state()
@@ -338,34 +337,41 @@ def run_lockstep(
             a: replay_step(rule, state[a][0], new[a][0], grads[a], state[a][1], new[a][1])
             for a in ARMS
         }
-        state = new
-        w = {a: new[a][0] for a in ARMS}
-        head = classifier_name(w["pytorch"])
-        buffers = (new["pytorch"][1], new["keras"][1])
-        mean_rel, var_rel = bn_divergence(w["pytorch"], w["keras"])
         loss = {a: r.loss_sum / arms.inputs[a].plan.accumulation for a, r in out.items()}
-        result.rows.append(StepRow(
-            step=step, lr=lrs["pytorch"], lr_keras=lrs["keras"], lr_held_keras=out["keras"].lr,
-            lr_effective_pytorch=replay["pytorch"].effective_lr,
-            lr_effective_keras=replay["keras"].effective_lr,
-            lr_effective_control=replay["control"].effective_lr,
-            buffer_rel_pytorch=replay["pytorch"].buffer_rel,
-            buffer_rel_keras=replay["keras"].buffer_rel,
-            buffer_rel_control=replay["control"].buffer_rel,
-            loss_pytorch=loss["pytorch"], loss_keras=loss["keras"], loss_control=loss["control"],
-            loss_rel=_ratio(abs(loss["pytorch"] - loss["keras"]), abs(loss["pytorch"])),
-            weight_div_keras=weight_divergence(w["pytorch"], w["keras"]),
-            weight_div_control=weight_divergence(w["pytorch"], w["control"]),
-            bn_mean_rel=mean_rel, bn_var_rel=var_rel,
-            classifier_grad_rel=_rel(grads["pytorch"][head], grads["keras"][head]),
-            classifier_momentum_rel=(
-                _rel(buffers[0][head], buffers[1][head]) if head in buffers[1] else math.inf
-            ),
-            batch_max_abs_diff=diff, labels_equal=labels_equal,
-        ))  # fmt: skip
+        result.rows.append(
+            _row(step, lrs, out["keras"].lr, loss, grads, new, replay, _compare_batches(batches))
+        )
+        state = new
     result.end = _end(arms)
     result.checks = lockstep_checks(result)
     return result
+
+
+def _row(step, lrs, held_keras, loss, grads, state, replay, batches) -> StepRow:
+    """One step's row from each arm's LR, loss, gradients, new state and replayed update."""
+    w = {a: state[a][0] for a in ARMS}
+    head = classifier_name(w["pytorch"])
+    buffers = (state["pytorch"][1], state["keras"][1])
+    mean_rel, var_rel = bn_divergence(w["pytorch"], w["keras"])
+    return StepRow(
+        step=step, lr=lrs["pytorch"], lr_keras=lrs["keras"], lr_held_keras=held_keras,
+        lr_effective_pytorch=replay["pytorch"].effective_lr,
+        lr_effective_keras=replay["keras"].effective_lr,
+        lr_effective_control=replay["control"].effective_lr,
+        buffer_rel_pytorch=replay["pytorch"].buffer_rel,
+        buffer_rel_keras=replay["keras"].buffer_rel,
+        buffer_rel_control=replay["control"].buffer_rel,
+        loss_pytorch=loss["pytorch"], loss_keras=loss["keras"], loss_control=loss["control"],
+        loss_rel=_ratio(abs(loss["pytorch"] - loss["keras"]), abs(loss["pytorch"])),
+        weight_div_keras=weight_divergence(w["pytorch"], w["keras"]),
+        weight_div_control=weight_divergence(w["pytorch"], w["control"]),
+        bn_mean_rel=mean_rel, bn_var_rel=var_rel,
+        classifier_grad_rel=_rel(grads["pytorch"][head], grads["keras"][head]),
+        classifier_momentum_rel=(
+            _rel(buffers[0][head], buffers[1][head]) if head in buffers[1] else math.inf
+        ),
+        batch_max_abs_diff=batches[0], labels_equal=batches[1],
+    )  # fmt: skip
 
 
 def _end(arms: _Arms) -> End:
