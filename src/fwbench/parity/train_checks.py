@@ -72,9 +72,12 @@ class Tolerances:
 #   steps 1-9: 0.87-1.25 / 1.02-1.47 / 1.04-1.18 (batch 16, keras-tf: 0.64-1.25; an earlier
 #   main: up to 1.41), evaluate() after the last step vs the floor 0.70 (keras-jax) / 1.38
 #   (keras-torch); the injected bugs of issue 19 gave floor ratios of 9.5-24.8 at step 1.
-# AMP (bfloat16 on a CPU, both arms): loss 5.9e-3, BN mean 5.3e-3 / var 4.2e-2, classifier
-#   gradient 0.156 (bfloat16 rounding through ReLU kinks: the PyTorch control differs as
-#   much), buffer 4.7e-8, applied LR 7.1e-7, floor ratio 1.00-1.16.
+# AMP (bfloat16 on a CPU, both arms), keras-tf / keras-jax: loss 5.9e-3 / 2.5e-3, BN mean
+#   5.3e-3 / 9.8e-3, BN var 4.2e-2 / 8.0e-2, classifier gradient 0.156 / 0.31 (bfloat16
+#   rounding through ReLU kinks; the steps' losses of the PyTorch control differ as much),
+#   buffer 4.7e-8 (both), applied LR 7.1e-7 (both), floor ratio 1.00-1.16 / 0.93-1.10,
+#   evaluate() after the last step vs the floor 0.69 (keras-jax). The replay and LR checks do
+#   not depend on the precision: they stay as tight as in FP32.
 # float64: the first update agrees to ~1e-12 (issue 19: 1.1e-12); the replay to rounding.
 TOLERANCES = {
     "float32": Tolerances(
@@ -90,7 +93,7 @@ TOLERANCES = {
         early_floor_ratio=math.inf, floor_ratio=math.inf, float64_weights_rel=1e-8,
     ),
     "amp": Tolerances(
-        loss_rel=3e-2, bn_rel=2e-1, classifier_grad_rel=5e-1,
+        loss_rel=3e-2, bn_rel=2e-1, classifier_grad_rel=6e-1,
         eval_loss_rel=1e-2, eval_prob_abs=1e-2,
         buffer_rel=1e-5, effective_lr_rel=1e-3,
         early_floor_ratio=2.0, floor_ratio=2.0,
