@@ -69,7 +69,7 @@ def _keras_half_warmup(mp):
             return plan
         return dataclasses.replace(plan, warmup_steps=plan.warmup_steps // 2)
 
-    mp.setattr(fwbench.inputs, "step_plan", keras_plan)
+    mp.setattr(fwbench.recipe.inputs, "step_plan", keras_plan)
 
 
 def _pytorch_bn_eps(mp):
