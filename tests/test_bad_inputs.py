@@ -365,33 +365,61 @@ def test_tiny_imagenet_annotations_that_are_not_utf8_are_refused(run_cli, ws, tm
     assert_one_line(result, 2, "not UTF-8", "val_annotations.txt")
 
 
-@pytest.mark.parametrize("delay", [0.2, 0.6, 1.5])
-def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path, delay):
-    """Ctrl-C while Python imports fwbench, or later while the command works."""
+@pytest.fixture(scope="module")
+def collect_ws(tmp_path_factory):
+    return runfixtures.build_workspace(tmp_path_factory.mktemp("ctrlc") / "fx")
+
+
+def _collect(ws, **env):
+    """Start ``python -m fwbench.cli collect`` on ``ws`` (the real entry point)."""
     import os
-    import signal
     import subprocess
     import sys
-    import time
 
-    ws = runfixtures.build_workspace(tmp_path / "fx")
-    env = os.environ | {"FWBENCH_WORKSPACE": str(ws), "COLUMNS": "200"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fwbench.cli", "collect"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(delay)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    if proc.returncode == 0:
-        pytest.skip(f"collect finished within {delay} s, before the signal")
-    assert proc.returncode == 130, err
+    env = os.environ | {"FWBENCH_WORKSPACE": str(ws), "COLUMNS": "200"} | env
+    cmd = [sys.executable, "-m", "fwbench.cli", "collect"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _assert_interrupted(proc, err, code):
+    assert proc.returncode == code, err  # an exit code, never death by the signal (-2, -15)
     assert "Traceback" not in err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("interrupted"), err
+
+
+@pytest.mark.parametrize("point", ["import", "command", "write", "finish", "exit"])
+@pytest.mark.parametrize(("signame", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_at_every_point_of_a_command_is_one_line_and_128_plus_signal(
+    collect_ws, point, signame, code
+):
+    """The command signals itself when it reaches ``point`` (while importing, starting the
+    command, inside an atomic write, after its outcome is known, in the last exit hook)."""
+    proc = _collect(collect_ws, FWBENCH_TEST_SIGNAL=f"{point}:{signame}")
+    _, err = proc.communicate(timeout=120)
+    _assert_interrupted(proc, err, code)
+    assert not list(collect_ws.rglob("*.tmp")), "a temp file was left behind"
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.15, 0.3, 0.5, 0.8])
+def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(collect_ws, tmp_path, delay):
+    """Ctrl-C ``delay`` seconds after fwbench's first line ran (imports, work, writing, exit):
+    exit 130 with one line, or the command had already ended cleanly before the signal."""
+    import signal
+    import time
+
+    points = tmp_path / "points"
+    proc = _collect(collect_ws, FWBENCH_TEST_POINTS=str(points))
+    deadline = time.monotonic() + 60
+    while not points.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)  # the handler is installed before the first point is written
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:  # ended before the signal: whole output, nothing on stderr
+        assert err.strip() == "" and "exit" in points.read_text().split(), err
+        return
+    _assert_interrupted(proc, err, 130)
 
 
 def test_an_interrupted_run_is_resumed_without_retry_failed(tmp_path):

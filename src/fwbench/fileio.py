@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from fwbench.interrupts import point
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -25,6 +27,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        point("write")
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp_path, path)
     except BaseException:
@@ -66,6 +69,7 @@ class StagedWrites:
         os.close(fd)
         self._staged.append((Path(tmp), path))
         write(Path(tmp))
+        point("write")
         os.chmod(tmp, 0o666 & ~_UMASK)
         return Path(tmp)
 

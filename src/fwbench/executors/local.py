@@ -44,6 +44,7 @@ from fwbench.executors.base import (
     record_failure,
     train_command,
 )
+from fwbench.interrupts import raise_stopped
 from fwbench.matrix import PlannedRun, run_state
 from fwbench.runlock import Busy, RunLock
 from fwbench.runview import progress_words
@@ -71,10 +72,6 @@ def _die_with_parent() -> None:
     # Runs in the child between fork and exec: SIGTERM it when the runner dies (even by SIGKILL).
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 @dataclass
@@ -113,7 +110,7 @@ class LocalExecutor(Executor):
         columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn())
         columns += (MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"))
         progress = Progress(*columns, TimeRemainingColumn(), console=self.console)
-        old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+        old_term = signal.signal(signal.SIGTERM, raise_stopped)
         try:
             with progress:
                 task = progress.add_task("local", total=len(runs))
