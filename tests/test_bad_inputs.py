@@ -248,8 +248,7 @@ def test_prepared_files_that_do_not_match_the_manifest_are_refused(run_cli, digi
     np.save(path, idx[::-1].copy())
     result = run_cli(*TRAIN, "--subset", "100", "--epochs-override", "1", "--no-progress")
     assert_one_line(result, 2, "does not match the SHA-256 in its manifest", "val_indices.npy")
-    status = json.loads(next((digits_ws / "runs").glob("*/status.json")).read_text())
-    assert status["state"] == "failed" and "SHA-256" in status["error"]
+    assert not list(digits_ws.glob("runs/*")), "a failed precondition left a run directory"
 
 
 def test_interrupted_prepare_force_keeps_the_old_preparation(run_cli, digits_ws, monkeypatch):
@@ -433,3 +432,43 @@ def test_an_interrupted_run_is_resumed_without_retry_failed(tmp_path):
     runs = plan(Workspace(ws), runfixtures.STAGE)
     assert {r.run_id: r.state for r in runs}[run_id] == "interrupted"
     assert run_id in {r.run_id for r in to_launch(runs, retry_failed=False)}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--epochs", "0"],
+        ["train", "--subset", "-5"],
+        ["train", "--subset", "0"],
+        ["run", "--stage", "stage1", "--parallel", "0"],
+        ["run", "--stage", "stage1", "--parallel", "-1"],
+        ["plan", "--sd", "-1"],
+        ["train", "--seed", "1e20"],
+        ["train", "--batch-size", "abc"],
+        ["status", "--bogus"],
+        ["nosuch"],
+        ["collect", "extra-argument"],
+    ],
+    ids=" ".join,
+)
+def test_usage_errors_are_one_line_and_exit_2(run_cli, ws, args):
+    before = tree_hashes(ws)
+    result = run_cli(*args)
+    assert_one_line(result, 2, "Fix: see `fwbench")
+    assert "Usage:" not in result.err + result.out
+    assert tree_hashes(ws) == before and not (ws / "runs").exists()
+
+
+def test_parity_error_comes_before_any_framework_log_line(tmp_path):
+    """The dataset is checked before TensorFlow loads, so its log lines never precede the error."""
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"FWBENCH_WORKSPACE": str(tmp_path), "COLUMNS": "200"}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    cmd = [sys.executable, "-m", "fwbench.cli", "parity", "pixels", "--dataset", "nosuch"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error:") and "nosuch" in lines[0]

@@ -15,8 +15,12 @@ from fwbench import interrupts
 # Ctrl-C or SIGTERM during the imports below (seconds on a loaded machine): one line, 130/143.
 interrupts.starting()
 
-import click  # noqa: E402
 import typer  # noqa: E402
+
+try:  # Typer >= 0.25 carries its own copy of click
+    from typer._click import exceptions as click_errors  # noqa: E402
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.markup import escape  # noqa: E402
 
@@ -96,7 +100,7 @@ def _command() -> object:
     """Run the command: its return value, or the exception that ended it."""
     try:
         interrupts.running()
-        rv = app(standalone_mode=False)
+        rv = app(standalone_mode=False, prog_name="fwbench")
     except BaseException as e:
         interrupts.settled()
         return e
@@ -106,12 +110,12 @@ def _command() -> object:
 
 def _outcome(result: object) -> int:
     """The exit code of the command's result, a failure printed as one line."""
-    if isinstance(result, KeyboardInterrupt | click.exceptions.Abort):
+    if isinstance(result, KeyboardInterrupt | typer.Abort):
         return _fail(_interrupted())
-    if isinstance(result, click.exceptions.NoArgsIsHelpError):
+    if isinstance(result, click_errors.NoArgsIsHelpError):
         result.show()  # `fwbench` alone (or a group alone): its help
         return result.exit_code
-    if isinstance(result, click.exceptions.ClickException):
+    if isinstance(result, click_errors.ClickException):
         return _fail(usage_error(result))
     if isinstance(result, FwbenchError):
         return _fail(result)
@@ -133,11 +137,12 @@ def _interrupted() -> Interrupted:
     )
 
 
-def usage_error(e: click.exceptions.ClickException) -> FwbenchError:
+def usage_error(e: click_errors.ClickException) -> FwbenchError:
     """A usage error (bad option value, unknown option, missing argument) as one line."""
     ctx = getattr(e, "ctx", None)
     command = ctx.command_path if ctx is not None else "fwbench"
-    err = FwbenchError(e.format_message().replace("\n", " ").strip(), fix=f"see `{command} --help`")
+    what = " ".join(e.format_message().split()).rstrip(".")
+    err = FwbenchError(what, fix=f"see `{command} --help`")
     err.exit_code = e.exit_code
     return err
 

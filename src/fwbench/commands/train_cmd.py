@@ -178,8 +178,15 @@ def train(
         },
     )
     out = Console(stderr=True, highlight=False)
+    verified = None
+    if not rd.spec_path.exists():  # a new run: the data is hashed before its directory exists
+        from fwbench.data.integrity import verify_prepared
+
+        verified = verify_prepared(ws, spec.dataset)
     lock = lock_for_training(rd.path)  # one trainer per run; says who holds it if busy
     rd.write_spec(spec)
+    if verified is not None and rd.read_status().get("data_verified") is None:
+        rd.set_status(rd.read_status().get("state", "pending"), data_verified=verified)
     damage = corruption(rd)
     if damage:  # a "done" run whose files are not whole: set them aside, resume, re-evaluate
         where = quarantine(rd, spec, damage)
