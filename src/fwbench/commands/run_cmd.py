@@ -98,11 +98,12 @@ def _print_runs(out: Console, runs: list[PlannedRun]) -> None:
 
     for r in runs:
         state = r.state
-        note = f"  {error_line(r.run_dir)}" if state in (*UNSUCCESSFUL, "corrupt") else ""
-        words = progress_words(r.run_dir, state, r.spec.epochs)
-        note += f"  ({words})" if words else ""
-        if spec_conflict(r):
-            note += "  (run directory holds other settings)"
+        if spec_conflict(r):  # another run's directory: refused by `run`, not repaired
+            note = "  (run directory holds other settings)"
+        else:
+            note = f"  {error_line(r.run_dir)}" if state in (*UNSUCCESSFUL, "corrupt") else ""
+            words = progress_words(r.run_dir, state, r.spec.epochs)
+            note += f"  ({words})" if words else ""
         out.print(f"{state:<12} {r.run_id}{note}", highlight=False, soft_wrap=True)
 
 
