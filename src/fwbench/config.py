@@ -29,8 +29,13 @@ from fwbench.frameworks.arms import canonical
 from fwbench.models import FRAMEWORKS, INITS, MODELS, PRECISIONS, VARIANTS
 from fwbench.rungs import RUNGS, arms
 
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
+# Every number has a range: a huge value is refused here, not deep in the numerics later.
+BIG = 10**9  # above any count fwbench handles (images, batches, steps)
+PositiveInt = Annotated[int, Field(gt=0, le=BIG)]
+NonNegFloat = Annotated[float, Field(ge=0, le=1e6)]
+Epochs = Annotated[int, Field(gt=0, le=100_000)]
+Pixels = Annotated[int, Field(gt=0, le=8192)]
+Workers = Annotated[int, Field(ge=0, le=4096)]
 
 
 SEED_MAX = 2**32 - 1  # the largest seed every framework's generator accepts
@@ -43,7 +48,7 @@ class Strict(BaseModel):
     1.2 number rules, so ``5e-4`` is a float, not the string PyYAML would make of it.)
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 def check_seed(seed: int) -> int:
@@ -66,7 +71,7 @@ class OptimizerConfig(Strict):
     name: Literal["sgd"] = "sgd"
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     nesterov: bool = True
-    weight_decay: NonNegFloat = 5e-4
+    weight_decay: Annotated[float, Field(ge=0, le=1)] = 5e-4
 
 
 class LRConfig(Strict):
@@ -77,11 +82,11 @@ class LRConfig(Strict):
     ``linear`` (Goyal et al. 2017), ``sqrt`` (Krizhevsky 2014; Hoffer et al. 2017) or ``none``.
     """
 
-    base_lr: Annotated[float, Field(gt=0)] = 0.1
+    base_lr: Annotated[float, Field(gt=0, le=100)] = 0.1
     reference_batch: PositiveInt = 256
     scaling: Literal["linear", "sqrt", "none"] = "linear"
-    warmup_epochs: NonNegFloat = 5.0
-    min_lr: NonNegFloat = 0.0
+    warmup_epochs: Annotated[float, Field(ge=0, le=100_000)] = 5.0
+    min_lr: Annotated[float, Field(ge=0, le=100)] = 0.0
     schedule: Literal["cosine"] = "cosine"
 
     def peak_lr(self, effective_batch: int) -> float:
@@ -110,11 +115,11 @@ class DivergenceConfig(Strict):
     """
 
     # one optimizer step's mean training loss above k * ln(C), at any time (warmup included)
-    step_loss_multiple: Annotated[float, Field(gt=1)] = 10.0
+    step_loss_multiple: Annotated[float, Field(gt=1, le=1e6)] = 10.0
     # an epoch's mean training loss above k * ln(C) once warmup is over
-    train_loss_multiple: Annotated[float, Field(gt=1)] = 1.5
+    train_loss_multiple: Annotated[float, Field(gt=1, le=1e6)] = 1.5
     # an epoch's validation loss above k * ln(C) once warmup is over
-    val_loss_multiple: Annotated[float, Field(gt=1)] = 10.0
+    val_loss_multiple: Annotated[float, Field(gt=1, le=1e6)] = 10.0
 
 
 class TrainingConfig(Strict):
@@ -122,12 +127,12 @@ class TrainingConfig(Strict):
 
     batch_size: PositiveInt = 256
     eval_batch_size: PositiveInt = 512
-    gradient_accumulation_steps: PositiveInt = 1
+    gradient_accumulation_steps: Annotated[int, Field(gt=0, le=65536)] = 1
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    num_workers: Annotated[int, Field(ge=0)] = 8
+    num_workers: Workers = 8
     pin_memory: bool = True
     persistent_workers: bool = True
-    prefetch_factor: PositiveInt = 2
+    prefetch_factor: Annotated[int, Field(gt=0, le=1024)] = 2
     deterministic: bool = True
     stop_on_divergence: bool = True
     divergence: DivergenceConfig = DivergenceConfig()
@@ -138,7 +143,7 @@ class TrainingConfig(Strict):
     # rounding (other kernels and summation orders), see train_config.yaml.
     channels_last: bool = True
     # Intra-op threads (None: the usable CPUs). Changes the numbers, so it is in the config hash.
-    threads: PositiveInt | None = None
+    threads: Annotated[int, Field(gt=0, le=4096)] | None = None
     # Execution mode: each arm's default ("eager") or its compiler ("compiled": torch.compile,
     # XLA jit_compile, jax.jit); fwbench.frameworks.arms says which mechanism each arm uses.
     compile: Literal["eager", "compiled"] = "eager"
@@ -147,7 +152,7 @@ class TrainingConfig(Strict):
 class AugmentationConfig(Strict):
     """Train-time augmentation; evaluation never augments."""
 
-    random_crop_padding: Annotated[int, Field(ge=0)] = 4
+    random_crop_padding: Annotated[int, Field(ge=0, le=1024)] = 4
     horizontal_flip: bool = True
 
 
@@ -157,9 +162,9 @@ class TrainConfig(Strict):
     optimizer: OptimizerConfig = OptimizerConfig()
     lr: LRConfig = LRConfig()
     training: TrainingConfig = TrainingConfig()
-    epochs: dict[str, PositiveInt]
+    epochs: dict[str, Epochs]
     augmentation: dict[str, AugmentationConfig]
-    input_size: dict[str, PositiveInt]
+    input_size: dict[str, Pixels]
     # Where metrics go besides the run directory and its TensorBoard files (fwbench.tracking):
     # "mlflow" logs to ``tracking_uri`` (default: a local SQLite store in <workspace>/mlruns).
     # Neither changes a run's numbers, so neither is part of its settings hash.
@@ -207,7 +212,7 @@ class Stage(Strict):
     # An attribution stage lists rungs (fwbench.rungs: library, matched-own, matched-shared,
     # floor) instead of one variant: it runs every arm those rungs compare, per seed.
     rungs: list[str] = []
-    epochs_override: PositiveInt | None = None
+    epochs_override: Epochs | None = None
     subset: PositiveInt | None = None  # training images per run (val and test stay whole)
     eval_subset: PositiveInt | None = None  # val/test images per run, only when asked for
     # A partial train_config merged over the resolved one for this stage's runs only
@@ -351,7 +356,25 @@ def default_config_text(name: str) -> str:
 
 
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 floats: ``5e-4`` and ``1e3`` are numbers."""
+    """PyYAML's safe loader, strict and bounded: YAML 1.2 floats (``5e-4`` and ``1e3`` are
+    numbers), a key given twice in one mapping is an error (not "the last wins"), and aliases
+    (``*name``) may not expand a document beyond a small multiple of its own size (no alias
+    bomb: :func:`parse_yaml` checks before anything is built)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: PyYAML's own error follows
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep)
 
 
 _Loader.add_implicit_resolver(
@@ -368,9 +391,56 @@ _Loader.add_implicit_resolver(
 )
 
 
+# Aliases may repeat values, but the document they expand to holds at most this many values
+# per value written, plus a little: a normal file is far below it, an alias bomb far above.
+_EXPANSION_FACTOR, _EXPANSION_SLACK = 10, 1000
+
+
+def _expanded_size(root: yaml.Node) -> tuple[int, int]:
+    """``(values written, values after expanding every alias)`` of a composed document."""
+    sizes: dict[int, int] = {}
+    order: list[yaml.Node] = []
+    stack, seen = [root], set()
+    while stack:  # children before parents, each node once (aliases share their node)
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        order.append(node)
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(n for pair in node.value for n in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    for node in reversed(order):
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = []
+        sizes[id(node)] = 1 + sum(sizes.get(id(c), 1) for c in children)
+    return len(order), sizes[id(root)]
+
+
 def parse_yaml(text: str) -> Any:
-    """Parse YAML text (safe; YAML 1.2 number rules)."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    """Parse YAML text (safe; YAML 1.2 number rules; no duplicate keys; aliases bounded)."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        written, expanded = _expanded_size(node)
+        if expanded > _EXPANSION_FACTOR * written + _EXPANSION_SLACK:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"aliases (*name) expand {written} values to {expanded}; the limit is "
+                f"{_EXPANSION_FACTOR * written + _EXPANSION_SLACK}",
+                node.start_mark,
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -32,7 +32,9 @@ SetOpt = typer.Option(
     help="Override a train-config key, e.g. --set lr.base_lr=0.05 (repeatable).",
     show_default=False,
 )
-BatchSizeOpt = typer.Option(None, "--batch-size", min=1, help="= --set training.batch_size=N.")
+BatchSizeOpt = typer.Option(
+    None, "--batch-size", min=1, max=10**9, help="= --set training.batch_size=N."
+)
 LrOpt = typer.Option(None, "--lr", help="= --set lr.base_lr=X.")
 TrackingOpt = typer.Option(
     None, "--tracking", help="Also log to: mlflow, or none (TensorBoard files are always written)."

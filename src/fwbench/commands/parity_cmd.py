@@ -24,9 +24,13 @@ def _save(workspace, name: str, rows: list[dict]) -> None:
 
 @app.command("models")
 def models_cmd(
-    num_classes: int = typer.Option(10, "--num-classes", help="Classes of the head."),
-    batch: int = typer.Option(2, "--batch", help="Random images per check."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the input and the perturbed weights."),
+    num_classes: int = typer.Option(
+        10, "--num-classes", min=2, max=100_000, help="Classes of the head."
+    ),
+    batch: int = typer.Option(2, "--batch", min=1, max=4096, help="Random images per check."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**32 - 1, help="Seed of the input and the perturbed weights."
+    ),
     keras_backends: str = typer.Option(
         "keras,keras-jax,keras-torch",
         "--keras-backends",
@@ -77,7 +81,7 @@ def models_cmd(
 def pixels_cmd(
     dataset: str = typer.Option("synthetic", "--dataset", help="A prepared dataset."),
     split: str = typer.Option("val", "--split", help="train, val or test."),
-    index: int = typer.Option(0, "--index", help="Which image of the split."),
+    index: int = typer.Option(0, "--index", min=0, max=10**9, help="Which image of the split."),
     config: OptPath = TrainConfigOpt,
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
@@ -117,9 +121,9 @@ def lr_cmd(
     config: OptPath = TrainConfigOpt,
     matrix: OptPath = MatrixOpt,
     subset: int | None = typer.Option(
-        None, "--subset", min=1, help="Training images (default: all)."
+        None, "--subset", min=1, max=10**9, help="Training images (default: all)."
     ),
-    epochs_override: int | None = typer.Option(None, "--epochs-override", min=1),
+    epochs_override: int | None = typer.Option(None, "--epochs-override", min=1, max=100_000),
     keras_backends: str = typer.Option(
         "keras-jax,keras-torch",
         "--keras-backends",
@@ -200,10 +204,12 @@ def lr_cmd(
 def train_cmd(
     model: str = typer.Option("mobilenetv2", "--model", help="mobilenetv2, resnet50, ..."),
     dataset: str = typer.Option("digits", "--dataset", help="A prepared dataset."),
-    steps: int = typer.Option(10, "--steps", min=3, help="Lockstep optimizer steps."),
+    steps: int = typer.Option(10, "--steps", min=3, max=100_000, help="Lockstep optimizer steps."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float64 (both arms)."),
-    batch_size: int = typer.Option(32, "--batch-size", min=2, help="Images per step."),
-    seed: int = typer.Option(42, "--seed", help="Run seed (init, order, augmentation)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=2, max=65536, help="Images per step."),
+    seed: int = typer.Option(
+        42, "--seed", min=0, max=2**32 - 1, help="Run seed (init, order, augmentation)."
+    ),
     config: OptPath = TrainConfigOpt,
     workspace: OptPath = WorkspaceOpt,
 ) -> None:

@@ -112,15 +112,24 @@ def train(
     dataset: str | None = typer.Option(None, help=f"One of: {', '.join(DATASETS)}."),
     model: str | None = typer.Option(None, help=f"One of: {', '.join(MODELS)}."),
     precision: str = typer.Option("fp32", help=f"One of: {', '.join(PRECISIONS)}."),
-    seed: int = typer.Option(42, help="Run seed (weights, order, augmentation)."),
+    seed: int = typer.Option(
+        42, min=0, max=2**32 - 1, help="Run seed (weights, order, augmentation)."
+    ),
     config: OptPath = TrainConfigOpt,
     sets: list[str] | None = SetOpt,
     batch_size: int | None = BatchSizeOpt,
     lr: float | None = LrOpt,
     epochs_override: int | None = typer.Option(
-        None, "--epochs", "--epochs-override", min=1, help="Train N epochs, not the config's."
+        None,
+        "--epochs",
+        "--epochs-override",
+        min=1,
+        max=100_000,
+        help="Train N epochs, not the config's.",
     ),
-    num_workers: int | None = typer.Option(None, "--num-workers", min=0, help=_WORKERS_HELP),
+    num_workers: int | None = typer.Option(
+        None, "--num-workers", min=0, max=4096, help=_WORKERS_HELP
+    ),
     variant: str = typer.Option("library", help=f"Model variant: {', '.join(VARIANTS)}."),
     init: str | None = typer.Option(
         None, help="Initial weights: own or shared (matched: the PyTorch arm's; the default)."
@@ -129,10 +138,15 @@ def train(
         None,
         "--subset",
         min=1,
+        max=10**9,
         help="Train on a stratified subset of N images (validation and test stay whole).",
     ),
     eval_subset: int | None = typer.Option(
-        None, "--eval-subset", min=1, help="Evaluate on a stratified N of val and of test."
+        None,
+        "--eval-subset",
+        min=1,
+        max=10**9,
+        help="Evaluate on a stratified N of val and of test.",
     ),
     compile_mode: str | None = typer.Option(
         None, "--compile", help="eager or compiled (default: the config's training.compile)."

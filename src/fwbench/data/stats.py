@@ -33,14 +33,18 @@ def read_stats_file(path: Path) -> dict:
     """All entries of ``dataset_stats.yaml`` (empty when the file does not exist)."""
     if not path.is_file():
         return {}
+    from fwbench.config import parse_yaml  # strict and bounded, like every config
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError:
+        data = parse_yaml(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict):
         raise FwbenchError(
-            "dataset_stats.yaml is not valid YAML",
+            "dataset_stats.yaml is not a valid YAML mapping",
             path=path,
             fix="delete it and rerun `fwbench data prepare` for each dataset",
-        ) from None
+        )
     return data
 
 
