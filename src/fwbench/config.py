@@ -445,6 +445,10 @@ def parse_yaml(text: str) -> Any:
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """Parse a YAML mapping; missing files, non-UTF-8 text and syntax errors are user errors."""
+    if path.is_dir():
+        raise FwbenchError(
+            "config path is a folder, not a YAML file", path=path, fix="name the file itself"
+        )
     if not path.is_file():
         raise FwbenchError("config file not found", path=path, fix="check the path")
     try:

@@ -320,7 +320,7 @@ def job_spec_and_inputs(job: BenchJob):
     from fwbench.runs import make_spec
     from fwbench.schedule import plan_steps
 
-    ws = Workspace.from_env(job.workspace)
+    ws = Workspace.from_env(job.workspace, create=True)
     cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, job.train_config))
     training = cfg.training.model_copy(
         update={

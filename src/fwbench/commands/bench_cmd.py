@@ -99,7 +99,7 @@ def bench(
     from fwbench.frameworks.base import thread_count
     from fwbench.paths import Workspace
 
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)
     user_config = find_user_config(ws.configs_dir, TRAIN_CONFIG, config)
     cfg = load_train_config(user_config)
     n_threads = threads or thread_count()

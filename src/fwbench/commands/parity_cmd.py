@@ -18,7 +18,7 @@ def _save(workspace, name: str, rows: list[dict]) -> None:
     from fwbench.fileio import write_text
     from fwbench.paths import Workspace
 
-    path = Workspace.from_env(workspace).results_dir / f"parity_{name}.csv"
+    path = Workspace.from_env(workspace, create=True).results_dir / f"parity_{name}.csv"
     write_text(path, pd.DataFrame(rows).to_csv(index=False))
 
 
@@ -93,7 +93,7 @@ def pixels_cmd(
     from fwbench.parity.pixels import TOLERANCE, check_pixels
     from fwbench.paths import Workspace
 
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)
     cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
     rows = check_pixels(ws, dataset, cfg, split=split, index=index)
     table = Table(
@@ -146,7 +146,7 @@ def lr_cmd(
     from fwbench.parity.lr import RELATIVE_TOLERANCE, arm_lrs, check_lr, lr_cases
     from fwbench.paths import Workspace
 
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)
     cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
     stages = None
     if stage is not None:
@@ -227,7 +227,7 @@ def train_cmd(
 
     get_model(model)
     check_choice("dtype", dtype, ("float32", "float64"))
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)
     cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
     out = Console(width=max(Console().width, 150))
     with out.status(f"{model}: building three arms, {steps} lockstep steps ({dtype}) ..."):

@@ -54,6 +54,7 @@ def _resolve(ws: Workspace, run_dir: Path | None, identity: dict[str, str | None
                 "nothing to train",
                 fix="pass --framework, --dataset and --model, or --run-dir of a run with spec.json",
             )
+        _check_run_dir(Path(run_dir))
         rd = RunDir(run_dir)
         return rd, rd.read_spec()
     missing = [k for k in ("framework", "dataset", "model") if k not in given]
@@ -72,9 +73,24 @@ def _resolve(ws: Workspace, run_dir: Path | None, identity: dict[str, str | None
     from fwbench.preflight import check_trainable  # numpy: not for `fwbench --help`
 
     spec = _spec(ws, given, options)
+    if run_dir is not None:
+        _check_run_dir(Path(run_dir))
     rd = RunDir(run_dir or ws.runs_dir / spec.run_id)
     check_trainable(ws, spec)  # before the run directory exists: a failure leaves nothing
     return rd, spec
+
+
+def _check_run_dir(path: Path) -> None:
+    """``--run-dir`` names an fwbench run directory (it holds ``spec.json``), or a folder that
+    is empty or not there yet: a user's own folder is never written into."""
+    if path.exists() and not path.is_dir():
+        raise FwbenchError("--run-dir is a file, not a folder", path=path, fix="name a folder")
+    if path.is_dir() and not (path / "spec.json").is_file() and any(path.iterdir()):
+        raise FwbenchError(
+            "--run-dir is not an fwbench run directory (no spec.json) and is not empty",
+            path=path,
+            fix="name an empty or new folder, or a run directory fwbench made",
+        )
 
 
 def _spec(ws: Workspace, given: dict[str, str], options: dict):
@@ -112,9 +128,7 @@ def train(
     dataset: str | None = typer.Option(None, help=f"One of: {', '.join(DATASETS)}."),
     model: str | None = typer.Option(None, help=f"One of: {', '.join(MODELS)}."),
     precision: str = typer.Option("fp32", help=f"One of: {', '.join(PRECISIONS)}."),
-    seed: int = typer.Option(
-        42, min=0, max=2**32 - 1, help="Run seed (weights, order, augmentation)."
-    ),
+    seed: int = typer.Option(42, help="Run seed (weights, order, augmentation)."),
     config: OptPath = TrainConfigOpt,
     sets: list[str] | None = SetOpt,
     batch_size: int | None = BatchSizeOpt,

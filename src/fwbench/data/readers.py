@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fwbench.data.catalog import DatasetInfo, get_dataset
-from fwbench.data.safe_archive import extract_tar
+from fwbench.data.safe_archive import extract_folder
 from fwbench.errors import FwbenchError
 from fwbench.fileio import md5_file
 
@@ -129,13 +129,7 @@ def _locate_cifar(info: DatasetInfo, source: Path, data_dir: Path, fetch: bool, 
             )
         archive = download_file(info.url or "", data_dir / info.archive.name)
     check_md5(archive, expected_md5(info, info.archive.name, sums))
-    extract_tar(archive, data_dir)
-    folder = data_dir / info.folder
-    if not folder.is_dir():
-        raise FwbenchError(
-            f"archive did not contain {info.folder}/", path=archive, fix="use the official archive"
-        )
-    return folder
+    return extract_folder(archive, data_dir, info.folder)  # only that folder is put in place
 
 
 def _cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
