@@ -472,3 +472,41 @@ def test_parity_error_comes_before_any_framework_log_line(tmp_path):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert lines[0].startswith("error:") and "nosuch" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("stats", None, "manifest field 'stats' is null, not a table"),
+        ("sizes", [1, 2], "manifest field 'sizes' is [1, 2], not a table"),
+        ("file_sizes", {"val_indices.npy": "big"}, "file_sizes['val_indices.npy'] is \"big\""),
+    ],
+)
+def test_a_manifest_with_wrong_types_is_one_line(run_cli, digits_ws, field, value, needle):
+    path = digits_ws / "data" / "splits" / "digits" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps(manifest | {field: value}))
+    result = run_cli(*TRAIN, "--subset", "100", "--epochs-override", "1", "--no-progress")
+    assert_one_line(result, 2, needle, "manifest.json", "Fix:")
+    assert not (digits_ws / "runs").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_during_train_leaves_the_run_interrupted_with_one_line(run_cli, digits_ws):
+    """SIGTERM like Ctrl-C: the run is ``interrupted`` (resumable), one line, exit 143."""
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"FWBENCH_WORKSPACE": str(digits_ws), "FWBENCH_TEST_SIGNAL": "epoch:SIGTERM"}
+    args = [*TRAIN, "--subset", "40", "--epochs-override", "2", "--no-progress"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "fwbench.cli", *args], env=env, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 143, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error", "interrupted"))]
+    assert len(lines) == 1 and "left interrupted after 1 of 2 epochs" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    (status,) = digits_ws.glob("runs/*/status.json")
+    assert json.loads(status.read_text())["state"] == "interrupted"

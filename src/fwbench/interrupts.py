@@ -16,7 +16,7 @@ Only the process's entry (the console script, ``python -m fwbench.cli``) install
 program that calls ``fwbench.cli.main`` in-process keeps its own handlers.
 
 ``FWBENCH_TEST_SIGNAL=<point>:<SIGNAME>`` makes the process send itself that signal when it
-reaches ``<point>`` (``import``, ``command``, ``write``, ``finish``, ``exit``), and
+reaches ``<point>`` (``import``, ``command``, ``write``, ``epoch``, ``finish``, ``exit``), and
 ``FWBENCH_TEST_POINTS=<file>`` appends each point reached to ``<file>``: the tests interrupt at
 the points the command reports instead of guessing with sleeps.
 """

@@ -39,6 +39,7 @@ from fwbench.frameworks.base import (
     set_host_rng_state,
 )
 from fwbench.inputs import RunInputs, load_inputs
+from fwbench.interrupts import point
 from fwbench.paths import Workspace
 from fwbench.preflight import interrupted, pin_threads, verify_run_data
 from fwbench.runs import RunDir, RunSpec
@@ -178,6 +179,7 @@ class _Trainer:
                     os.replace(self.last_path, self.previous_path)
                 self.backend.save_last(self.last_path, self._meta(epoch, records, best))
                 append_jsonl(self.run_dir.epochs_path, record)
+                point("epoch")
                 _log(self.run_dir, " ".join(f"{k}={v}" for k, v in record.items()))
                 sinks.epoch(record)
                 try:  # after the epoch's line is written: the evidence stays in epochs.jsonl
