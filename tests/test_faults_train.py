@@ -16,10 +16,10 @@ import time
 import pytest
 
 from badinputs import fill_disk, small_disk
-from fwbench import training
-from fwbench.config import load_train_config
-from fwbench.paths import Workspace
-from fwbench.runs import RunDir, make_spec
+from fwbench.config.train import load_train_config
+from fwbench.core.paths import Workspace
+from fwbench.record.runs import RunDir, make_spec
+from fwbench.training import loop as training
 
 
 def _spec():
@@ -110,9 +110,9 @@ def test_no_readable_checkpoint_restarts_the_run_with_a_line(tmp_path, capsys):
 SINK = textwrap.dedent(
     """
     import sys, time
-    from fwbench.runs import RunDir
-    from fwbench.sinks import Sinks
-    from fwbench.tracking import MlflowSink
+    from fwbench.record.runs import RunDir
+    from fwbench.training.sinks import Sinks
+    from fwbench.training.tracking import MlflowSink
     import mlflow  # imported before the clock starts
     warnings = []
     sinks = Sinks([MlflowSink(RunDir(sys.argv[1]), sys.argv[2])], warn=warnings.append)

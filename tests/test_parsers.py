@@ -10,7 +10,7 @@ import time
 import pytest
 
 from badinputs import assert_one_line, tree_hashes
-from fwbench.config import load_train_config
+from fwbench.config.train import load_train_config
 
 TRAIN = ("train", "--framework", "pytorch", "--dataset", "digits", "--model", "mobilenetv2")
 BAD = [".nan", ".inf", "-.inf", "1e30", "-1e30", "10**30", "1" + "0" * 30, "-5", "abc", "[1, 2]"]

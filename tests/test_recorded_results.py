@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import runfixtures
-from fwbench.runs import RunDir
+from fwbench.record.runs import RunDir
 
 RUN = "digits-mobilenetv2-fp32-s1-pytorch"
 

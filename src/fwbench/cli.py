@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from fwbench import interrupts
+from fwbench.core import interrupts
 
 # Ctrl-C or SIGTERM during the imports below (seconds on a loaded machine): one line, 130/143.
 interrupts.starting()
@@ -37,7 +37,7 @@ from fwbench.commands import (  # noqa: E402
     runs_cmd,
     train_cmd,
 )
-from fwbench.errors import FwbenchError, Interrupted, from_os_error  # noqa: E402
+from fwbench.core.errors import FwbenchError, Interrupted, from_os_error  # noqa: E402
 
 app = typer.Typer(
     name="fwbench",
@@ -81,6 +81,7 @@ app.command("plan")(plan_cmd.plan)
 app.command("run")(run_cmd.run)
 app.command("status")(run_cmd.status)
 app.command("migrate")(runs_cmd.migrate)
+app.add_typer(runs_cmd.app, name="runs")
 
 
 def main() -> None:
