@@ -15,8 +15,9 @@ from typing import Any
 
 import yaml
 
-from fwbench.config.train import TrainConfig, parse_yaml
+from fwbench.config.train import TrainConfig
 from fwbench.core.errors import FwbenchError
+from fwbench.core.strict_yaml import parse_yaml
 
 # Everyday shortcuts: flag name -> the key it sets.
 SHORTCUTS: dict[str, str] = {"batch_size": "training.batch_size", "lr": "lr.base_lr"}

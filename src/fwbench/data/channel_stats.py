@@ -9,6 +9,7 @@ import yaml
 
 from fwbench.core.errors import FwbenchError
 from fwbench.core.fileio import write_yaml
+from fwbench.core.strict_yaml import parse_yaml  # strict and bounded, like every config
 
 
 def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[list[float], list[float]]:
@@ -33,8 +34,6 @@ def read_stats_file(path: Path) -> dict:
     """All entries of ``dataset_stats.yaml`` (empty when the file does not exist)."""
     if not path.is_file():
         return {}
-    from fwbench.config.train import parse_yaml  # strict and bounded, like every config
-
     try:
         data = parse_yaml(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError):
