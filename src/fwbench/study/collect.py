@@ -280,12 +280,11 @@ def collect_runs(
         row = run_row(run, spec, epochs, ws.root) | settings
         if row["state"] != "corrupt" and run.path in duplicates:
             row = _corrupt_row(run, ws.root, spec, duplicates[run.path]) | settings
-        if row["state"] == "corrupt":
-            rows.append(row)
-            continue
         row["settings"] = ", ".join(f"{k}={_scalar(v)}" for k, v in settings.items())
         row["note"] = "; ".join(n for n in (note, row["note"]) if n) or None
         rows.append(row)
+        if row["state"] == "corrupt":  # its epochs count nowhere either
+            continue
         if len(epochs):
             epoch_tables.append(_epoch_rows(spec, row["state"], epochs, row["settings"]))
     extra = [k for k in swept if k not in RUN_COLUMNS]
