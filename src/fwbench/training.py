@@ -3,12 +3,13 @@
 Per optimizer step: the LR from ``fwbench.schedule.lr_at`` (warmup + cosine, one function for
 both arms), ``accumulation`` micro-batches fetched from the arm's pipeline (the time spent
 waiting for them is the epoch's ``data_time_seconds``), one ``backend.train_step``. A run whose
-loss is non-finite or explodes, or that trains above chance after warmup, ends as ``diverged``
-(``fwbench.divergence``). Per epoch: validation, one line of ``epochs.jsonl``, the best
-checkpoint by ``val_accuracy`` (first best kept on ties) and the last checkpoint, which carries
-the model, optimizer, loss scaler, RNG state, finished epochs and step position so that a killed
-run resumes from its last finished epoch and ends exactly as an uninterrupted one. After the
-last epoch the best checkpoint is evaluated on the test split -> ``test.json``.
+loss is non-finite, or stays exploded over a window of steps or above chance for epochs after
+warmup, ends as ``diverged`` (``fwbench.divergence``). Per epoch: validation, one line of
+``epochs.jsonl``, the best checkpoint by ``val_accuracy`` (first best kept on ties) and the last
+checkpoint, which carries the model, optimizer, loss scaler, RNG state, divergence window,
+finished epochs and step position so that a killed run resumes from its last finished epoch and
+ends exactly as an uninterrupted one. After the last epoch the best checkpoint is evaluated on
+the test split -> ``test.json``.
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ class _Trainer:
         _log(self.run_dir, cfg.lr.describe(plan.effective_batch))
         self.backend.build(self.spec, self.inputs)
         meta = self._resume()
+        self.watch.restore(meta.get("divergence_window", []))
         self._write_env(facts, resumed_from=meta["epoch"] if meta["records"] else None)
         records: list[dict[str, Any]] = meta["records"]
         best = {"epoch": meta["best_epoch"], "val_accuracy": meta["best_val_accuracy"]}
@@ -148,7 +150,7 @@ class _Trainer:
                 _log(self.run_dir, " ".join(f"{k}={v}" for k, v in record.items()))
                 sinks.epoch(record)
                 try:  # after the epoch's line is written: the evidence stays in epochs.jsonl
-                    self._check_epoch(epoch, record)
+                    self._check_epoch(records)
                 except Diverged as d:
                     sinks.close("diverged")
                     return self._diverged(d)
@@ -159,17 +161,16 @@ class _Trainer:
         sinks.close(state, self.run_dir.test_metrics())
         return state
 
-    def _check_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+    def _check_epoch(self, records: list[dict[str, Any]]) -> None:
         if self.spec.train_config.training.stop_on_divergence:
-            steps_done = (epoch + 1) * self.inputs.plan.steps_per_epoch
-            self.watch.check_epoch(epoch, steps_done, record["train_loss"], record["val_loss"])
+            self.watch.check_epoch(records, self.inputs.plan.steps_per_epoch)
 
     def _diverged(self, d: Diverged) -> str:
         _log(self.run_dir, f"diverged: {d}")
         self.run_dir.set_status(
             "diverged",
             error=str(d),
-            divergence_reason=d.reason,
+            divergence_reason=str(d),  # the rule, the value and where (epoch, step)
             diverged_epoch=d.epoch + 1,
             diverged_step=d.step,
         )
@@ -183,6 +184,7 @@ class _Trainer:
             "records": records,
             "best_epoch": best["epoch"],
             "best_val_accuracy": best["val_accuracy"],
+            "divergence_window": self.watch.state(),  # a resumed run is judged the same
             "rng": host_rng_state(),
             "config_hash": self.spec.config_hash,
         }

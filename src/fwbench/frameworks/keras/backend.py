@@ -12,9 +12,11 @@ differs, each written as the Keras custom-training-loop guide of its backend wri
 Which backend is in use is Keras' own (``KERAS_BACKEND``, set per process by
 ``fwbench.frameworks.arms.activate`` before Keras is imported).
 
-Precision: ``fp32``, or ``amp`` = the ``mixed_float16`` policy + ``LossScaleOptimizer`` on a
-GPU; on a CPU-only machine ``amp`` is ``mixed_bfloat16`` without loss scaling. Logits are cast
-to float32 before the loss in every case.
+Precision (``fwbench.precision``, the rule every arm follows): ``fp32``, or ``amp`` = the
+``mixed_<amp_dtype>`` policy (auto: float16 on a GPU, bfloat16 on a CPU) with
+``LossScaleOptimizer`` when that is float16. As the Keras mixed-precision guide prescribes, the
+model's last layer (the classifier ``Dense``) computes in float32, and the loss and softmax
+see float32 logits.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from fwbench.frameworks.base import Backend, Evaluation, ModelBuilder, StepResul
 from fwbench.frameworks.keras import parity
 from fwbench.frameworks.keras.optimizer import TorchSGD
 from fwbench.inputs import RunInputs
+from fwbench.precision import INITIAL_LOSS_SCALE, LOSS_SCALE_GROWTH_STEPS, resolve_precision
 from fwbench.runs import RunSpec
 
 # Keras backend -> the module holding its step (each defines ``Step``).
@@ -69,6 +72,19 @@ def _default_builder(model: str, num_classes: int, input_size: int, variant: str
     from fwbench.frameworks.keras.models import build_model
 
     return build_model(model, num_classes, input_size, variant=variant)
+
+
+def float32_head(model) -> None:
+    """Make ``model``'s last ``Dense`` (its classifier head) compute in float32, in place.
+
+    The Keras mixed-precision guide keeps a model's outputs in float32; doing it in the head
+    itself (not only a float32 activation after it) also keeps logits beyond float16's 65504
+    finite. Its float32 weights stay the same variables.
+    """
+    heads = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    if not heads:
+        raise ValueError(f"model {model.name!r} has no Dense classifier head")
+    heads[-1].dtype_policy = keras.DTypePolicy("float32")
 
 
 def loss_per_image(logits, labels, label_smoothing: float):
@@ -123,8 +139,9 @@ class KerasBackend(Backend):
         runtime = self.step.setup(threads, t.deterministic, self.tf32)
         keras.utils.set_random_seed(spec.seed)  # Python, NumPy, the backend and Keras' own
         self.gpu = runtime["device"] == "gpu"
-        self.amp = spec.precision == "amp"
-        policy = ("mixed_float16" if self.gpu else "mixed_bfloat16") if self.amp else self.dtype
+        self.precision = resolve_precision(spec.precision, t.amp_dtype, runtime["device"])
+        self.amp = self.precision.amp
+        policy = f"mixed_{self.precision.compute_dtype}" if self.amp else self.dtype
         keras.config.set_floatx("float64" if self.dtype == "float64" else "float32")
         keras.mixed_precision.set_global_policy(policy)
         arm = ARMS[self.name]
@@ -135,12 +152,11 @@ class KerasBackend(Backend):
             "compile": self.compile_mode,
             "execution": arm.execution(self.compile_mode),
             "mixed_precision_policy": policy,
-            "amp_dtype": policy.removeprefix("mixed_") if self.amp else None,
-            "loss_scaling": bool(self.amp and self.gpu),
+            **self.precision.facts(),
         }
 
     def build(self, spec: RunSpec, inputs: RunInputs) -> None:
-        """Model, TorchSGD (in LossScaleOptimizer for GPU AMP), the step and its pipelines."""
+        """Model, TorchSGD (in LossScaleOptimizer for float16), the step and its pipelines."""
         builder = self.model_builder or _default_builder
         self.model = builder(spec.model, inputs.num_classes, spec.input_size, spec.variant)
         if spec.init == "shared":  # the PyTorch arm's initial weights for this seed
@@ -150,10 +166,17 @@ class KerasBackend(Backend):
                 self.model,
                 shared_initial_state(spec.model, inputs.num_classes, spec.input_size, spec.seed),
             )
+        if self.amp:
+            float32_head(self.model)
         opt = spec.train_config.optimizer
         self.sgd = TorchSGD(opt.momentum, opt.nesterov, opt.weight_decay)
-        scaled = self.amp and self.gpu
-        self.optimizer = keras.optimizers.LossScaleOptimizer(self.sgd) if scaled else self.sgd
+        self.optimizer = self.sgd
+        if self.precision.loss_scaling:
+            self.optimizer = keras.optimizers.LossScaleOptimizer(
+                self.sgd,
+                initial_scale=INITIAL_LOSS_SCALE,
+                dynamic_growth_steps=LOSS_SCALE_GROWTH_STEPS,
+            )
         self.optimizer.build(self.model.trainable_variables)
         if self.capture_gradients:
             self._captured = parity.capture_gradients(self.sgd, self.model.trainable_variables)
