@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fwbench.analysis.divergence import divergence_display
 from fwbench.analysis.latex import write_latex_tables
 from fwbench.analysis.metric_info import METRICS
 from fwbench.analysis.replicates import CELL, cell_name
@@ -27,7 +28,7 @@ from fwbench.analysis.wording import (
 from fwbench.fileio import atomic_write, write_text
 from fwbench.paths import Workspace
 
-TABLES = ("coverage", "summary", "comparison", "amp", "per_class")
+TABLES = ("coverage", "summary", "comparison", "amp", "per_class", "divergence")
 TRUNCATED = "†"
 PRIMARY = "test_accuracy"
 SPEED = "epoch_time_s"
@@ -252,6 +253,7 @@ def displays(analysis: Analysis) -> dict[str, pd.DataFrame]:
         "seeds": seeds_display(analysis),
         "per_class": per_class_display(analysis),
         "amp": amp_display(analysis.amp),
+        "divergence": divergence_display(analysis.divergence),
     }
 
 
