@@ -278,6 +278,8 @@ class _Trainer:
             "run": facts
             | {
                 "precision": self.spec.precision,
+                # the setting (auto | float16 | bfloat16); amp_dtype is what it resolved to
+                "amp_dtype_setting": self.spec.train_config.training.amp_dtype,
                 "seed": self.spec.seed,
                 "deterministic": self.spec.train_config.training.deterministic,
                 "num_workers": self.inputs.loader.num_workers,
