@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fwbench.config import load_train_config
@@ -75,6 +76,29 @@ def test_the_pytorch_head_computes_in_float32_under_float16_autocast():
     assert plain.dtype == torch.float16 and torch.isinf(plain[:, 0]).all()
     assert safe.dtype == torch.float32 and torch.isfinite(safe).all()
     assert float(safe[:, 0].min()) > FLOAT16_MAX and list(net.state_dict()) == names
+
+
+def test_the_keras_head_computes_in_float32_under_mixed_float16():
+    from fwbench.frameworks.both import import_both
+
+    _, _, _, keras = import_both()  # torch before TensorFlow
+    from fwbench.frameworks.keras.models import build_model, float32_head
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        net = build_model("mobilenetv2", 10, 32)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    head = net.get_layer("predictions")
+    head.bias.assign(np.eye(10, dtype="float32")[0] * 1e5)
+    x = np.random.default_rng(0).standard_normal((2, 32, 32, 3)).astype("float32")
+    plain = keras.ops.convert_to_numpy(net(x, training=True))
+    weights = [id(w) for w in net.weights]
+    float32_head(net)
+    safe = keras.ops.convert_to_numpy(net(x, training=True))
+    assert plain.dtype == np.float16 and np.isinf(plain[:, 0]).all()
+    assert safe.dtype == np.float32 and np.isfinite(safe).all() and safe[:, 0].min() > FLOAT16_MAX
+    assert head.kernel.dtype == "float32" and [id(w) for w in net.weights] == weights
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,7 @@ from fwbench.fileio import atomic_write
 from fwbench.frameworks.arms import ARMS, arm_of_backend
 from fwbench.frameworks.base import Backend, Evaluation, ModelBuilder, StepResult, thread_count
 from fwbench.frameworks.keras import parity
+from fwbench.frameworks.keras.models import float32_head
 from fwbench.frameworks.keras.optimizer import TorchSGD
 from fwbench.inputs import RunInputs
 from fwbench.precision import INITIAL_LOSS_SCALE, LOSS_SCALE_GROWTH_STEPS, resolve_precision
@@ -72,19 +73,6 @@ def _default_builder(model: str, num_classes: int, input_size: int, variant: str
     from fwbench.frameworks.keras.models import build_model
 
     return build_model(model, num_classes, input_size, variant=variant)
-
-
-def float32_head(model) -> None:
-    """Make ``model``'s last ``Dense`` (its classifier head) compute in float32, in place.
-
-    The Keras mixed-precision guide keeps a model's outputs in float32; doing it in the head
-    itself (not only a float32 activation after it) also keeps logits beyond float16's 65504
-    finite. Its float32 weights stay the same variables.
-    """
-    heads = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    if not heads:
-        raise ValueError(f"model {model.name!r} has no Dense classifier head")
-    heads[-1].dtype_policy = keras.DTypePolicy("float32")
 
 
 def loss_per_image(logits, labels, label_smoothing: float):
