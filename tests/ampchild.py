@@ -12,11 +12,11 @@ import json
 import sys
 from pathlib import Path
 
-from fwbench.config import TrainConfig, load_train_config
+from fwbench.config.train import TrainConfig, load_train_config
+from fwbench.core.paths import Workspace
 from fwbench.frameworks.base import load_backend
-from fwbench.paths import Workspace
-from fwbench.runs import RunDir, make_spec
-from fwbench.training import train_run
+from fwbench.record.runs import RunDir, make_spec
+from fwbench.training.loop import train_run
 
 
 def builder(arm: str, head_bias: float):

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fwbench.config import load_train_config
+from fwbench.config.train import load_train_config
+from fwbench.core.errors import FwbenchError
+from fwbench.core.paths import Workspace
 from fwbench.data.prepare import prepare
-from fwbench.errors import FwbenchError
-from fwbench.frameworks.arms import arm_env
-from fwbench.paths import Workspace
-from fwbench.precision import INITIAL_LOSS_SCALE, resolve_precision
-from fwbench.runs import RunDir, make_spec
+from fwbench.recipe.precision import INITIAL_LOSS_SCALE, resolve_precision
+from fwbench.record.runs import RunDir, make_spec
+from fwbench.registry.arms import arm_env
 
 ARMS4 = ("pytorch", "keras", "keras-jax", "keras-torch")
 FLOAT16_MAX = 65504.0

@@ -5,10 +5,10 @@ reproduces. Its weight decay is L2 *coupled* into the gradient (``g += wd * p``)
 parameter, BatchNorm and biases included (torch's default). The LR of each step is written into
 the param groups by the shared loop before the step.
 
-Precision (``fwbench.precision``, the rule every arm follows): ``fp32``, or ``amp`` = autocast
-in ``training.amp_dtype`` (auto: float16 on CUDA, bfloat16 on a CPU), with ``GradScaler`` when
-that is float16; the classifier head runs outside autocast in float32 and the loss sees float32
-logits.
+Precision (``fwbench.recipe.precision``, the rule every arm follows): ``fp32``, or ``amp`` =
+autocast in ``training.amp_dtype`` (auto: float16 on CUDA, bfloat16 on a CPU), with
+``GradScaler`` when that is float16; the classifier head runs outside autocast in float32 and
+the loss sees float32 logits.
 """
 
 from __future__ import annotations
@@ -22,20 +22,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fwbench.fileio import atomic_write
+from fwbench.core.fileio import atomic_write
+from fwbench.core.threads import thread_count
 from fwbench.frameworks.base import (
     Backend,
     Evaluation,
     ModelBuilder,
     StepResult,
     seed_python_numpy,
-    thread_count,
 )
 from fwbench.frameworks.pytorch import data
 from fwbench.frameworks.pytorch.models import build_seeded, float32_head
-from fwbench.inputs import RunInputs
-from fwbench.precision import INITIAL_LOSS_SCALE, LOSS_SCALE_GROWTH_STEPS, resolve_precision
-from fwbench.runs import RunSpec
+from fwbench.recipe.inputs import RunInputs
+from fwbench.recipe.precision import INITIAL_LOSS_SCALE, LOSS_SCALE_GROWTH_STEPS, resolve_precision
+from fwbench.record.runs import RunSpec
 
 
 def _full(logits: torch.Tensor) -> torch.Tensor:
@@ -102,7 +102,7 @@ class TorchBackend(Backend):
         }
 
     def build(self, spec: RunSpec, inputs: RunInputs) -> None:
-        """Model on the device, SGD, GradScaler (CUDA AMP only) and the three loaders."""
+        """Model on the device, SGD, GradScaler (float16 AMP only) and the three loaders."""
         self.model = build_seeded(
             spec.seed, spec.model, inputs.num_classes, spec.input_size, spec.variant,
             self.model_builder,
@@ -237,7 +237,7 @@ class TorchBackend(Backend):
 
     def weights(self) -> dict[str, np.ndarray]:
         """Every parameter and BatchNorm statistic, by state-dict name."""
-        from fwbench.parity.transfer import torch_state
+        from fwbench.frameworks.transfer import torch_state
 
         return torch_state(self.model)
 
