@@ -80,6 +80,7 @@ app.command("plan")(plan_cmd.plan)
 app.command("run")(run_cmd.run)
 app.command("status")(run_cmd.status)
 app.command("migrate")(runs_cmd.migrate)
+app.add_typer(runs_cmd.app, name="runs")
 
 
 def main() -> None:

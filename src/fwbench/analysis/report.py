@@ -101,7 +101,8 @@ def _conclusions(analysis: Analysis) -> str:
     if comp.empty:
         return "No cells to compare: no run has finished."
     lines = []
-    for _, cell in comp.groupby(["dataset", "model", "precision", "variant", "comparison"]):
+    keys = [c for c in ("dataset", "model", "precision", "variant", "settings") if c in comp]
+    for _, cell in comp.groupby([*keys, "comparison"], dropna=False):
         first = cell.iloc[0]
         lines.append(f"- **{cell_label(first)}, {first['comparison']}**")
         lines += [f"    - {r['conclusion']}." for r in cell.to_dict("records")]

@@ -19,6 +19,7 @@ from fwbench.analysis.verdicts import NO_VERDICT
 from fwbench.config.train import load_train_config
 from fwbench.core.paths import Workspace
 from fwbench.record.runs import RunDir
+from fwbench.record.view import warmup_as_long_as_training
 
 FAIRNESS_FILES = {
     "param_comparison.csv": ("Parameter counts per framework", "fwbench models compare"),
@@ -247,6 +248,12 @@ def limitations(ws: Workspace, runs: pd.DataFrame, analysis: Analysis) -> list[s
         notes.append(
             f"Short schedules: epochs below the recipe's ({'; '.join(pairs)}); "
             "accuracies are far from converged values."
+        )
+    warm = warmup_as_long_as_training(ws.root, done)
+    if warm:
+        notes.append(
+            f"In {warm} run(s) the LR warmup lasted the whole training: the peak LR was never "
+            "reached (lower lr.warmup_epochs or train more epochs)."
         )
     mixed = runs.groupby([*CELL, "framework"])[["epochs", "subset", "input_size"]].nunique()
     if (mixed > 1).any(axis=None):

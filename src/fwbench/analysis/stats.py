@@ -32,7 +32,7 @@ CONSTANT = "constant samples"
 TESTED = "tested"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Analysis:
     """Every table ``fwbench analyze`` writes, and the settings that made them."""
 
@@ -43,6 +43,12 @@ class Analysis:
     per_class: pd.DataFrame
     divergence: pd.DataFrame  # diverged seeds per arm and Fisher's exact test (divergence.py)
     config: AnalysisConfig
+
+    def __repr__(self) -> str:
+        """One line: the tables and their sizes (print a table itself to see it)."""
+        tables = ("summary", "comparison", "coverage", "amp", "per_class")
+        sizes = ", ".join(f"{t}: {len(getattr(self, t))} rows" for t in tables)
+        return f"<Analysis {sizes}>"
 
 
 def describe(

@@ -8,7 +8,10 @@ from rich.console import Console
 from fwbench.commands.options import MatrixOpt, OptPath, TrainConfigOpt, WorkspaceOpt
 from fwbench.core.paths import Workspace
 
-app = typer.Typer(help="Show and check configuration.", no_args_is_help=True)
+app = typer.Typer(
+    help="Show the resolved configuration (reading it checks it: an error names the file and key).",
+    no_args_is_help=True,
+)
 
 
 @app.command("show")

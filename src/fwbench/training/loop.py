@@ -41,7 +41,7 @@ from fwbench.recipe.schedule import lr_at
 from fwbench.recipe.timing import Stopwatch
 from fwbench.record.runs import RunDir, RunSpec
 from fwbench.registry.arms import get_arm
-from fwbench.training.console import ConsoleSink
+from fwbench.training.console import ConsoleSink, epoch_line, warmup_warning
 from fwbench.training.preflight import interrupted, pin_threads, verify_run_data
 from fwbench.training.sinks import Sinks
 from fwbench.training.tracking import tracking_sinks
@@ -69,14 +69,18 @@ def train_run(
         return state
     _refuse_if_live(run_dir)
     run_dir.set_status("running", run_id=spec.run_id, framework=spec.framework)
+    console = ConsoleSink(live=show_progress)
+    console.prepare(spec)  # a terminal shows the bar now, not after the framework has loaded
     try:
         verify_run_data(ws, spec, run_dir)
         pin_threads(spec, run_dir)
         backend = backend or load_backend(spec.framework)
-        return _Trainer(run_dir, ws, spec, backend, show_progress, on_step).run()
+        return _Trainer(run_dir, ws, spec, backend, console, on_step).run()
     except KeyboardInterrupt:
+        console.close("failed", None)
         raise interrupted(run_dir, spec) from None
     except BaseException as e:
+        console.close("failed", None)
         error = describe(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
         run_dir.set_status("failed", error=error, traceback=traceback.format_exc()[-4000:])
         _log(run_dir, f"failed: {error}")
@@ -107,14 +111,24 @@ def _log(run_dir: RunDir, message: str) -> None:
         f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
 
 
+def stderr_is_log(run_dir: RunDir) -> bool:
+    """Whether stderr is this run's ``train.log`` (an executor launched it): what the console
+    prints lands there already, and writing it again would show every epoch twice."""
+    try:
+        err, log = os.fstat(sys.stderr.fileno()), os.stat(run_dir.log_path)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (err.st_dev, err.st_ino) == (log.st_dev, log.st_ino)
+
+
 class _Trainer:
     """One run's state while it trains (the loop itself lives in :meth:`run`)."""
 
-    def __init__(self, run_dir, ws, spec: RunSpec, backend: Backend, progress, on_step):
+    def __init__(self, run_dir, ws, spec: RunSpec, backend: Backend, console, on_step):
         self.run_dir, self.ws, self.spec, self.backend = run_dir, ws, spec, backend
         self.on_step = on_step
         # console line per epoch (+ live bar on a TTY), TensorBoard, MLflow if configured
-        self.sinks = Sinks([ConsoleSink(live=progress), *tracking_sinks(run_dir, ws, spec)])
+        self.sinks = Sinks([console, *tracking_sinks(run_dir, ws, spec)])
         self.best_path = run_dir.checkpoints / backend.best_file
         self.last_path = run_dir.checkpoints / backend.last_file
 
@@ -126,6 +140,11 @@ class _Trainer:
             cfg.training.divergence, self.inputs.num_classes, plan.warmup_steps
         )
         _log(self.run_dir, cfg.lr.describe(plan.effective_batch))
+        short = warmup_warning(plan.warmup_steps, plan.total_steps)
+        if short:
+            print(short, file=sys.stderr, flush=True)
+            if not stderr_is_log(self.run_dir):
+                _log(self.run_dir, short)
         self.backend.build(self.spec, self.inputs)
         meta = self._resume()
         self.watch.restore(meta.get("divergence_window", []))
@@ -147,7 +166,8 @@ class _Trainer:
                 records.append(record)
                 self.backend.save_last(self.last_path, self._meta(epoch, records, best))
                 append_jsonl(self.run_dir.epochs_path, record)
-                _log(self.run_dir, " ".join(f"{k}={v}" for k, v in record.items()))
+                if not stderr_is_log(self.run_dir):  # else the console's line is there
+                    _log(self.run_dir, epoch_line(self.spec, record, None))
                 sinks.epoch(record)
                 try:  # after the epoch's line is written: the evidence stays in epochs.jsonl
                     self._check_epoch(records)
