@@ -16,6 +16,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 from statsmodels.stats.weightstats import ttost_paired
 
+from fwbench.analysis.diverged_seeds import divergence_display, fisher_p
 from fwbench.analysis.paired import CONSTANT, INSUFFICIENT, TESTED, paired_compare
 from fwbench.analysis.pairs import comparisons
 from fwbench.analysis.per_class import per_class_table
@@ -330,3 +331,25 @@ def test_top5_ece_and_per_class_join_the_analysis(verdict_runs):
         (a.per_class["model"] == "resnet50") & (a.per_class["precision"] == "fp32")
     ]
     assert per_class["diff"].tolist() == pytest.approx([0.02994, 0.02994])
+
+
+def test_diverged_seeds_per_arm_are_an_outcome_with_fishers_exact_test(verdict_runs):
+    table = analyze(verdict_runs).divergence.set_index(["model", "precision"])
+    # only cells with a diverged run; failed seeds are not counted as ended
+    assert sorted(table.index) == [("mobilenetv2", "amp"), ("resnet50", "amp")]
+    counts = ["arm_a", "diverged_a", "ended_a", "arm_b", "diverged_b", "ended_b"]
+    assert table.loc[("mobilenetv2", "amp"), counts].tolist() == ["pytorch", 0, 5, "keras", 2, 4]
+    assert table.loc[("resnet50", "amp"), counts].tolist() == ["pytorch", 0, 5, "keras", 1, 4]
+    p_mob = stats.fisher_exact([[0, 5], [2, 2]]).pvalue  # 1/6: two of nine, both keras
+    p_res = stats.fisher_exact([[0, 5], [1, 3]]).pvalue
+    assert table["fisher_p"].tolist() == pytest.approx([p_mob, p_res], rel=1e-12)
+    assert p_mob == pytest.approx(1 / 6)
+    assert table["p_holm"].tolist() == pytest.approx(
+        multipletests([p_mob, p_res], method="holm")[1].tolist()
+    )
+    view = divergence_display(analyze(verdict_runs).divergence)
+    assert view.iloc[0].to_dict() == {
+        "cell": "digits/mobilenetv2/amp", "arms (a - b)": "pytorch - keras", "diverged a": "0/5",
+        "diverged b": "2/4", "Fisher p (Holm)": "0.167 (0.333)",
+    }  # fmt: skip
+    assert fisher_p(1, 5, 1, 5) != fisher_p(1, 5, 1, 5)  # the same rate: nothing to test

@@ -125,6 +125,13 @@ def test_report_leads_with_the_question_the_verdicts_and_the_forest_plot(md):
     assert "with 3 pairs cannot go below p = 0.25" in first_screen  # t vs Wilcoxon, explained
 
 
+def test_results_count_diverged_seeds_per_arm_with_fishers_test(md):
+    results = md[md.index("### Divergence per arm") : md.index("### Every comparison")]
+    # resnet50 fp32: pytorch 3 done; keras 1 done, 1 diverged (its failed seed did not end)
+    row = "| digits/resnet50/fp32 | pytorch - keras | 0/3 | 1/2 | 0.4 (0.4) |"
+    assert row in re.sub(" +", " ", results)
+
+
 def test_results_state_the_primary_design_and_the_seeds_needed(md):
     results = md[md.index("## Results") : md.index("## Learning curves")]
     assert "**Primary: the paired statistics**" in results

@@ -163,6 +163,11 @@ def build_markdown(
         "Mean ± sd over finished seeds [t-based CI; † truncated to the metric's bounds]; seeds "
         "counted as done/failed/diverged/other (other: pending, running, interrupted, corrupt).",
         sections.md_table(views["summary"]),
+        "### Divergence per arm",
+        "Seeds that diverged out of the seeds that ended (done or diverged), per cell and arm "
+        "pair; where the rates differ, Fisher's exact test (two-sided, Holm over this table). "
+        "Diverged runs are left out of the metric tests, so an arm that diverges more shows here.",
+        sections.md_table(views["divergence"], "_(no run diverged)_"),
         "### Every comparison, paired by seed",
         primary_statement(analysis),
         sections.md_table(views["comparison"]),

@@ -18,6 +18,7 @@ import pingouin as pg
 from scipy import stats
 
 from fwbench.analysis.attribution import primary_runs
+from fwbench.analysis.diverged_seeds import divergence_table
 from fwbench.analysis.per_class import per_class_table
 from fwbench.analysis.replicates import CELL, STATES, finished, with_metric_columns
 from fwbench.analysis.verdicts import holm, verdict_table
@@ -40,6 +41,7 @@ class Analysis:
     comparison: pd.DataFrame
     amp: pd.DataFrame
     per_class: pd.DataFrame
+    divergence: pd.DataFrame  # diverged seeds per arm and Fisher's exact test (divergence.py)
     config: AnalysisConfig
 
     def __repr__(self) -> str:
@@ -261,5 +263,6 @@ def analyze(runs: pd.DataFrame, cfg: AnalysisConfig | None = None) -> Analysis:
         comparison=verdict_table(runs, cfg),
         amp=amp_effect(runs, cfg),
         per_class=per_class_table(runs, cfg),
+        divergence=divergence_table(runs, cfg.alpha, cfg.reference),
         config=cfg,
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fwbench.analysis.diverged_seeds import divergence_display
 from fwbench.analysis.latex import write_latex_tables
 from fwbench.analysis.replicates import CELL, cell_name
 from fwbench.analysis.stats import Analysis
@@ -27,7 +28,7 @@ from fwbench.core.fileio import atomic_write, write_text
 from fwbench.core.paths import Workspace
 from fwbench.registry.metric_info import METRICS
 
-TABLES = ("coverage", "summary", "comparison", "amp", "per_class")
+TABLES = ("coverage", "summary", "comparison", "amp", "per_class", "divergence")
 TRUNCATED = "†"
 PRIMARY = "test_accuracy"
 SPEED = "epoch_time_s"
@@ -252,6 +253,7 @@ def displays(analysis: Analysis) -> dict[str, pd.DataFrame]:
         "seeds": seeds_display(analysis),
         "per_class": per_class_display(analysis),
         "amp": amp_display(analysis.amp),
+        "divergence": divergence_display(analysis.divergence),
     }
 
 

@@ -1,14 +1,15 @@
 """The one epoch loop both arms share (seed phase 5).
 
-Per optimizer step: the LR from ``fwbench.recipe.schedule.lr_at`` (warmup + cosine, one function for
-both arms), ``accumulation`` micro-batches fetched from the arm's pipeline (the time spent
+Per optimizer step: the LR from ``fwbench.recipe.schedule.lr_at`` (warmup + cosine, one function
+for both arms), ``accumulation`` micro-batches fetched from the arm's pipeline (the time spent
 waiting for them is the epoch's ``data_time_seconds``), one ``backend.train_step``. A run whose
-loss is non-finite or explodes, or that trains above chance after warmup, ends as ``diverged``
-(``fwbench.recipe.divergence``). Per epoch: validation, one line of ``epochs.jsonl``, the best
-checkpoint by ``val_accuracy`` (first best kept on ties) and the last checkpoint, which carries
-the model, optimizer, loss scaler, RNG state, finished epochs and step position so that a killed
-run resumes from its last finished epoch and ends exactly as an uninterrupted one. After the
-last epoch the best checkpoint is evaluated on the test split -> ``test.json``.
+loss is non-finite, or stays exploded over a window of steps or above chance for epochs after
+warmup, ends as ``diverged`` (``fwbench.recipe.divergence``). Per epoch: validation, one line of
+``epochs.jsonl``, the best checkpoint by ``val_accuracy`` (first best kept on ties) and the last
+checkpoint, which carries the model, optimizer, loss scaler, RNG state, divergence window,
+finished epochs and step position so that a killed run resumes from its last finished epoch and
+ends exactly as an uninterrupted one. After the last epoch the best checkpoint is evaluated on
+the test split -> ``test.json``.
 """
 
 from __future__ import annotations
@@ -178,6 +179,7 @@ class _Trainer:
                 _log(self.run_dir, short)
         self.backend.build(self.spec, self.inputs)
         meta = self._resume()
+        self.watch.restore(meta.get("divergence_window", []))
         self._write_env(facts, resumed_from=meta["epoch"] if meta["records"] else None)
         records: list[dict[str, Any]] = meta["records"]
         best = {"epoch": meta["best_epoch"], "val_accuracy": meta["best_val_accuracy"]}
@@ -203,7 +205,7 @@ class _Trainer:
                     _log(self.run_dir, epoch_line(self.spec, record, None))
                 sinks.epoch(record)
                 try:  # after the epoch's line is written: the evidence stays in epochs.jsonl
-                    self._check_epoch(epoch, record)
+                    self._check_epoch(records)
                 except Diverged as d:
                     sinks.close("diverged")
                     return self._diverged(d)
@@ -214,17 +216,16 @@ class _Trainer:
         sinks.close(state, self.run_dir.test_metrics())
         return state
 
-    def _check_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+    def _check_epoch(self, records: list[dict[str, Any]]) -> None:
         if self.spec.train_config.training.stop_on_divergence:
-            steps_done = (epoch + 1) * self.inputs.plan.steps_per_epoch
-            self.watch.check_epoch(epoch, steps_done, record["train_loss"], record["val_loss"])
+            self.watch.check_epoch(records, self.inputs.plan.steps_per_epoch)
 
     def _diverged(self, d: Diverged) -> str:
         _log(self.run_dir, f"diverged: {d}")
         self.run_dir.set_status(
             "diverged",
             error=str(d),
-            divergence_reason=d.reason,
+            divergence_reason=str(d),  # the rule, the value and where (epoch, step)
             diverged_epoch=d.epoch + 1,
             diverged_step=d.step,
         )
@@ -238,6 +239,7 @@ class _Trainer:
             "records": records,
             "best_epoch": best["epoch"],
             "best_val_accuracy": best["val_accuracy"],
+            "divergence_window": self.watch.state(),  # a resumed run is judged the same
             "rng": host_rng_state(),
             "config_hash": self.spec.config_hash,
         }
@@ -359,6 +361,8 @@ class _Trainer:
             "run": facts
             | {
                 "precision": self.spec.precision,
+                # the setting (auto | float16 | bfloat16); amp_dtype is what it resolved to
+                "amp_dtype_setting": self.spec.train_config.training.amp_dtype,
                 "seed": self.spec.seed,
                 "deterministic": self.spec.train_config.training.deterministic,
                 "num_workers": self.inputs.loader.num_workers,
