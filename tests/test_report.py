@@ -101,7 +101,7 @@ def test_html_is_one_self_contained_file_with_every_figure_embedded(written, md)
 
 def test_report_leads_with_the_question_the_verdicts_and_the_forest_plot(md):
     order = [
-        "**The question.**", "## Verdicts", "| cell", "*equivalent within ±δ*: TOST",
+        "**The question.**", "## Verdicts", "| cell", "Each verdict reads one interval",
         "Excluded from every test",
         "](../plots/forest.png)", "**Contents**", "## Results", "## Learning curves",
         "## Confusion matrices", "## Time and throughput", "## Appendix",
@@ -114,13 +114,20 @@ def test_report_leads_with_the_question_the_verdicts_and_the_forest_plot(md):
         for ln in first_screen.splitlines()
         if "| digits/" in ln
     }
-    assert "| equivalent within ±0.50 pp |" in rows["digits/mobilenetv2/amp"]
-    assert "| different | +4.47 pp [+4.10 pp, +5.20 pp] |" in rows["digits/mobilenetv2/fp32"]
+    # every seed 0.90 in both arms: no test, no evidence of equivalence
+    assert "| all seeds identical (no test) | +0.00 pp |" in rows["digits/mobilenetv2/amp"]
+    # 3 pairs: the t interval at the row's Holm level (a bootstrap would give the seeds' range)
+    assert (
+        "| different — beyond ±0.50 pp | +4.47 pp [+1.22 pp, +7.72 pp] |"
+        in (rows["digits/mobilenetv2/fp32"])
+    )
     assert (
         "no verdict: 1 paired seed(s) finished; a verdict needs 3" in rows["digits/resnet50/fp32"]
     )
     assert "(excluded keras: 1 diverged, 1 failed)" in rows["digits/resnet50/fp32"]
-    assert "Holm over one family of 8 tests" in first_screen
+    assert "Holm over one family of 8 paired t-tests" in first_screen
+    assert first_screen.count("a − b [adjusted CI]") == 1  # no two columns share a header
+    assert "nan" not in md and "-0.00" not in md and "−0.00" not in md
     assert "7 of 24 runs (1 diverged, 1 failed, 4 pending, 1 running)" in first_screen
     assert "with 3 pairs cannot go below p = 0.25" in first_screen  # t vs Wilcoxon, explained
 
@@ -131,8 +138,8 @@ def test_results_state_the_primary_design_and_the_seeds_needed(md):
     assert "Welch's t and Mann–Whitney U ignore the pairing" in results
     assert "seeds to show equivalence (80% power)" in results
     assert (
-        "| digits/mobilenetv2/fp32 | pytorch - keras | test accuracy | 3 | 0.64 % | ±0.50 pp | 16"
-        in (re.sub(" +", " ", results))
+        "| digits/mobilenetv2/fp32 | pytorch - keras | test accuracy | 3 | 0.64 % | ±0.50 pp | "
+        "decided with 3 |" in (re.sub(" +", " ", results))
     )
     assert "worst class a" in results and "class 0: -2.0 pp" not in results
 
@@ -177,7 +184,8 @@ def test_latex_tables_are_numeric_booktabs_ascii_with_caption_and_label(ws, writ
         if ln.startswith("digits/mobilenetv2/fp32") and "test accuracy" in ln
     )
     cells = [c.strip() for c in row.rstrip("\\ ").split("&")]
-    assert cells[3:8] == ["pp", "3", "4.47", "4.10", "5.20"] and cells[-1] == "different"
+    assert cells[3:8] == ["pp", "3", "4.47", "1.22", "7.72"]
+    assert cells[-1] == "different, beyond margin"
 
 
 def test_latex_tables_compile_with_pdflatex(ws, written, tmp_path):
@@ -246,7 +254,7 @@ def test_verdict_column_is_visible_on_the_first_screen_of_a_1280_px_window(writt
     assert top < height  # on the first screen
     assert len(layout["cells"]) == 4
     assert all(0 <= c[0] < c[1] <= width for c in layout["cells"])
-    assert layout["text"].strip().startswith("equivalent within")
+    assert layout["text"].strip() == "all seeds identical (no test)"
 
 
 BLOCKED_RUNNER = textwrap.dedent(

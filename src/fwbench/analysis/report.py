@@ -25,7 +25,7 @@ from fwbench.analysis.methods import methods, primary_statement, verdict_legend
 from fwbench.analysis.plots import make_plots
 from fwbench.analysis.stats import Analysis, analyze
 from fwbench.analysis.style import cell_label
-from fwbench.analysis.tables import PRIMARY, displays, write_analysis
+from fwbench.analysis.tables import PRIMARY, displays, family_text, write_analysis
 from fwbench.analysis.wording import arm_label
 from fwbench.analysis_config import AnalysisConfig
 from fwbench.fileio import write_text
@@ -69,8 +69,9 @@ def _question(runs: pd.DataFrame, cfg: AnalysisConfig) -> str:
         f"**The question.** For each cell (dataset, model, precision, variant): does training "
         f"in {arm_label(cfg.reference)} or in {' / '.join(others) or 'another arm'} give a "
         f"different result, and at what speed? Each cell gets a verdict on the per-seed "
-        f"difference: *different*, *equivalent within ±δ* (a declared margin) or "
-        f"*inconclusive*; no verdict below {cfg.min_seeds} finished seed pairs."
+        f"difference against a declared margin ±δ: *different — beyond ±δ*, *different but "
+        f"within ±δ*, *equivalent within ±δ* or *inconclusive*; no test where the seeds do not "
+        f"vary, no verdict below {cfg.min_seeds} finished seed pairs."
     )
 
 
@@ -168,7 +169,10 @@ def build_markdown(
         *attribution.report_section(runs),
         "### Seeds needed",
         f"Seed pairs that would decide each comparison with {cfg.power:.0%} power, from the "
-        "observed sd of the paired differences (`fwbench plan` answers this before a matrix).",
+        f"observed sd of the paired differences, planned at {family_text(analysis)} (Bonferroni: "
+        "Holm's first and strictest step, so each comparison has the power whatever its rank; "
+        "`fwbench plan` answers this before a matrix). *decided*: the verdict is already "
+        "reached; *no variation*: all seeds identical, nothing to plan from.",
         sections.md_table(views["seeds"]),
         "### Per-class accuracy",
         sections.md_table(views["per_class"], "_(no per-class accuracy in these results)_"),
