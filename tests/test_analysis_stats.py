@@ -460,3 +460,27 @@ def test_top5_ece_and_per_class_join_the_analysis(verdict_runs):
         (a.per_class["model"] == "resnet50") & (a.per_class["precision"] == "fp32")
     ]
     assert per_class["diff"].tolist() == pytest.approx([0.02994, 0.02994])
+
+
+def _timed(overlap: bool) -> pd.DataFrame:
+    """Five seeds, both arms, epoch times 5 % apart; runs one after another, or two at a time."""
+    time = pd.Series([10.0, 10.4, 9.8, 10.1, 10.3], index=PT.index)
+    runs = _runs({"pytorch": PT + 0.001 * PT.index, "keras": PT}, epoch_time_s={
+        "pytorch": time * (1.2 + 0.001 * PT.index), "keras": time})  # fmt: skip
+    order = runs["seed"] * 2 + (runs["framework"] == "keras")
+    start = (order // 2 if overlap else order) * 100.0
+    return runs.assign(host="node-1", started_at=start, finished_at=start + 90.0)
+
+
+def test_speed_of_runs_that_shared_their_host_is_left_out_with_the_reason():
+    alone = verdict_table(_timed(overlap=False), CFG).set_index("metric")
+    assert alone.loc["epoch_time_s", "verdict"] == BEYOND  # +20 %: beyond +-5 %
+    shared = verdict_table(_timed(overlap=True), CFG).set_index("metric")
+    row = shared.loc["epoch_time_s"]
+    assert row["verdict"] == NO_TEST and math.isnan(row["p_t"]) and math.isnan(row["ci_low"])
+    assert row["verdict_text"] == (
+        "timing not compared: 10 of 10 runs ran beside another run on their host (no test)"
+    )
+    assert row["diff"] == pytest.approx(alone.loc["epoch_time_s", "diff"])
+    assert (shared["family_size"] == 1).all()  # accuracy alone is tested
+    assert shared.loc["test_accuracy", "verdict"] != NO_TEST

@@ -15,7 +15,8 @@ def _family(analysis: Analysis) -> str:
     return (
         f"Holm over one family of {size} paired t-tests: every cell x arm pair x metric of "
         f"these results that was tested ({untested} other row(s) were not: too few seed "
-        f"pairs, all seeds identical, or both arms at a bound of the metric in every run)"
+        f"pairs, all seeds identical, both arms at a bound of the metric in every run, or "
+        f"timing from runs that ran beside other runs on their host)"
     )
 
 
@@ -62,7 +63,10 @@ def methods(analysis: Analysis) -> str:
         f"pairs: {analysis.config.reference} against every other arm, and the Keras arms with "
         f"each other (a − b). Per seed pair: the difference (speed: log ratio, shown as a / b − "
         f"1). Rows whose differences do not vary (all seeds identical, or both arms at 0 % or "
-        f"100 % in every run) get no test and stay outside the family. The others: paired t "
+        f"100 % in every run) get no test and stay outside the family, and so do speed "
+        f"comparisons of runs that overlapped in time with other runs on their host (`status."
+        f"json` start and end stamps): their timing measures the neighbour too. The others: "
+        f"paired t "
         f"(`scipy.stats.ttest_rel`); Wilcoxon signed-rank (`scipy.stats.wilcoxon`); TOST "
         f"(`statsmodels` `ttost_paired`, log transform for relative margins; shown alone, "
         f"unadjusted); between-arm Pearson r; Hedges' g (`pingouin`). Unpaired: Welch's t and "

@@ -31,6 +31,7 @@ from fwbench.analysis_config import AnalysisConfig, MarginConfig
 INSUFFICIENT = "too few seeds"
 CONSTANT = "constant differences"
 CEILING = "at a bound"
+SHARED = "timing shared"  # speed of runs that ran beside others on their host (timing.py)
 TESTED = "tested"
 T_INTERVAL = "t"
 NUMBERS = (

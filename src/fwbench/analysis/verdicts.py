@@ -25,6 +25,8 @@ from fwbench.analysis.metric_info import METRICS
 from fwbench.analysis.paired import (
     CEILING,
     CONSTANT,
+    NUMBERS,
+    SHARED,
     TESTED,
     margin_on_test_scale,
     paired_compare,
@@ -38,6 +40,7 @@ from fwbench.analysis.replicates import (
     finished,
     with_metric_columns,
 )
+from fwbench.analysis.timing import OVERLAPS, SPEED_METRICS, shared_note, with_overlaps
 from fwbench.analysis.wording import (
     arm_label,
     format_ci,
@@ -111,20 +114,33 @@ def _rows(runs: pd.DataFrame, cfg: AnalysisConfig) -> list[dict]:
                 if metric != ALWAYS_SHOWN and va.notna().sum() + vb.notna().sum() == 0:
                     continue  # not recorded by these runs (e.g. top-5 in an older test.json)
                 margin = cfg.margins[metric]
+                compared = paired_compare(va, vb, margin, cfg, info.bounds)
+                if metric in SPEED_METRICS and compared["status"] == TESTED:
+                    _leave_out_shared(compared, arm[a], arm[b])
                 rows.append(
                     cell
                     | {"comparison": comparison_label(a, b), "arm_a": a, "arm_b": b}
                     | {"metric": metric, "margin": margin.value, "margin_scale": margin.scale}
                     | excluded
-                    | paired_compare(va, vb, margin, cfg, info.bounds)
+                    | compared
                 )  # fmt: skip
     return rows
+
+
+def _leave_out_shared(compared: dict, a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """A speed comparison whose runs shared their host with other runs is not tested."""
+    pairs = a.index.intersection(b.index)
+    note = shared_note(pd.concat([a.loc[pairs, OVERLAPS], b.loc[pairs, OVERLAPS]]))
+    if note:
+        kept = {k: compared[k] for k in ("diff", "sd_diff")}
+        compared |= dict.fromkeys(NUMBERS, np.nan) | kept
+        compared |= {"status": SHARED, "note": note, "ci_method": None, "_d": None}
 
 
 def _verdict(row: dict) -> str:
     if row["status"] == TESTED:
         return decide(row["ci_low"], row["ci_high"], row["margin"])
-    return NO_TEST if row["status"] in (CONSTANT, CEILING) else NO_VERDICT
+    return NO_TEST if row["status"] in (CONSTANT, CEILING, SHARED) else NO_VERDICT
 
 
 def verdict_text(row: dict, cfg: AnalysisConfig) -> str:
@@ -238,7 +254,7 @@ def _adjust(records: list[dict], cfg: AnalysisConfig, family: int) -> None:
 
 def verdict_table(runs: pd.DataFrame, cfg: AnalysisConfig) -> pd.DataFrame:
     """Per cell, arm pair and metric: the paired comparison, Holm over the family, the verdict."""
-    records = _rows(with_metric_columns(runs), cfg)
+    records = _rows(with_overlaps(with_metric_columns(runs)), cfg)
     if not records:
         return pd.DataFrame()
     family = sum(r["status"] == TESTED for r in records)
