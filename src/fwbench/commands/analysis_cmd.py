@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fwbench.commands.options import AnalysisConfigOpt, MatrixOpt, OptPath, WorkspaceOpt
+from fwbench.commands.output import print_whole
 from fwbench.paths import Workspace
 
 StageOpt = typer.Option(
@@ -93,7 +94,7 @@ def analyze(config: OptPath = AnalysisConfigOpt, workspace: OptPath = WorkspaceO
             cell = cell_label(dict(zip(CELL, key[:-1], strict=True)))
             out.print(f"{cell} {key[-1]}: excluded {excluded_text(counts)}")
     if not analysis.comparison.empty:
-        out.print(_verdict_table(analysis))
+        print_whole(out, _verdict_table(analysis))
     out.print(f"wrote {len(paths)} tables to {ws.analysis_dir}")
 
 

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fwbench.commands.options import AnalysisConfigOpt, MatrixOpt, OptPath, WorkspaceOpt
+from fwbench.commands.output import print_whole
 
 
 def _stage(ws, stage: str | None, matrix: OptPath):
@@ -145,4 +146,4 @@ def plan(
             format_margin(m, cfg.margins[m]), seeds_text(need, r["sd_diff"]),
             seeds_text(r["seeds_difference"], r["sd_diff"]), *enough,
         )  # fmt: skip
-    Console(highlight=False).print(table)
+    print_whole(Console(highlight=False), table)
