@@ -234,22 +234,32 @@ window.addEventListener('load', () => {
 </script>"""
 
 
-def test_verdict_column_is_visible_on_the_first_screen_of_a_1280_px_window(written, tmp_path):
+def _layout(written, tmp_path, width: int, probe: str) -> dict:
+    """The report opened in headless Chromium at ``width`` px: what ``probe`` measured."""
     chromium = _tool("chromium", "chromium-headless-shell", "chromium-browser")
-    page = tmp_path / "probe.html"
+    page = tmp_path / f"probe{width}.html"
     page.write_text(
-        written["html"].read_text(encoding="utf-8").replace("</body>", LAYOUT_PROBE + "</body>")
+        written["html"].read_text(encoding="utf-8").replace("</body>", probe + "</body>")
     )
+    window = width
+    if width < MIN_WINDOW:  # headless windows are at least 500 px: a phone-wide frame inside
+        frame = tmp_path / f"frame{width}.html"
+        frame.write_text(PHONE_FRAME.format(width=width, src=page.name))
+        page, window = frame, MIN_WINDOW
     proc = subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900",
+         f"--user-data-dir={tmp_path / f'profile{width}'}", f"--window-size={window},900",
          "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     found = re.search(r'data-layout="([^"]*)"', proc.stdout)
     assert found, proc.stderr[-2000:]
-    layout = json.loads(htmllib.unescape(found.group(1)))
+    return json.loads(htmllib.unescape(found.group(1)))
+
+
+def test_verdict_column_is_visible_on_the_first_screen_of_a_1280_px_window(written, tmp_path):
+    layout = _layout(written, tmp_path, 1280, LAYOUT_PROBE)
     width, height = layout["viewport"]
     assert width == 1280
     left, right, top, _ = layout["header"]
@@ -260,6 +270,41 @@ def test_verdict_column_is_visible_on_the_first_screen_of_a_1280_px_window(writt
     assert len(layout["cells"]) == 4
     assert all(0 <= c[0] < c[1] <= width for c in layout["cells"])
     assert layout["text"].strip() == "all seeds identical (no test)"
+
+
+PHONE_PROBE = """<script>
+window.addEventListener('load', () => {
+  const th = [...document.querySelectorAll('th')]
+    .find(t => t.textContent.trim() === 'test accuracy: verdict');
+  const table = th.closest('table');
+  const cells = [...table.querySelectorAll('td[data-label="test accuracy: verdict"]')]
+    .map(td => { const r = td.getBoundingClientRect();
+                 return [r.left, r.right, td.textContent.trim()]; });
+  const forest = [...document.querySelectorAll('img')].find(i => i.alt.startsWith('forest'));
+  const out = {viewport: window.innerWidth, page: document.documentElement.scrollWidth,
+               table: [table.scrollWidth, table.clientWidth], cells: cells,
+               forest: forest.getBoundingClientRect().width};
+  parent.postMessage(JSON.stringify(out), '*');
+});
+</script>"""
+MIN_WINDOW = 500
+PHONE_FRAME = """<!DOCTYPE html><html><body style="margin:0">
+<iframe src="{src}" style="width:{width}px;height:900px;border:0"></iframe>
+<script>window.addEventListener('message', e => document.body.setAttribute('data-layout', e.data));
+</script></body></html>"""
+
+
+def test_every_rows_verdict_shows_without_sideways_scrolling_on_a_390_px_phone(written, tmp_path):
+    layout = _layout(written, tmp_path, 390, PHONE_PROBE)
+    width = layout["viewport"]
+    assert width == 390
+    assert layout["page"] <= width  # the page itself does not scroll sideways
+    assert layout["table"][0] <= layout["table"][1]  # nor does the verdict table
+    assert len(layout["cells"]) == 4
+    for left, right, text in layout["cells"]:
+        assert 0 <= left < right <= width, text
+    assert "all seeds identical (no test)" in [c[2] for c in layout["cells"]][0]
+    assert layout["forest"] >= 700  # the forest plot keeps a legible size (it scrolls alone)
 
 
 BLOCKED_RUNNER = textwrap.dedent(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +46,17 @@ pre{background:#f6f8fa;padding:0.8em;overflow-x:auto;font-size:0.85em}
 code{background:#f6f8fa;padding:0 3px} h2{border-bottom:1px solid #ddd;padding-bottom:3px}
 details{margin:0.6em 0;border:1px solid #ddd;padding:0.3em 0.8em}
 summary{font-weight:600;cursor:pointer}
+@media (max-width:640px){
+body{padding:0 0.5em}
+table{display:block;border:0}
+thead{display:none}
+tbody,tr{display:block}
+tr{border:1px solid #ccc;margin:0 0 0.6em 0}
+td{display:block;max-width:none;border:0;border-bottom:1px solid #eee}
+td::before{content:attr(data-label);display:block;font-weight:600;color:#555}
+p:has(>img){overflow-x:auto}
+p>img{min-width:720px;max-width:none}
+}
 """
 APPENDIX = ("Environment", "Configuration", "Matrix coverage and audit", "Fairness checks")
 
@@ -204,11 +216,36 @@ def build_markdown(
     return "\n\n".join(s for s in out if s) + "\n"
 
 
+def _label_cells(body: str) -> str:
+    """Each table cell carries its column's header (``data-label``): on a phone a row becomes a
+    card of labelled lines, so every row's verdict shows without sideways scrolling."""
+
+    def one_table(match: re.Match) -> str:
+        table = match.group(0)
+        heads = [
+            re.sub(r"<[^>]+>", "", h).strip()
+            for h in re.findall(r"<th[^>]*>(.*?)</th>", table, flags=re.S)
+        ]
+
+        def one_row(row: re.Match) -> str:
+            cells = iter(heads)
+            return re.sub(
+                r"<td(?=[\s>])",
+                lambda _: f'<td data-label="{html.escape(next(cells, ""), quote=True)}"',
+                row.group(0),
+            )
+
+        return re.sub(r"<tr>.*?</tr>", one_row, table, flags=re.S)
+
+    return re.sub(r"<table>.*?</table>", one_table, body, flags=re.S)
+
+
 def to_html(markdown_text: str, title: str = "fwbench report") -> str:
     """One standalone HTML page (inline CSS, no external resources) from the report Markdown."""
     body = markdown.markdown(
         markdown_text, extensions=["tables", "fenced_code", "toc", "md_in_html"]
     )
+    body = _label_cells(body)
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
