@@ -358,5 +358,46 @@ def test_collect_analyze_report_plan_run_with_frameworks_not_importable(tmp_path
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "FRAMEWORK-FREE OK" in proc.stdout
-    assert (ws / "analysis" / "comparison.tex").read_text().startswith("\\begin{table}")
+    assert (ws / "analysis" / "comparison.tex").read_text().startswith("\\begin{sidewaystable}")
     assert (ws / "report" / "report.html").stat().st_size > 100_000
+
+
+def test_plots_keep_titles_whole_and_bands_inside_the_metrics_range(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from fwbench.analysis import plots
+
+    saved = []
+    real_save = plots._save
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        title = fig._suptitle.get_window_extent()
+        saved.append((title.x0, title.x1, fig.bbox.x1))
+        return real_save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    runs = pd.DataFrame(
+        [{"run_id": f"r{s}{f}", "dataset": "digits", "model": "mobilenetv2", "precision": "fp32",
+          "variant": "library", "settings": "", "framework": f, "seed": s, "state": "done",
+          "test_accuracy": 0.9 + 0.01 * s} for s in (1, 2, 3) for f in ("pytorch", "keras")]
+    )  # fmt: skip
+    plots.accuracy_distributions(runs, tmp_path)  # one cell: its title was cut on both sides
+    left, right, width = saved[-1]
+    assert 0 <= left < right <= width
+    # epoch-1 losses 0.01, 0.2, 0.01: the t band would reach below 0, it stops there
+    epochs = runs.loc[runs.index.repeat(2)].assign(
+        epoch=[1, 2] * 6, val_loss=0.1,
+        train_loss=[0.01, 0.2, 0.3, 0.2, 0.2, 0.2, 0.01, 0.2, 0.01, 0.2, 0.3, 0.2],
+        val_accuracy=0.9, learning_rate=0.1,
+    )  # fmt: skip
+    lows = []
+    real_fill = plt.Axes.fill_between
+
+    def record(ax, x, low, high, **kw):
+        lows.append(float(np.min(low)))
+        return real_fill(ax, x, low, high, **kw)
+
+    monkeypatch.setattr(plt.Axes, "fill_between", record)
+    plots.learning_curves(epochs, tmp_path)
+    assert lows and min(lows) >= 0
