@@ -484,3 +484,10 @@ def test_speed_of_runs_that_shared_their_host_is_left_out_with_the_reason():
     assert row["diff"] == pytest.approx(alone.loc["epoch_time_s", "diff"])
     assert (shared["family_size"] == 1).all()  # accuracy alone is tested
     assert shared.loc["test_accuracy", "verdict"] != NO_TEST
+
+
+def test_a_throughput_interval_never_reaches_below_zero():
+    runs = _runs({"pytorch": PT, "keras": KE}).assign(images_per_second=[5.0, 400.0, 7.0] * 3 + [1])
+    summary = analyze(runs).summary.set_index("framework")
+    assert (summary["images_per_second_ci_low"] >= 0).all()
+    assert summary["images_per_second_truncated"].any()
