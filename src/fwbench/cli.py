@@ -36,7 +36,7 @@ from fwbench.commands import (  # noqa: E402
     runs_cmd,
     train_cmd,
 )
-from fwbench.errors import FwbenchError, Interrupted, from_os_error  # noqa: E402
+from fwbench.core.errors import FwbenchError, Interrupted, from_os_error  # noqa: E402
 
 app = typer.Typer(
     name="fwbench",
@@ -80,6 +80,7 @@ app.command("plan")(plan_cmd.plan)
 app.command("run")(run_cmd.run)
 app.command("status")(run_cmd.status)
 app.command("migrate")(runs_cmd.migrate)
+app.add_typer(runs_cmd.app, name="runs")
 
 
 def main() -> None:

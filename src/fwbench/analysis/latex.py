@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from fwbench.analysis.metric_info import METRICS
 from fwbench.analysis.replicates import CELL, cell_name
 from fwbench.analysis.stats import Analysis
-from fwbench.fileio import write_text
+from fwbench.core.fileio import write_text
+from fwbench.registry.metric_info import METRICS
 
 PACKAGES = ("booktabs", "tabularx", "rotating")
 WRAP = r">{\raggedright\arraybackslash}X"  # a text column that wraps within the text width

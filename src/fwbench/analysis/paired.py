@@ -26,7 +26,7 @@ import pingouin as pg
 from scipy import stats
 from statsmodels.stats.weightstats import ttost_paired
 
-from fwbench.analysis_config import AnalysisConfig, MarginConfig
+from fwbench.config.analysis import AnalysisConfig, MarginConfig
 
 INSUFFICIENT = "too few seeds"
 CONSTANT = "constant differences"

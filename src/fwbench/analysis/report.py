@@ -21,17 +21,17 @@ import pandas as pd
 from markdown.extensions.toc import slugify
 
 from fwbench.analysis import attribution, sections
-from fwbench.analysis.arms import arm_order
 from fwbench.analysis.methods import methods, primary_statement, verdict_legend
+from fwbench.analysis.pairs import arm_order
 from fwbench.analysis.plots import make_plots
 from fwbench.analysis.stats import Analysis, analyze
 from fwbench.analysis.style import cell_label
 from fwbench.analysis.tables import PRIMARY, displays, family_text, write_analysis
 from fwbench.analysis.wording import arm_label
-from fwbench.analysis_config import AnalysisConfig
-from fwbench.fileio import write_text
-from fwbench.paths import Workspace
-from fwbench.results import load_results
+from fwbench.config.analysis import AnalysisConfig
+from fwbench.core.fileio import write_text
+from fwbench.core.paths import Workspace
+from fwbench.study.collect import load_results
 
 ImageRef = Callable[[Path, str], str]
 CSS = """
@@ -114,7 +114,8 @@ def _conclusions(analysis: Analysis) -> str:
     if comp.empty:
         return "No cells to compare: no run has finished."
     lines = []
-    for _, cell in comp.groupby(["dataset", "model", "precision", "variant", "comparison"]):
+    keys = [c for c in ("dataset", "model", "precision", "variant", "settings") if c in comp]
+    for _, cell in comp.groupby([*keys, "comparison"], dropna=False):
         first = cell.iloc[0]
         lines.append(f"- **{cell_label(first)}, {first['comparison']}**")
         lines += [f"    - {r['conclusion']}." for r in cell.to_dict("records")]

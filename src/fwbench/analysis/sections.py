@@ -13,13 +13,14 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from fwbench.analysis.overlaps import load_text, overlapping_runs
 from fwbench.analysis.replicates import CELL, finished
 from fwbench.analysis.stats import Analysis
-from fwbench.analysis.timing import load_text, overlapping_runs
 from fwbench.analysis.verdicts import NO_VERDICT
-from fwbench.config import load_train_config
-from fwbench.paths import Workspace
-from fwbench.runs import RunDir
+from fwbench.config.train import load_train_config
+from fwbench.core.paths import Workspace
+from fwbench.record.runs import RunDir
+from fwbench.record.view import warmup_as_long_as_training
 
 FAIRNESS_FILES = {
     "param_comparison.csv": ("Parameter counts per framework", "fwbench models compare"),
@@ -248,6 +249,12 @@ def limitations(ws: Workspace, runs: pd.DataFrame, analysis: Analysis) -> list[s
         notes.append(
             f"Short schedules: epochs below the recipe's ({'; '.join(pairs)}); "
             "accuracies are far from converged values."
+        )
+    warm = warmup_as_long_as_training(ws.root, done)
+    if warm:
+        notes.append(
+            f"In {warm} run(s) the LR warmup lasted the whole training: the peak LR was never "
+            "reached (lower lr.warmup_epochs or train more epochs)."
         )
     mixed = runs.groupby([*CELL, "framework"])[["epochs", "subset", "input_size"]].nunique()
     if (mixed > 1).any(axis=None):

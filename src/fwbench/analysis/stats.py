@@ -18,12 +18,12 @@ import pingouin as pg
 from scipy import stats
 
 from fwbench.analysis.attribution import primary_runs
-from fwbench.analysis.metric_info import METRICS
 from fwbench.analysis.per_class import per_class_table
 from fwbench.analysis.replicates import CELL, STATES, finished, with_metric_columns
 from fwbench.analysis.verdicts import holm, verdict_table
 from fwbench.analysis.wording import format_value
-from fwbench.analysis_config import AnalysisConfig, load_analysis_config
+from fwbench.config.analysis import AnalysisConfig, load_analysis_config
+from fwbench.registry.metric_info import METRICS
 
 AMP_GROUP = ["dataset", "model", "variant", "settings", "framework"]
 INSUFFICIENT = "insufficient seeds"
@@ -31,7 +31,7 @@ CONSTANT = "constant samples"
 TESTED = "tested"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Analysis:
     """Every table ``fwbench analyze`` writes, and the settings that made them."""
 
@@ -41,6 +41,12 @@ class Analysis:
     amp: pd.DataFrame
     per_class: pd.DataFrame
     config: AnalysisConfig
+
+    def __repr__(self) -> str:
+        """One line: the tables and their sizes (print a table itself to see it)."""
+        tables = ("summary", "comparison", "coverage", "amp", "per_class")
+        sizes = ", ".join(f"{t}: {len(getattr(self, t))} rows" for t in tables)
+        return f"<Analysis {sizes}>"
 
 
 def describe(

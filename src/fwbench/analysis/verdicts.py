@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-from fwbench.analysis.arms import comparison_label, comparisons
-from fwbench.analysis.metric_info import METRICS
+from fwbench.analysis.overlaps import OVERLAPS, SPEED_METRICS, shared_note, with_overlaps
 from fwbench.analysis.paired import (
     CEILING,
     CONSTANT,
@@ -32,6 +31,7 @@ from fwbench.analysis.paired import (
     paired_compare,
     set_interval,
 )
+from fwbench.analysis.pairs import comparison_label, comparisons
 from fwbench.analysis.power import family_alpha, seeds_needed
 from fwbench.analysis.replicates import (
     CELL,
@@ -40,7 +40,6 @@ from fwbench.analysis.replicates import (
     finished,
     with_metric_columns,
 )
-from fwbench.analysis.timing import OVERLAPS, SPEED_METRICS, shared_note, with_overlaps
 from fwbench.analysis.wording import (
     arm_label,
     format_ci,
@@ -49,7 +48,8 @@ from fwbench.analysis.wording import (
     format_margin,
     format_p,
 )
-from fwbench.analysis_config import AnalysisConfig
+from fwbench.config.analysis import AnalysisConfig
+from fwbench.registry.metric_info import METRICS
 
 BEYOND, WITHIN, EQUIVALENT, INCONCLUSIVE, NO_TEST, NO_VERDICT = (
     "different, beyond margin", "different, within margin", "equivalent", "inconclusive",

@@ -7,9 +7,12 @@ from rich.console import Console
 
 from fwbench.commands.options import MatrixOpt, OptPath, TrainConfigOpt, WorkspaceOpt
 from fwbench.commands.output import print_whole
-from fwbench.paths import Workspace
+from fwbench.core.paths import Workspace
 
-app = typer.Typer(help="Show and check configuration.", no_args_is_help=True)
+app = typer.Typer(
+    help="Show the resolved configuration (reading it checks it: an error names the file and key).",
+    no_args_is_help=True,
+)
 
 
 @app.command("show")
@@ -20,7 +23,7 @@ def show(
     import yaml
     from rich.table import Table
 
-    from fwbench.config import (
+    from fwbench.config.train import (
         EXPERIMENT_MATRIX,
         TRAIN_CONFIG,
         find_user_config,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from fwbench.commands.options import OptPath, WorkspaceOpt
-from fwbench.paths import Workspace
+from fwbench.core.paths import Workspace
 
 STACK = ("keras", "tensorflow", "jax", "jaxlib", "torch", "torchvision")  # as each arm layers
 
@@ -17,7 +17,7 @@ def arm_versions(probe: dict) -> str:
 
 def env(workspace: OptPath = WorkspaceOpt) -> None:
     """Write environment.txt, env.json, requirements_lock.txt (no GPU is recorded, not an error)."""
-    from fwbench.env import write_environment
+    from fwbench.frameworks.env import write_environment
 
     ws = Workspace.from_env(workspace)
     out = Console()
