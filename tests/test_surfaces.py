@@ -46,6 +46,7 @@ def test_piped_analyze_shows_every_verdict_and_interval_whole(vws):
         assert any(r["verdict_text"] in ln for ln in lines), r["verdict_text"]
     assert "different — beyond ±0.50 pp" in out and "equivalent within ±0.50 pp" in out
     assert "-0.04 pp [-5.01 pp, +4.93 pp]" in out  # difference and interval on one line
+    assert "a − b [adjusted CI]" in out  # the header's brackets are text, not markup
 
 
 def test_piped_plan_config_show_and_help_are_whole(vws):

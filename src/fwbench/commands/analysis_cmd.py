@@ -55,7 +55,7 @@ def _verdict_table(analysis) -> Table:
 
     cfg = analysis.config
     table = Table(
-        "cell", "arms", "metric", "pairs", "verdict", "a − b [adjusted CI]",
+        "cell", "arms", "metric", "pairs", "verdict", "a − b \\[adjusted CI]",
         "seeds: equiv. / diff.",
         title=f"Verdicts (α = {cfg.alpha}, Holm over {analysis.comparison['family_size'].iloc[0]} "
         f"tested rows, each interval at its Holm-adjusted level; seeds for {cfg.power:.0%} "
@@ -64,7 +64,7 @@ def _verdict_table(analysis) -> Table:
     table.columns[0].overflow = "fold"  # a cell name is never cut
     for r in analysis.comparison.to_dict("records"):
         seeds = seeds_cell(r, "seeds_equivalence")
-        if r["verdict"] not in DECIDED:
+        if r["verdict"] not in DECIDED and r["sd_diff"] != 0:
             seeds += f" / {seeds_cell(r, 'seeds_difference')}"
         table.add_row(
             cell_label(r), r["comparison"], METRICS[r["metric"]].label, str(r["n_pairs"]),
