@@ -101,6 +101,10 @@ def _command() -> object:
     """Run the command: its return value, or the exception that ended it."""
     try:
         interrupts.running()
+        if any(a in ("--help", "-h") for a in sys.argv[1:]) or len(sys.argv) == 1:
+            from fwbench.commands.output import widen_help_off_terminal
+
+            widen_help_off_terminal()
         rv = app(standalone_mode=False, prog_name="fwbench")
     except BaseException as e:
         interrupts.settled()

@@ -174,7 +174,7 @@ def cell_summary(runs: pd.DataFrame, cfg: AnalysisConfig) -> pd.DataFrame:
         sel = done.loc[done.index.intersection(group.index)]
         row["n_seeds"] = len(sel)
         for metric, info in METRICS.items():
-            for stat, value in describe(sel[metric], cfg.confidence, info.bounds).items():
+            for stat, value in describe(sel[metric], cfg.confidence, info.range).items():
                 if stat != "n":
                     row[f"{metric}_{stat}"] = value
         rows.append(row)

@@ -52,6 +52,10 @@ RUN_COLUMNS = [
     "data_time_s",
     "train_time_s",
     "wall_time_s",
+    "started_at",
+    "finished_at",
+    "load_avg_start",
+    "load_avg_end",
     "host",
     "cpu_model",
     "device",
@@ -158,6 +162,10 @@ def run_row(run: RunDir, spec: RunSpec, epochs: pd.DataFrame, root: Path) -> dic
     started, finished = status.get("started_at"), status.get("finished_at")
     if isinstance(started, int | float) and isinstance(finished, int | float):
         row["wall_time_s"] = float(finished - started)
+    # when and under what load it ran: runs overlapping on one host are not timed together
+    row["started_at"], row["finished_at"] = started, finished
+    row["load_avg_start"] = status.get("load_avg_start")
+    row["load_avg_end"] = status.get("load_avg_end")
     row["host"] = env.get("hostname") or status.get("host")
     row["cpu_model"] = env.get("cpu_model")
     # training writes the backend's facts under "run"; a flat env.json is read as well
