@@ -107,7 +107,11 @@ def test_run_writes_every_file_with_every_field(reference, arm):
         assert env["run"]["op_determinism"] is True
     names = sorted(p.name for p in rd.checkpoints.iterdir())
     assert (
-        names == {"pytorch": ["best.pt", "last.pt"], "keras": ["best.weights.h5", "last.npz"]}[arm]
+        names
+        == {
+            "pytorch": ["best.pt", "last.pt", "previous-last.pt"],
+            "keras": ["best.weights.h5", "last.npz", "previous-last.npz"],
+        }[arm]
     )
     assert "done: test accuracy" in rd.log_path.read_text()
 

@@ -18,6 +18,7 @@ import pingouin as pg
 from scipy import stats
 
 from fwbench.analysis.attribution import primary_runs
+from fwbench.analysis.diverged_seeds import divergence_table
 from fwbench.analysis.per_class import per_class_table
 from fwbench.analysis.replicates import CELL, STATES, finished, with_metric_columns
 from fwbench.analysis.verdicts import holm, verdict_table
@@ -40,6 +41,7 @@ class Analysis:
     comparison: pd.DataFrame
     amp: pd.DataFrame
     per_class: pd.DataFrame
+    divergence: pd.DataFrame  # diverged seeds per arm and Fisher's exact test (divergence.py)
     config: AnalysisConfig
 
     def __repr__(self) -> str:
@@ -172,7 +174,7 @@ def cell_summary(runs: pd.DataFrame, cfg: AnalysisConfig) -> pd.DataFrame:
         sel = done.loc[done.index.intersection(group.index)]
         row["n_seeds"] = len(sel)
         for metric, info in METRICS.items():
-            for stat, value in describe(sel[metric], cfg.confidence, info.bounds).items():
+            for stat, value in describe(sel[metric], cfg.confidence, info.range).items():
                 if stat != "n":
                     row[f"{metric}_{stat}"] = value
         rows.append(row)
@@ -261,5 +263,6 @@ def analyze(runs: pd.DataFrame, cfg: AnalysisConfig | None = None) -> Analysis:
         comparison=verdict_table(runs, cfg),
         amp=amp_effect(runs, cfg),
         per_class=per_class_table(runs, cfg),
+        divergence=divergence_table(runs, cfg.alpha, cfg.reference),
         config=cfg,
     )

@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 
 from fwbench.commands.options import MatrixOpt, OptPath, TrainConfigOpt, WorkspaceOpt
+from fwbench.commands.output import print_whole
 from fwbench.core.paths import Workspace
 
 app = typer.Typer(
@@ -47,4 +48,4 @@ def show(
             *(str(len(a)) for a in (s.datasets, s.models, s.precisions, s.seeds, s.frameworks)),
             str(s.run_count),
         )
-    out.print(table)
+    print_whole(out, table)

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fwbench.commands.options import OptPath, WorkspaceOpt
+from fwbench.commands.output import print_whole
 from fwbench.core.fileio import write_text
 from fwbench.core.paths import Workspace
 from fwbench.registry.models import MODELS, VARIANTS, check_choice, get_model
@@ -52,7 +53,7 @@ def compare_cmd(
 
     check_choice("variant", variant, VARIANTS)
     arms = [a for a in _arms(keras_backends) if a != "keras"]
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)
     out = Console()
     with out.status("building models ...") as status:
         rows = compare_all(variant, progress=lambda text: status.update(f"building {text} ..."))
@@ -70,7 +71,7 @@ def compare_cmd(
             f"{r.keras_trainable_params:,}", *extra, f"{r.diff_pct:.6f}", f"{r.threshold_pct:g}",
             _pass(r.params_passed and r.backends_passed), _pass(r.shapes_passed),
         )  # fmt: skip
-    out.print(table)
+    print_whole(out, table)
     path = ws.results_dir / "param_comparison.csv"
     write_text(path, pd.DataFrame([r.as_row() for r in rows]).to_csv(index=False))
     out.print(f"wrote {path}")
@@ -93,7 +94,7 @@ def audit_cmd(
 
     check_choice("variant", variant, VARIANTS)
     stem_for(next(iter(MODELS)), input_size)  # a user error for an unsupported size
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)
     out = Console()
     rows = []
     for model in [get_model(m.strip()).name for m in models.split(",") if m.strip()] or MODELS:

@@ -18,15 +18,19 @@ def _save(workspace, name: str, rows: list[dict]) -> None:
     from fwbench.core.fileio import write_text
     from fwbench.core.paths import Workspace
 
-    path = Workspace.from_env(workspace).results_dir / f"parity_{name}.csv"
+    path = Workspace.from_env(workspace, create=True).results_dir / f"parity_{name}.csv"
     write_text(path, pd.DataFrame(rows).to_csv(index=False))
 
 
 @app.command("models")
 def models_cmd(
-    num_classes: int = typer.Option(10, "--num-classes", help="Classes of the head."),
-    batch: int = typer.Option(2, "--batch", help="Random images per check."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the input and the perturbed weights."),
+    num_classes: int = typer.Option(
+        10, "--num-classes", min=2, max=100_000, help="Classes of the head."
+    ),
+    batch: int = typer.Option(2, "--batch", min=1, max=4096, help="Random images per check."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**32 - 1, help="Seed of the input and the perturbed weights."
+    ),
     keras_backends: str = typer.Option(
         "keras,keras-jax,keras-torch",
         "--keras-backends",
@@ -77,7 +81,7 @@ def models_cmd(
 def pixels_cmd(
     dataset: str = typer.Option("synthetic", "--dataset", help="A prepared dataset."),
     split: str = typer.Option("val", "--split", help="train, val or test."),
-    index: int = typer.Option(0, "--index", help="Which image of the split."),
+    index: int = typer.Option(0, "--index", min=0, max=10**9, help="Which image of the split."),
     config: OptPath = TrainConfigOpt,
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
@@ -89,7 +93,7 @@ def pixels_cmd(
     from fwbench.core.paths import Workspace
     from fwbench.parity.pixels import TOLERANCE, check_pixels
 
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)
     cfg = workspace_train_config(ws, config)
     rows = check_pixels(ws, dataset, cfg, split=split, index=index)
     table = Table(
@@ -117,9 +121,9 @@ def lr_cmd(
     config: OptPath = TrainConfigOpt,
     matrix: OptPath = MatrixOpt,
     subset: int | None = typer.Option(
-        None, "--subset", min=1, help="Training images (default: all)."
+        None, "--subset", min=1, max=10**9, help="Training images (default: all)."
     ),
-    epochs_override: int | None = typer.Option(None, "--epochs-override", min=1),
+    epochs_override: int | None = typer.Option(None, "--epochs-override", min=1, max=100_000),
     keras_backends: str = typer.Option(
         "keras-jax,keras-torch",
         "--keras-backends",
@@ -149,7 +153,7 @@ def lr_cmd(
     )
     from fwbench.registry.arms import get_arm
 
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)
     cfg = workspace_train_config(ws, config)
     stages = None
     if stage is not None:
@@ -236,7 +240,7 @@ def _lockstep_in_arm(ws, cfg, arm: str, **kwargs):
 def train_cmd(
     model: str = typer.Option("mobilenetv2", "--model", help="mobilenetv2, resnet50, ..."),
     dataset: str = typer.Option("digits", "--dataset", help="A prepared dataset."),
-    steps: int = typer.Option(10, "--steps", min=3, help="Lockstep optimizer steps."),
+    steps: int = typer.Option(10, "--steps", min=3, max=100_000, help="Lockstep optimizer steps."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float64 (fp32 only)."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 or amp (bfloat16 on a CPU)."),
     compile_mode: str = typer.Option("eager", "--compile", help="eager or compiled."),
@@ -246,8 +250,10 @@ def train_cmd(
         help="Keras arms to train beside PyTorch, comma-separated: keras-tf, keras-jax, "
         "keras-torch (default: every installed one; each but keras-tf in its own process).",
     ),  # fmt: skip
-    batch_size: int = typer.Option(32, "--batch-size", min=2, help="Images per step."),
-    seed: int = typer.Option(42, "--seed", help="Run seed (init, order, augmentation)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=2, max=65536, help="Images per step."),
+    seed: int = typer.Option(
+        42, "--seed", min=0, max=2**32 - 1, help="Run seed (init, order, augmentation)."
+    ),
     config: OptPath = TrainConfigOpt,
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
@@ -282,7 +288,7 @@ def train_cmd(
             "parity train needs Keras arms to train beside PyTorch",
             fix="pass --framework keras-tf, keras-jax or keras-torch (and install its backend)",
         )
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)
     cfg = workspace_train_config(ws, config)
     out = Console(width=max(Console().width, 160))
     options = {

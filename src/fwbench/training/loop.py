@@ -1,14 +1,15 @@
 """The one epoch loop both arms share (seed phase 5).
 
-Per optimizer step: the LR from ``fwbench.recipe.schedule.lr_at`` (warmup + cosine, one function for
-both arms), ``accumulation`` micro-batches fetched from the arm's pipeline (the time spent
+Per optimizer step: the LR from ``fwbench.recipe.schedule.lr_at`` (warmup + cosine, one function
+for both arms), ``accumulation`` micro-batches fetched from the arm's pipeline (the time spent
 waiting for them is the epoch's ``data_time_seconds``), one ``backend.train_step``. A run whose
-loss is non-finite or explodes, or that trains above chance after warmup, ends as ``diverged``
-(``fwbench.recipe.divergence``). Per epoch: validation, one line of ``epochs.jsonl``, the best
-checkpoint by ``val_accuracy`` (first best kept on ties) and the last checkpoint, which carries
-the model, optimizer, loss scaler, RNG state, finished epochs and step position so that a killed
-run resumes from its last finished epoch and ends exactly as an uninterrupted one. After the
-last epoch the best checkpoint is evaluated on the test split -> ``test.json``.
+loss is non-finite, or stays exploded over a window of steps or above chance for epochs after
+warmup, ends as ``diverged`` (``fwbench.recipe.divergence``). Per epoch: validation, one line of
+``epochs.jsonl``, the best checkpoint by ``val_accuracy`` (first best kept on ties) and the last
+checkpoint, which carries the model, optimizer, loss scaler, RNG state, divergence window,
+finished epochs and step position so that a killed run resumes from its last finished epoch and
+ends exactly as an uninterrupted one. After the last epoch the best checkpoint is evaluated on
+the test split -> ``test.json``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fwbench.core.errors import FwbenchError, describe
 from fwbench.core.fileio import append_jsonl, write_json, write_text
+from fwbench.core.interrupts import point
 from fwbench.core.paths import Workspace
 from fwbench.frameworks.base import (
     Backend,
@@ -68,6 +71,7 @@ def train_run(
         return state
     _refuse_if_live(run_dir)
     run_dir.set_status("running", run_id=spec.run_id, framework=spec.framework)
+    reserve = _reserve_space(run_dir)
     console = ConsoleSink(live=show_progress)
     console.prepare(spec)  # a terminal shows the bar now, not after the framework has loaded
     try:
@@ -76,14 +80,42 @@ def train_run(
         backend = backend or load_backend(spec.framework)
         return _Trainer(run_dir, ws, spec, backend, console, on_step).run()
     except KeyboardInterrupt:
+        _free(reserve)
         console.close("failed", None)
         raise interrupted(run_dir, spec) from None
     except BaseException as e:
+        _free(reserve)  # a full disk still has room for the final state
         console.close("failed", None)
         error = describe(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
         run_dir.set_status("failed", error=error, traceback=traceback.format_exc()[-4000:])
         _log(run_dir, f"failed: {error}")
         raise
+    finally:
+        _free(reserve)
+
+
+RESERVE_NAME = ".reserve"
+_RESERVE_BYTES = 256 * 1024
+
+
+def _reserve_space(run_dir: RunDir) -> Path | None:
+    """A small file of zeros in the run directory, deleted to make room for the run's final
+    state (``failed``/``interrupted``, its log line) when the disk fills up during training."""
+    path = run_dir.path / RESERVE_NAME
+    try:
+        with open(path, "wb") as f:
+            f.write(b"\0" * _RESERVE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        path.unlink(missing_ok=True)
+        return None
+    return path
+
+
+def _free(reserve: Path | None) -> None:
+    if reserve is not None:
+        reserve.unlink(missing_ok=True)
 
 
 def _refuse_if_live(run_dir: RunDir) -> None:
@@ -130,6 +162,7 @@ class _Trainer:
         self.sinks = Sinks([console, *tracking_sinks(run_dir, ws, spec)])
         self.best_path = run_dir.checkpoints / backend.best_file
         self.last_path = run_dir.checkpoints / backend.last_file
+        self.previous_path = run_dir.checkpoints / f"previous-{backend.last_file}"
 
     def run(self) -> str:
         facts = self.backend.setup(self.spec)
@@ -146,6 +179,7 @@ class _Trainer:
                 _log(self.run_dir, short)
         self.backend.build(self.spec, self.inputs)
         meta = self._resume()
+        self.watch.restore(meta.get("divergence_window", []))
         self._write_env(facts, resumed_from=meta["epoch"] if meta["records"] else None)
         records: list[dict[str, Any]] = meta["records"]
         best = {"epoch": meta["best_epoch"], "val_accuracy": meta["best_val_accuracy"]}
@@ -162,13 +196,16 @@ class _Trainer:
                     best = {"epoch": epoch, "val_accuracy": record["val_accuracy"]}
                     self.backend.save_best(self.best_path)
                 records.append(record)
+                if self.last_path.exists():  # keep two: the previous one is the fallback
+                    os.replace(self.last_path, self.previous_path)
                 self.backend.save_last(self.last_path, self._meta(epoch, records, best))
                 append_jsonl(self.run_dir.epochs_path, record)
+                point("epoch")
                 if not stderr_is_log(self.run_dir):  # else the console's line is there
                     _log(self.run_dir, epoch_line(self.spec, record, None))
                 sinks.epoch(record)
                 try:  # after the epoch's line is written: the evidence stays in epochs.jsonl
-                    self._check_epoch(epoch, record)
+                    self._check_epoch(records)
                 except Diverged as d:
                     sinks.close("diverged")
                     return self._diverged(d)
@@ -179,17 +216,16 @@ class _Trainer:
         sinks.close(state, self.run_dir.test_metrics())
         return state
 
-    def _check_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+    def _check_epoch(self, records: list[dict[str, Any]]) -> None:
         if self.spec.train_config.training.stop_on_divergence:
-            steps_done = (epoch + 1) * self.inputs.plan.steps_per_epoch
-            self.watch.check_epoch(epoch, steps_done, record["train_loss"], record["val_loss"])
+            self.watch.check_epoch(records, self.inputs.plan.steps_per_epoch)
 
     def _diverged(self, d: Diverged) -> str:
         _log(self.run_dir, f"diverged: {d}")
         self.run_dir.set_status(
             "diverged",
             error=str(d),
-            divergence_reason=d.reason,
+            divergence_reason=str(d),  # the rule, the value and where (epoch, step)
             diverged_epoch=d.epoch + 1,
             diverged_step=d.step,
         )
@@ -203,6 +239,7 @@ class _Trainer:
             "records": records,
             "best_epoch": best["epoch"],
             "best_val_accuracy": best["val_accuracy"],
+            "divergence_window": self.watch.state(),  # a resumed run is judged the same
             "rng": host_rng_state(),
             "config_hash": self.spec.config_hash,
         }
@@ -211,8 +248,9 @@ class _Trainer:
         """Restore the last checkpoint if any; make ``epochs.jsonl`` match its epochs."""
         meta: dict[str, Any] = {"epoch": -1, "records": [], "best_epoch": None}
         meta["best_val_accuracy"] = None
-        if self.last_path.exists():
-            meta = self.backend.load_last(self.last_path)
+        loaded = self._load_checkpoint()
+        if loaded is not None:
+            meta = loaded
             if meta.get("config_hash") != self.spec.config_hash:
                 raise FwbenchError(
                     "last checkpoint belongs to other settings",
@@ -225,6 +263,34 @@ class _Trainer:
         lines = "".join(_jsonl_line(r) for r in meta["records"])
         write_text(self.run_dir.epochs_path, lines)
         return meta
+
+    def _load_checkpoint(self) -> dict[str, Any] | None:
+        """The last checkpoint's meta (its state restored); if it cannot be read, the previous
+        one's; if neither, None with the model built afresh (the run restarts). Each fallback
+        is a line on stderr and in train.log."""
+        tried = [p for p in (self.last_path, self.previous_path) if p.exists()]
+        for n, path in enumerate(tried):
+            try:
+                meta = self.backend.load_last(path)
+                if not isinstance(meta, dict) or not isinstance(meta.get("records"), list):
+                    raise ValueError("no run state in it")
+                return meta
+            except (KeyboardInterrupt, FwbenchError):
+                raise
+            except Exception as e:  # truncated or damaged: any reader's error
+                then = "the previous checkpoint" if n + 1 < len(tried) else "epoch 1 (restart)"
+                self._say(
+                    f"checkpoint {path.name} cannot be read ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'}); "
+                    f"resuming from {then}"
+                )
+        if tried:  # a failed load may have changed part of the model: build it again
+            self.backend.build(self.spec, self.inputs)
+        return None
+
+    def _say(self, message: str) -> None:
+        print(f"{self.spec.run_id}: {message}", file=sys.stderr, flush=True)
+        _log(self.run_dir, message)
 
     # --- one epoch --------------------------------------------------------------------------
     def _epoch(self, epoch: int) -> dict[str, Any]:
@@ -295,6 +361,8 @@ class _Trainer:
             "run": facts
             | {
                 "precision": self.spec.precision,
+                # the setting (auto | float16 | bfloat16); amp_dtype is what it resolved to
+                "amp_dtype_setting": self.spec.train_config.training.amp_dtype,
                 "seed": self.spec.seed,
                 "deterministic": self.spec.train_config.training.deterministic,
                 "num_workers": self.inputs.loader.num_workers,
