@@ -25,6 +25,7 @@ from fwbench.analysis.replicates import (
     finished,
     with_metric_columns,
 )
+from fwbench.analysis.speed_rules import SPEED_METRICS, mixed_determinism
 from fwbench.analysis.wording import arm_label, format_ci, format_diff, format_margin, format_p
 from fwbench.analysis_config import AnalysisConfig
 
@@ -45,6 +46,7 @@ def holm(pvalues: pd.Series, alpha: float) -> pd.Series:
 
 def _rows(runs: pd.DataFrame, cfg: AnalysisConfig) -> list[dict]:
     done = finished(runs)
+    mixed = mixed_determinism(runs)  # cells whose speed is not compared
     rows = []
     for key, group in runs.groupby(CELL, sort=True, dropna=False):
         cell = dict(zip(CELL, key, strict=True))
@@ -57,6 +59,8 @@ def _rows(runs: pd.DataFrame, cfg: AnalysisConfig) -> list[dict]:
                 excluded[f"n_excluded_{side}"] = sum(counts.values())
                 excluded[f"excluded_{side}"] = excluded_text(counts)
             for metric in METRICS:
+                if metric in SPEED_METRICS and key in mixed:
+                    continue  # different determinism: the speed gap would measure the rule
                 va, vb = arm[a][metric], arm[b][metric]
                 if metric != ALWAYS_SHOWN and va.notna().sum() + vb.notna().sum() == 0:
                     continue  # not recorded by these runs (e.g. top-5 in an older test.json)

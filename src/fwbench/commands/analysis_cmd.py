@@ -72,6 +72,7 @@ def analyze(config: OptPath = AnalysisConfigOpt, workspace: OptPath = WorkspaceO
     """Statistics across seeds from results/ -> analysis/*.csv, *.md, *.tex, with verdicts."""
     from fwbench.analysis.attribution import write_attribution
     from fwbench.analysis.replicates import CELL, excluded_counts, excluded_text
+    from fwbench.analysis.speed_rules import refusal_lines
     from fwbench.analysis.stats import analyze as run_analysis
     from fwbench.analysis.style import cell_label
     from fwbench.analysis.tables import write_analysis
@@ -88,6 +89,8 @@ def analyze(config: OptPath = AnalysisConfigOpt, workspace: OptPath = WorkspaceO
         if counts:
             cell = cell_label(dict(zip(CELL, key[:-1], strict=True)))
             out.print(f"{cell} {key[-1]}: excluded {excluded_text(counts)}")
+    for line in refusal_lines(runs):
+        out.print(line)
     if not analysis.comparison.empty:
         out.print(_verdict_table(analysis))
     out.print(f"wrote {len(paths)} tables to {ws.analysis_dir}")

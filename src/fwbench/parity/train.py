@@ -232,7 +232,7 @@ def run_lockstep(
         lr = lr_at(step, specs["pytorch"].train_config.lr, arms.inputs.plan)
         batches = arms.batches(step)
         diff, labels_equal = _compare_batches(batches)
-        out = {a: b.train_step(batches[a], lr) for a, b in arms.backends.items()}
+        out = {a: b.read_steps([b.train_step(batches[a], lr)])[0] for a, b in arms.backends.items()}
         w = {a: b.weights() for a, b in arms.backends.items()}
         grads = (pt.gradients(), ks.gradients())
         buffers = (pt.optimizer_state(), ks.optimizer_state())
