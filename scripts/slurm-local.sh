@@ -9,7 +9,7 @@
 # MariaDB data folder) lives in $SLURM_LOCAL_DIR (default /tmp/fwbench-slurm). Clients find the
 # config through /etc/slurm/slurm.conf, which is made a link to ours only when no other config is
 # there; otherwise `export SLURM_CONF=$SLURM_LOCAL_DIR/etc/slurm.conf`.
-# Why each step is as it is: ../shared/notes/slurm.md (measured on this kind of machine).
+# Why each step is as it is: docs/notes/slurm.md (measured on this kind of machine).
 set -euo pipefail
 
 DIR=${SLURM_LOCAL_DIR:-/tmp/fwbench-slurm}

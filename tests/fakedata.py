@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fwbench.fileio import md5_file
+from fwbench.core.fileio import md5_file
 
 
 def _batch(rng, n: int, labels: np.ndarray, label_key: bytes, extra: dict) -> dict:

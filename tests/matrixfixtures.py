@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from fwbench.runs import RunDir
+from fwbench.record.runs import RunDir
 from runfixtures import find_run
 
 STAGE = "tiny"

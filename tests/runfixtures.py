@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from fwbench.config import load_train_config
-from fwbench.fileio import append_jsonl, write_json
-from fwbench.runs import RunDir, make_spec
+from fwbench.config.train import load_train_config
+from fwbench.core.fileio import append_jsonl, write_json
+from fwbench.record.runs import RunDir, make_spec
 
 STAGE = "fx"
 SEEDS = (1, 2, 3)

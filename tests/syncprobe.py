@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fwbench.frameworks.arms import activate
+from fwbench.registry.arms import activate
 
 COUNT = {"train_step": 0, "read_steps": 0, "reads": 0}
 _where: list[str] = []
@@ -136,10 +136,10 @@ class Counting:
 
 
 def main(arm: str, workspace: str, run_dir: str) -> None:
-    from fwbench import training
+    from fwbench.core.paths import Workspace
     from fwbench.frameworks.base import load_backend
-    from fwbench.paths import Workspace
-    from fwbench.runs import RunDir
+    from fwbench.record.runs import RunDir
+    from fwbench.training import loop as training
 
     activate(arm)
     backend = load_backend(arm, linear_builder(arm))

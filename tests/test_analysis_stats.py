@@ -16,16 +16,16 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 from statsmodels.stats.weightstats import ttost_paired
 
-from fwbench.analysis.arms import comparisons
 from fwbench.analysis.paired import CONSTANT, INSUFFICIENT, TESTED, paired_compare
+from fwbench.analysis.pairs import comparisons
 from fwbench.analysis.per_class import per_class_table
 from fwbench.analysis.power import seeds_needed
 from fwbench.analysis.stats import analyze, describe
 from fwbench.analysis.verdicts import holm, verdict_table
-from fwbench.analysis_config import MarginConfig, load_analysis_config
-from fwbench.errors import FwbenchError
-from fwbench.paths import Workspace
-from fwbench.results import collect_runs
+from fwbench.config.analysis import MarginConfig, load_analysis_config
+from fwbench.core.errors import FwbenchError
+from fwbench.core.paths import Workspace
+from fwbench.study.collect import collect_runs
 from verdictfixtures import BASE, EXPECTED, OFFSETS, SEEDS, build_verdict_workspace
 
 CFG = load_analysis_config()

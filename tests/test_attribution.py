@@ -12,11 +12,11 @@ from fwbench.analysis.attribution import (
     report_section,
     wording,
 )
-from fwbench.config import load_matrix, load_train_config
-from fwbench.errors import FwbenchError
-from fwbench.matrix import expand_stage
-from fwbench.rungs import LADDER
-from fwbench.runs import make_spec
+from fwbench.config.train import load_matrix, load_train_config
+from fwbench.core.errors import FwbenchError
+from fwbench.record.runs import make_spec
+from fwbench.registry.attribution_rungs import LADDER
+from fwbench.study.matrix import expand_stage
 
 SEEDS = (1, 2, 3, 4)
 # Test accuracy per arm and seed: a 4 pp library gap, 3 pp of it from architecture defaults,

@@ -14,7 +14,7 @@ import yaml
 import runfixtures
 from badinputs import assert_one_line, rewrite_pickle, tree_hashes
 from fakedata import checksums_for, write_checksums, write_cifar10, write_tiny_imagenet
-from fwbench.data import catalog
+from fwbench.registry import datasets as catalog
 
 
 @pytest.fixture
@@ -253,7 +253,7 @@ def test_prepared_files_that_do_not_match_the_manifest_are_refused(run_cli, digi
 
 
 def test_interrupted_prepare_force_keeps_the_old_preparation(run_cli, digits_ws, monkeypatch):
-    from fwbench.fileio import StagedWrites
+    from fwbench.core.fileio import StagedWrites
 
     before = tree_hashes(digits_ws)
 
@@ -318,9 +318,9 @@ def test_collect_and_analysis_count_corrupt_runs(run_cli, damaged):
 def test_train_of_a_run_another_process_holds_is_refused_and_says_who(run_cli, digits_ws):
     import os
 
-    from fwbench.config import load_train_config
-    from fwbench.runlock import RunLock
-    from fwbench.runs import make_spec
+    from fwbench.config.train import load_train_config
+    from fwbench.record.lock import RunLock
+    from fwbench.record.runs import make_spec
 
     cfg = load_train_config(digits_ws / "configs" / "train_config.yaml")
     spec = make_spec(cfg, dataset="digits", model="mobilenetv2", precision="fp32", seed=42,
@@ -395,9 +395,9 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path, delay):
 
 
 def test_an_interrupted_run_is_resumed_without_retry_failed(tmp_path):
-    from fwbench.matrix import plan, to_launch
-    from fwbench.paths import Workspace
-    from fwbench.runs import RunDir
+    from fwbench.core.paths import Workspace
+    from fwbench.record.runs import RunDir
+    from fwbench.study.matrix import plan, to_launch
 
     ws = runfixtures.build_workspace(tmp_path / "fx")
     run_id = runfixtures.find_run(ws / "runs", "digits-mobilenetv2-fp32-s1-pytorch").run_id

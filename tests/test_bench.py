@@ -15,16 +15,16 @@ from fwbench.bench.measure import (
     Repeat,
     Runner,
     SpeedSettings,
-    default_workers,
     job_rows,
     measure_modes,
     summarise,
 )
 from fwbench.bench.run import plan_jobs, run_bench
-from fwbench.bench.timing import Stopwatch
+from fwbench.core.errors import FwbenchError
+from fwbench.core.paths import Workspace
+from fwbench.core.threads import default_workers
 from fwbench.data.prepare import prepare
-from fwbench.errors import FwbenchError
-from fwbench.paths import Workspace
+from fwbench.recipe.timing import Stopwatch
 
 
 class FakeTime:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fwbench.config import load_matrix, load_train_config
-from fwbench.errors import FwbenchError
+from fwbench.config.train import load_matrix, load_train_config
+from fwbench.core.errors import FwbenchError
 
 
 def test_default_stage_sizes_are_the_seeds():

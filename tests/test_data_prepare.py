@@ -17,10 +17,10 @@ from fakedata import (
     write_cifar100,
     write_tiny_imagenet,
 )
+from fwbench.core.errors import FwbenchError
+from fwbench.core.paths import Workspace
 from fwbench.data.prepare import prepare
 from fwbench.data.store import load_split, load_stats
-from fwbench.errors import FwbenchError
-from fwbench.paths import Workspace
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from fwbench.config import DivergenceConfig
-from fwbench.divergence import Diverged, DivergenceWatch
+from fwbench.config.train import DivergenceConfig
 from fwbench.frameworks.base import Evaluation, load_backend
-from fwbench.training import train_run
+from fwbench.recipe.divergence import Diverged, DivergenceWatch
+from fwbench.training.loop import train_run
 from test_training import config, linear_model, new_run, ws  # noqa: F401  (module fixture)
 
 LN10 = math.log(10)

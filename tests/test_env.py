@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fwbench import env
+from fwbench.frameworks import env
 
 
 def test_missing_framework_is_recorded_not_fatal(monkeypatch):

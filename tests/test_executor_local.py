@@ -11,9 +11,9 @@ import pytest
 import yaml
 from rich.console import Console
 
-from fwbench.executors.local import LocalExecutor
-from fwbench.matrix import plan
-from fwbench.paths import Workspace
+from fwbench.core.paths import Workspace
+from fwbench.study.executors.local import LocalExecutor
+from fwbench.study.matrix import plan
 from matrixfixtures import (
     RUN_IDS,
     STAGE,
@@ -31,7 +31,7 @@ from matrixfixtures import (
 FAKE_TRAIN = textwrap.dedent(
     """
     import os, signal, sys
-    from fwbench.runs import RunDir
+    from fwbench.record.runs import RunDir
     rd = RunDir(sys.argv[1])
     rd.set_status("running")
     (rd.path / "gpu.txt").write_text(os.environ.get("CUDA_VISIBLE_DEVICES", "none"))
@@ -42,7 +42,7 @@ FAKE_TRAIN = textwrap.dedent(
     if "-s43-keras-" in rd.run_id:
         print("about to be killed", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
-    # a whole finished run (fwbench.runcheck): one epochs line per epoch and test metrics
+    # a whole finished run (fwbench.record.check): one epochs line per epoch and test metrics
     import json
     with open(rd.epochs_path, "a") as f:
         for epoch in range(1, rd.read_spec().epochs + 1):

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from fwbench.config import TrainConfig, load_train_config
+from fwbench.config.train import TrainConfig, load_train_config
+from fwbench.core.paths import Workspace
 from fwbench.data.prepare import prepare
-from fwbench.frameworks.arms import arm_env
-from fwbench.paths import Workspace
-from fwbench.runs import RunDir, make_spec
+from fwbench.record.runs import RunDir, make_spec
+from fwbench.registry.arms import arm_env
 
 PROBE = Path(__file__).with_name("syncprobe.py")
 

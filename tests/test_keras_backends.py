@@ -1,7 +1,7 @@
 """The four arms (pytorch, keras = keras-tf, keras-jax, keras-torch) and the execution-mode axis.
 
 Keras reads ``KERAS_BACKEND`` once per process, so every check on keras-jax or keras-torch runs
-in a child process (``fwbench.parity.arms``); those are slow-marked (each child imports its
+in a child process (``fwbench.parity.backends``); those are slow-marked (each child imports its
 framework and builds models, tens of seconds on 2 CPUs).
 """
 
@@ -16,15 +16,15 @@ import yaml
 
 from fwbench.bench.measure import SpeedSettings
 from fwbench.bench.run import plan_jobs
-from fwbench.config import Stage, load_train_config
+from fwbench.config.train import Stage, load_train_config
+from fwbench.core.errors import FwbenchError
+from fwbench.core.paths import Workspace
 from fwbench.data.prepare import prepare
-from fwbench.errors import FwbenchError
-from fwbench.frameworks.arms import KERAS_ARMS, arm_env, canonical, get_arm
 from fwbench.frameworks.keras.data_numpy import NumpyPipelines
-from fwbench.inputs import load_inputs
-from fwbench.matrix import expand_stage
-from fwbench.paths import Workspace
-from fwbench.runs import make_spec
+from fwbench.recipe.inputs import load_inputs
+from fwbench.record.runs import make_spec
+from fwbench.registry.arms import KERAS_ARMS, arm_env, canonical, get_arm
+from fwbench.study.matrix import expand_stage
 from matrixfixtures import TINY_MATRIX, fwbench
 
 ARMS4 = ("pytorch", "keras", "keras-jax", "keras-torch")
@@ -106,7 +106,7 @@ def test_numpy_pipeline_gives_the_pytorch_arms_pixels_exactly(tmp_path):
 # --- every Keras backend, each in its own process (slow) -------------------------------------
 @pytest.fixture(scope="module")
 def sgd_steps() -> dict[str, dict]:
-    from fwbench.parity.arms import run_in_arm
+    from fwbench.parity.backends import run_in_arm
 
     rng = np.random.default_rng(0)
     weights = [rng.standard_normal((5, 3)).tolist(), rng.standard_normal(3).tolist()]
@@ -135,7 +135,7 @@ def test_keras_jax_and_keras_torch_processes_never_import_tensorflow(sgd_steps):
 @pytest.mark.slow
 @pytest.mark.parametrize("arm", ("keras-jax", "keras-torch"))
 def test_matched_logits_and_parameter_counts_agree_on_every_backend(arm):
-    from fwbench.parity.arms import run_in_arm
+    from fwbench.parity.backends import run_in_arm
 
     models = ["mobilenetv2", "resnet50", "convnext_tiny"]
     logits = run_in_arm(arm, "logits", {"models": models, "sizes": [32]})

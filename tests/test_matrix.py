@@ -10,11 +10,11 @@ import sys
 
 import pytest
 
-from fwbench.config import load_matrix, load_train_config
-from fwbench.errors import FwbenchError
-from fwbench.executors.base import mark_interrupted, mark_launched, record_failure
-from fwbench.matrix import SmokeOptions, expand_stage, parse_filters, run_state, select
-from fwbench.runs import RunDir
+from fwbench.config.train import load_matrix, load_train_config
+from fwbench.core.errors import FwbenchError
+from fwbench.record.runs import RunDir
+from fwbench.study.executors.interface import mark_interrupted, mark_launched, record_failure
+from fwbench.study.matrix import SmokeOptions, expand_stage, parse_filters, run_state, select
 
 
 def _dry_run(run_cli, tmp_path, *args):

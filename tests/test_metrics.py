@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fwbench import metrics
-from fwbench.config import LRConfig
-from fwbench.schedule import lr_table, plan_steps
+from fwbench.config.train import LRConfig
+from fwbench.recipe import metrics
+from fwbench.recipe.schedule import lr_table, plan_steps
 
 # four images, three classes
 PROBS = np.array(

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from fwbench.errors import FwbenchError
+from fwbench.core.errors import FwbenchError
 from fwbench.frameworks.both import import_both
-from fwbench.stems import stem_for
+from fwbench.registry.stems import stem_for
 
 torch, _, _, keras = import_both()  # torch before TensorFlow, whatever ran before this file
 

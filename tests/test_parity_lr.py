@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from fwbench.config import load_matrix, load_train_config
-from fwbench.data.catalog import get_dataset
+from fwbench.config.train import load_matrix, load_train_config
 from fwbench.parity.lr import lr_cases, step_plan
+from fwbench.registry.datasets import get_dataset
 
 STAGE = {
     "stages": {

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from fwbench.frameworks.both import import_both
+from fwbench.frameworks.transfer import transfer_weights
 from fwbench.parity.outputs import RELATIVE_TOLERANCE, check_outputs, compare_logits
-from fwbench.parity.transfer import transfer_weights
 
 torch, _, _, keras = import_both()  # torch before TensorFlow, whatever ran before this file
 

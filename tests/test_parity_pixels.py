@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fwbench.config import load_train_config
+from fwbench.config.train import load_train_config
+from fwbench.core.paths import Workspace
 from fwbench.data.prepare import prepare
-from fwbench.paths import Workspace
 
 
 @pytest.fixture(scope="module")

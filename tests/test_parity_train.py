@@ -10,15 +10,15 @@ from fwbench.frameworks.both import import_both
 
 torch, _, tf, keras = import_both()  # torch before TensorFlow, whatever ran before this file
 
-from fwbench.config import load_train_config  # noqa: E402
+from fwbench.config.train import load_train_config  # noqa: E402
+from fwbench.core.paths import Workspace  # noqa: E402
 from fwbench.frameworks.base import load_backend  # noqa: E402
 from fwbench.frameworks.keras import backend as keras_backend  # noqa: E402
 from fwbench.frameworks.keras import mirrors  # noqa: E402
 from fwbench.frameworks.keras.optimizer import TorchSGD  # noqa: E402
-from fwbench.inputs import load_inputs  # noqa: E402
-from fwbench.parity.train import LOGITS_REL  # noqa: E402
-from fwbench.paths import Workspace  # noqa: E402
-from fwbench.runs import make_spec  # noqa: E402
+from fwbench.parity.lockstep import LOGITS_REL  # noqa: E402
+from fwbench.recipe.inputs import load_inputs  # noqa: E402
+from fwbench.record.runs import make_spec  # noqa: E402
 
 FAST = ("--steps", "3", "--batch-size", "16")
 
@@ -147,7 +147,7 @@ def test_a_keras_process_rebuilds_the_shared_init_after_tensorflow_is_loaded():
     code = (
         "import fwbench.frameworks.keras.backend, sys\n"
         "assert 'tensorflow' in sys.modules and 'torch' not in sys.modules\n"
-        "from fwbench.parity.transfer import shared_initial_state\n"
+        "from fwbench.frameworks.transfer import shared_initial_state\n"
         "state = shared_initial_state('mobilenetv2', 10, 32, 5)\n"
         "print(len(state), float(abs(state['classifier.1.weight']).sum()))\n"
     )

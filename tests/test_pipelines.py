@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fwbench.augment import augment_numpy, draw_epoch, normalize_numpy
-from fwbench.config import AugmentationConfig, load_train_config
+from fwbench.config.train import AugmentationConfig, load_train_config
+from fwbench.core.paths import Workspace
 from fwbench.data.prepare import prepare
 from fwbench.frameworks.both import import_both
-from fwbench.inputs import load_inputs
-from fwbench.paths import Workspace
-from fwbench.runs import make_spec
+from fwbench.recipe.augment import augment_numpy, draw_epoch, normalize_numpy
+from fwbench.recipe.inputs import load_inputs
+from fwbench.record.runs import make_spec
 
 import_both()  # torch before TensorFlow for this whole test module
 
@@ -76,7 +76,7 @@ def test_grayscale_image_becomes_three_identical_channels():
 def test_both_arms_yield_identical_train_batches(ws):
     import tensorflow as tf
 
-    from fwbench.frameworks.keras.data import KerasPipelines, normalize_tf
+    from fwbench.frameworks.keras.tensorflow.data import KerasPipelines, normalize_tf
     from fwbench.frameworks.pytorch.data import eval_loader, train_loader
 
     inputs = _inputs(ws)

@@ -19,8 +19,8 @@ from matplotlib import image
 from PIL import Image
 
 from fwbench.analysis.report import write_report
-from fwbench.paths import Workspace
-from fwbench.results import collect_runs, write_results
+from fwbench.core.paths import Workspace
+from fwbench.study.collect import collect_runs, write_results
 from runfixtures import build_workspace
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -7,10 +7,10 @@ import json
 import pandas as pd
 import pytest
 
-from fwbench.fileio import append_jsonl
-from fwbench.paths import Workspace
-from fwbench.results import collect_runs, epochs_frame
-from fwbench.runs import RunDir
+from fwbench.core.fileio import append_jsonl
+from fwbench.core.paths import Workspace
+from fwbench.record.runs import RunDir
+from fwbench.study.collect import collect_runs, epochs_frame
 from runfixtures import ACC, EPOCHS, LAYOUT, SEEDS, build_workspace, by_readable_id, find_run
 
 

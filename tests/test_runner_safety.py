@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from badinputs import assert_one_line, read_only
-from fwbench.matrix import expand_stage, load_configs
-from fwbench.paths import Workspace
-from fwbench.runs import RunDir
+from fwbench.core.paths import Workspace
+from fwbench.record.runs import RunDir
+from fwbench.study.matrix import expand_stage, load_configs
 from matrixfixtures import fwbench, start_fwbench, wait_until
 
 pytestmark = pytest.mark.slow

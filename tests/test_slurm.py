@@ -12,8 +12,8 @@ import subprocess
 import pytest
 import yaml
 
-from fwbench.executor_config import SlurmExecutorConfig
-from fwbench.executors.slurm import slurm_parameters
+from fwbench.config.executor import SlurmExecutorConfig
+from fwbench.study.executors.slurm import slurm_parameters
 from matrixfixtures import (
     RUN_IDS,
     STAGE,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fwbench.data.catalog import CIFAR10, CIFAR100, TINY_IMAGENET
+from fwbench.core.errors import FwbenchError
 from fwbench.data.splits import holdout_size, stratified_split, stratified_subset
-from fwbench.errors import FwbenchError
+from fwbench.registry.datasets import CIFAR10, CIFAR100, TINY_IMAGENET
 
 
 @pytest.mark.parametrize(

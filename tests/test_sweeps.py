@@ -10,13 +10,13 @@ import sys
 import pytest
 import yaml
 
-from fwbench.config import ExperimentMatrix, load_train_config
-from fwbench.fileio import append_jsonl
-from fwbench.matrix import SmokeOptions, expand_stage
-from fwbench.migrate import legacy_runs, migrate
-from fwbench.paths import Workspace
-from fwbench.results import collect_runs
-from fwbench.runs import RunDir
+from fwbench.config.train import ExperimentMatrix, load_train_config
+from fwbench.core.fileio import append_jsonl
+from fwbench.core.paths import Workspace
+from fwbench.record.migrate import legacy_runs, migrate
+from fwbench.record.runs import RunDir
+from fwbench.study.collect import collect_runs
+from fwbench.study.matrix import SmokeOptions, expand_stage
 
 BASE = {
     "datasets": ["digits"], "models": ["mobilenetv2"], "precisions": ["fp32"],

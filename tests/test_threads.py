@@ -8,12 +8,12 @@ import textwrap
 import yaml
 from rich.console import Console
 
-from fwbench.config import load_train_config
-from fwbench.executors.local import LocalExecutor
-from fwbench.matrix import plan
-from fwbench.paths import Workspace
-from fwbench.preflight import pin_threads
-from fwbench.runs import RunDir, make_spec
+from fwbench.config.train import load_train_config
+from fwbench.core.paths import Workspace
+from fwbench.record.runs import RunDir, make_spec
+from fwbench.study.executors.local import LocalExecutor
+from fwbench.study.matrix import plan
+from fwbench.training.preflight import pin_threads
 from matrixfixtures import STAGE, TINY_MATRIX
 
 REPORT_THREADS = textwrap.dedent(

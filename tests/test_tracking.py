@@ -13,12 +13,12 @@ import sys
 import numpy as np
 import pytest
 
-from fwbench.console import epoch_line
+from fwbench.core.paths import Workspace
 from fwbench.data.prepare import prepare
-from fwbench.paths import Workspace
-from fwbench.runs import RunDir
-from fwbench.sinks import Sink, Sinks
-from fwbench.tracking import EPOCH_METRICS, STEP_LOSS, STEP_LR, default_mlflow_uri
+from fwbench.record.runs import RunDir
+from fwbench.training.console import epoch_line
+from fwbench.training.sinks import Sink, Sinks
+from fwbench.training.tracking import EPOCH_METRICS, STEP_LOSS, STEP_LR, default_mlflow_uri
 from runfixtures import find_run
 from test_training_runs import fwbench
 
@@ -137,7 +137,7 @@ def test_a_failing_sink_is_one_warning_and_the_others_go_on():
 
 
 def test_unavailable_mlflow_server_does_not_break_a_run(tmp_path, monkeypatch):
-    from fwbench.tracking import MlflowSink
+    from fwbench.training.tracking import MlflowSink
 
     monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
     warnings = []

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fwbench.config import TrainConfig, load_train_config
+from fwbench.config.train import TrainConfig, load_train_config
+from fwbench.core.paths import Workspace
 from fwbench.data.prepare import prepare
 from fwbench.frameworks.base import load_backend
 from fwbench.frameworks.both import import_both
-from fwbench.inputs import load_inputs
-from fwbench.paths import Workspace
-from fwbench.runs import EPOCH_FIELDS, RunDir, make_spec
-from fwbench.schedule import lr_table
-from fwbench.training import train_run
+from fwbench.recipe.inputs import load_inputs
+from fwbench.recipe.schedule import lr_table
+from fwbench.record.runs import EPOCH_FIELDS, RunDir, make_spec
+from fwbench.training.loop import train_run
 
 torch, _, tf, keras = import_both()  # torch before TensorFlow for this whole module
 ARMS = ("pytorch", "keras")

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from fwbench.core.paths import Workspace
 from fwbench.data.prepare import prepare
-from fwbench.paths import Workspace
-from fwbench.runs import EPOCH_FIELDS, RunDir
+from fwbench.record.runs import EPOCH_FIELDS, RunDir
 from runfixtures import find_run
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,8 @@ From Python (each call imports what it needs only when called)::
     specs = fwbench.expand("stage1", "study/", sets=["lr.base_lr=0.05"])  # the runs of a stage
 """
 
-__version__ = "0.1.0"
+from fwbench.core.version import __version__
+
 __all__ = ["__version__", "analyze", "expand", "load_results", "report"]
 
 _API = ("analyze", "expand", "load_results", "report")

@@ -15,13 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fwbench.paths import Workspace
+from fwbench.core.paths import Workspace
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from fwbench.analysis.stats import Analysis
-    from fwbench.runs import RunSpec
+    from fwbench.record.runs import RunSpec
 
 
 def load_results(
@@ -36,7 +36,7 @@ def load_results(
     ``epochs`` one row per epoch of every run. With ``stages``, exactly those stages' runs, missing
     ones ``pending``. ``write=True`` also writes ``results/`` as ``fwbench collect`` does.
     """
-    from fwbench.results import collect_runs, write_results
+    from fwbench.study.collect import collect_runs, write_results
 
     ws = Workspace.from_env(workspace)
     runs, epochs = collect_runs(ws, stages or None)
@@ -47,8 +47,8 @@ def load_results(
 
 def _settings(ws: Workspace) -> Any:
     """The workspace's analysis settings (``configs/analysis.yaml`` over the defaults)."""
-    from fwbench.analysis_config import ANALYSIS, load_analysis_config
-    from fwbench.config import find_user_config
+    from fwbench.config.analysis import ANALYSIS, load_analysis_config
+    from fwbench.config.train import find_user_config
 
     return load_analysis_config(find_user_config(ws.configs_dir, ANALYSIS, None))
 
@@ -64,7 +64,7 @@ def analyze(runs: pd.DataFrame | None = None, workspace: str | Path | None = Non
 
     ws = Workspace.from_env(workspace)
     if runs is None:
-        from fwbench.results import load_results as load_collected
+        from fwbench.study.collect import load_results as load_collected
 
         runs, _ = load_collected(ws)
     return run_analysis(runs, _settings(ws))
@@ -90,7 +90,7 @@ def expand(
     """Every ``RunSpec`` of ``stage`` (with the workspace's configs and ``sets`` like
     ``["lr.base_lr=0.05"]``), as ``fwbench run --dry-run`` lists them; ``spec.run_id`` names
     each run's directory under ``runs/``."""
-    from fwbench.matrix import SmokeOptions, expand_stage, load_configs
+    from fwbench.study.matrix import SmokeOptions, expand_stage, load_configs
 
     train, stages = load_configs(Workspace.from_env(workspace), None, matrix)
     return expand_stage(stage, stages.stage(stage), train, SmokeOptions(sets=tuple(sets or ())))

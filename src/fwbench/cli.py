@@ -36,7 +36,7 @@ from fwbench.commands import (  # noqa: E402
     runs_cmd,
     train_cmd,
 )
-from fwbench.errors import FwbenchError, Interrupted, from_os_error  # noqa: E402
+from fwbench.core.errors import FwbenchError, Interrupted, from_os_error  # noqa: E402
 
 app = typer.Typer(
     name="fwbench",

@@ -1,6 +1,7 @@
 """The attribution table: how much of the PyTorch − Keras gap each rung of the ladder removes.
 
-For each (dataset, model, precision) cell with runs of an attribution stage (``fwbench.rungs``):
+For each (dataset, model, precision) cell with runs of an attribution stage
+(``fwbench.registry.attribution_rungs``):
 per rung, the per-seed differences of test accuracy between its two arms (paired by seed: a
 seed gives both arms the same split, order and augmentation), their mean with a 95% bootstrap
 CI, each arm's spread across seeds, what the rung removes relative to the rung above it (also
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from fwbench.rungs import LADDER, RUNGS, Arm
+from fwbench.registry.attribution_rungs import LADDER, RUNGS, Arm
 
 CELL = ["dataset", "model", "precision"]
 METRIC = "test_accuracy"
@@ -229,7 +230,8 @@ def report_section(runs: pd.DataFrame) -> list[str]:
     return [
         *init_note(runs),
         "### Attribution: why the arms differ",
-        "Each rung removes one reason the arms could differ (`fwbench.rungs`): library → "
+        "Each rung removes one reason the arms could differ "
+        "(`fwbench.registry.attribution_rungs`): library → "
         "matched with each framework's own init (architecture defaults removed) → matched "
         "with the PyTorch arm's init (`init: shared`, initialisation removed) → the "
         "instability floor (PyTorch vs PyTorch, memory layout toggled). Gaps are per-seed "
@@ -242,7 +244,7 @@ def report_section(runs: pd.DataFrame) -> list[str]:
 
 def write_attribution(runs: pd.DataFrame, analysis_dir) -> list:
     """``analysis/attribution.csv`` and ``attribution.md`` (nothing without attribution runs)."""
-    from fwbench.fileio import write_text
+    from fwbench.core.fileio import write_text
 
     table = attribution_table(runs)
     if table.empty:

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from fwbench.analysis.arms import arm_order
+from fwbench.analysis.pairs import arm_order
 from fwbench.analysis.replicates import CELL
 from fwbench.analysis.style import cell_label, cell_slug, save_figure
-from fwbench.results import confusion_matrix_sums
+from fwbench.study.collect import confusion_matrix_sums
 
 ANNOTATE_UP_TO = 12  # classes; beyond that the numbers would not be readable
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fwbench.analysis.metric_info import METRICS
 from fwbench.analysis.stats import Analysis
 from fwbench.analysis.style import cell_label, save_figure
 from fwbench.analysis.verdicts import DIFFERENT, EQUIVALENT, INCONCLUSIVE, NO_VERDICT
 from fwbench.analysis.wording import format_margin
+from fwbench.registry.metric_info import METRICS
 
 VERDICT_COLORS = {
     EQUIVALENT: "#2e7d32",

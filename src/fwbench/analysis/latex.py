@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from fwbench.analysis.metric_info import METRICS
 from fwbench.analysis.replicates import CELL, cell_name
 from fwbench.analysis.stats import Analysis
-from fwbench.fileio import write_text
+from fwbench.core.fileio import write_text
+from fwbench.registry.metric_info import METRICS
 
 ASCII = {"−": "-", "–": "-", "±": "+-", "×": "x", "α": "alpha", "δ": "delta", "†": "*"}
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fwbench.analysis.metric_info import METRICS
 from fwbench.analysis.stats import Analysis
 from fwbench.analysis.wording import format_margin
+from fwbench.registry.metric_info import METRICS
 
 
 def _family(analysis: Analysis) -> str:

@@ -21,7 +21,7 @@ from scipy import stats
 from statsmodels.stats.weightstats import ttost_paired
 
 from fwbench.analysis.power import seeds_needed
-from fwbench.analysis_config import AnalysisConfig, MarginConfig
+from fwbench.config.analysis import AnalysisConfig, MarginConfig
 
 INSUFFICIENT = "too few seeds"
 CONSTANT = "constant differences"

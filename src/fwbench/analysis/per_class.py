@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from fwbench.analysis.arms import comparison_label, comparisons
+from fwbench.analysis.pairs import comparison_label, comparisons
 from fwbench.analysis.replicates import CELL, finished
-from fwbench.analysis_config import AnalysisConfig
+from fwbench.config.analysis import AnalysisConfig
 
 COLUMN = "test_per_class_accuracy"
 

@@ -12,12 +12,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from fwbench.analysis.arms import comparison_label, comparisons
-from fwbench.analysis.metric_info import METRICS
 from fwbench.analysis.paired import margin_on_test_scale, on_test_scale
+from fwbench.analysis.pairs import comparison_label, comparisons
 from fwbench.analysis.power import seeds_needed
 from fwbench.analysis.replicates import CELL, finished
-from fwbench.analysis_config import AnalysisConfig, MarginConfig
+from fwbench.config.analysis import AnalysisConfig, MarginConfig
+from fwbench.registry.metric_info import METRICS
 
 PAIRED, WITHIN = "paired differences", "within-arm sd x sqrt(2)"
 

@@ -19,9 +19,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from fwbench.analysis.arms import arm_order  # noqa: E402
 from fwbench.analysis.confusion import confusion_figures  # noqa: E402
 from fwbench.analysis.forest import forest_plot  # noqa: E402
+from fwbench.analysis.pairs import arm_order  # noqa: E402
 from fwbench.analysis.replicates import CELL  # noqa: E402
 from fwbench.analysis.stats import Analysis  # noqa: E402
 from fwbench.analysis.style import arm_color, cell_label, cell_slug, save_figure  # noqa: E402

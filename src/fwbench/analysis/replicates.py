@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fwbench.analysis.metric_info import METRICS
+from fwbench.registry.metric_info import METRICS
 
 # "settings": the swept train-config keys of a sweep (``results.swept_settings``), "" otherwise.
 CELL = ["dataset", "model", "precision", "variant", "settings"]

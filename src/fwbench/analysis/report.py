@@ -20,17 +20,17 @@ import pandas as pd
 from markdown.extensions.toc import slugify
 
 from fwbench.analysis import attribution, sections
-from fwbench.analysis.arms import arm_order
 from fwbench.analysis.methods import methods, primary_statement, verdict_legend
+from fwbench.analysis.pairs import arm_order
 from fwbench.analysis.plots import make_plots
 from fwbench.analysis.stats import Analysis, analyze
 from fwbench.analysis.style import cell_label
 from fwbench.analysis.tables import PRIMARY, displays, write_analysis
 from fwbench.analysis.wording import arm_label
-from fwbench.analysis_config import AnalysisConfig
-from fwbench.fileio import write_text
-from fwbench.paths import Workspace
-from fwbench.results import load_results
+from fwbench.config.analysis import AnalysisConfig
+from fwbench.core.fileio import write_text
+from fwbench.core.paths import Workspace
+from fwbench.study.collect import load_results
 
 ImageRef = Callable[[Path, str], str]
 CSS = """

@@ -16,9 +16,9 @@ import yaml
 from fwbench.analysis.replicates import CELL, finished
 from fwbench.analysis.stats import Analysis
 from fwbench.analysis.verdicts import NO_VERDICT
-from fwbench.config import load_train_config
-from fwbench.paths import Workspace
-from fwbench.runs import RunDir
+from fwbench.config.train import load_train_config
+from fwbench.core.paths import Workspace
+from fwbench.record.runs import RunDir
 
 FAIRNESS_FILES = {
     "param_comparison.csv": ("Parameter counts per framework", "fwbench models compare"),

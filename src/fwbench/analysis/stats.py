@@ -18,13 +18,13 @@ import pingouin as pg
 from scipy import stats
 
 from fwbench.analysis.attribution import primary_runs
-from fwbench.analysis.metric_info import METRICS
 from fwbench.analysis.per_class import per_class_table
 from fwbench.analysis.replicates import CELL, STATES, finished, with_metric_columns
 from fwbench.analysis.speed_rules import mixed_determinism
 from fwbench.analysis.verdicts import holm, verdict_table
 from fwbench.analysis.wording import format_value
-from fwbench.analysis_config import AnalysisConfig, load_analysis_config
+from fwbench.config.analysis import AnalysisConfig, load_analysis_config
+from fwbench.registry.metric_info import METRICS
 
 AMP_GROUP = ["dataset", "model", "variant", "settings", "framework"]
 INSUFFICIENT = "insufficient seeds"

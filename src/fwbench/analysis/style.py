@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from fwbench.analysis.replicates import cell_name  # noqa: E402
-from fwbench.fileio import atomic_write  # noqa: E402
+from fwbench.core.fileio import atomic_write  # noqa: E402
 
 COLORS = {
     "pytorch": "#ee4c2c",

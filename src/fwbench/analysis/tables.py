@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 
 from fwbench.analysis.latex import write_latex_tables
-from fwbench.analysis.metric_info import METRICS
 from fwbench.analysis.replicates import CELL, cell_name
 from fwbench.analysis.stats import Analysis
 from fwbench.analysis.verdicts import NO_VERDICT
@@ -24,8 +23,9 @@ from fwbench.analysis.wording import (
     format_p,
     format_value,
 )
-from fwbench.fileio import atomic_write, write_text
-from fwbench.paths import Workspace
+from fwbench.core.fileio import atomic_write, write_text
+from fwbench.core.paths import Workspace
+from fwbench.registry.metric_info import METRICS
 
 TABLES = ("coverage", "summary", "comparison", "amp", "per_class")
 TRUNCATED = "†"

@@ -15,9 +15,8 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-from fwbench.analysis.arms import comparison_label, comparisons
-from fwbench.analysis.metric_info import METRICS
 from fwbench.analysis.paired import CONSTANT, INSUFFICIENT, TESTED, margin_bounds, paired_compare
+from fwbench.analysis.pairs import comparison_label, comparisons
 from fwbench.analysis.replicates import (
     CELL,
     excluded_counts,
@@ -27,7 +26,8 @@ from fwbench.analysis.replicates import (
 )
 from fwbench.analysis.speed_rules import SPEED_METRICS, mixed_determinism
 from fwbench.analysis.wording import arm_label, format_ci, format_diff, format_margin, format_p
-from fwbench.analysis_config import AnalysisConfig
+from fwbench.config.analysis import AnalysisConfig
+from fwbench.registry.metric_info import METRICS
 
 DIFFERENT, EQUIVALENT, INCONCLUSIVE, NO_VERDICT = (
     "different", "equivalent", "inconclusive", "no verdict",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-from fwbench.analysis.metric_info import METRICS
-from fwbench.analysis_config import MarginConfig
+from fwbench.config.analysis import MarginConfig
+from fwbench.registry.metric_info import METRICS
 
 PLUS_MINUS = "±"
 ARM_LABELS = {

@@ -12,7 +12,7 @@ precision and determinism switches:
 Each framework runs in its own subprocess (``python -m fwbench.frameworks.<name>.bench``), so
 this module and ``fwbench bench`` import no framework (and TensorFlow never meets torchvision).
 Every repeat runs ``warmup`` untimed steps, then ``steps`` timed ones, timed exactly as the
-epoch logs are (:mod:`fwbench.bench.timing`); the modes take turns repeat by repeat, forward and
+epoch logs are (:mod:`fwbench.recipe.timing`); the modes take turns repeat by repeat, forward and
 backward in alternate turns, so a change in machine load hits all of them alike. Rows report
 the median over repeats and the min/max, and each mode's ratio to its reference mode
 (harness/bare, pipeline/harness) as the median of the ratios of back-to-back windows.
@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from fwbench.bench.timing import Clock, Stopwatch
+from fwbench.core.threads import default_workers
+from fwbench.recipe.timing import Clock, Stopwatch
 
 MODES = ("bare", "harness", "harness+pipeline", "pipeline")
 REFERENCE = {"harness": "bare", "harness+pipeline": "harness", "pipeline": "harness"}
@@ -62,14 +63,14 @@ class SpeedSettings:
     - ``tf32`` off: ``fp32`` means full FP32 matmuls/convolutions in both (TF enables TF32 by
       default on Ampere+, torch only for convolutions: left alone, the arms would differ).
     - ``channels_last`` on: NHWC is Keras's native layout; PyTorch gets it via channels_last
-      (faster for these CNNs on CPU and with AMP on GPU; ``notes/frameworks.md``).
+      (faster for these CNNs on CPU and with AMP on GPU; ``docs/notes/frameworks.md``).
     - the execution mode is not a setting but an axis of the jobs (``BenchJob.compile``).
     - threads: ``threads`` intra-op (``$FWBENCH_THREADS`` else the CPUs this process may use)
       and ``min(threads, 2)`` inter-op, in both frameworks (as the backends set them).
     - ``num_workers``: DataLoader processes for PyTorch (tf.data uses AUTOTUNE):
       :func:`default_workers`.
     - ``deterministic``: the train config's value, as in training runs, applied by every arm's
-      own mechanism (``frameworks.determinism``); rows record what was in effect.
+      own mechanism (``registry.determinism``); rows record what was in effect.
     """
 
     tf32: bool = False
@@ -77,14 +78,6 @@ class SpeedSettings:
     threads: int = 1
     num_workers: int = 0
     deterministic: bool = True
-
-
-def default_workers(cpus: int, config_workers: int) -> int:
-    """Loader workers for this machine: 0 on <= 4 CPUs, else half the CPUs, capped by config.
-
-    Small machines load in the main process: a worker would take a core from the step.
-    """
-    return 0 if cpus <= 4 else min(config_workers, cpus // 2)
 
 
 def default_settings(threads: int, config_workers: int, deterministic: bool) -> SpeedSettings:
@@ -101,7 +94,7 @@ class BenchJob:
     """One framework subprocess: one (arm, compile mode, model, precision, batch) and its modes.
 
     ``compile``: ``eager`` (each arm's default execution) or ``compiled`` (torch.compile, XLA
-    ``jit_compile``, ``jax.jit``; ``fwbench.frameworks.arms``).
+    ``jit_compile``, ``jax.jit``; ``fwbench.registry.arms``).
     """
 
     framework: str
@@ -314,15 +307,15 @@ def with_settings(job: BenchJob, **changes: Any) -> BenchJob:
 def job_spec_and_inputs(job: BenchJob):
     """The RunSpec and RunInputs of ``job``: a prepared dataset if a pipeline mode is asked for,
     else in-memory synthetic arrays (so ``bare``/``harness`` need no dataset)."""
-    from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
+    from fwbench.config.train import workspace_train_config
+    from fwbench.core.paths import Workspace
     from fwbench.data.store import SplitArrays
-    from fwbench.inputs import LoaderSettings, RunInputs, load_inputs
-    from fwbench.paths import Workspace
-    from fwbench.runs import make_spec
-    from fwbench.schedule import plan_steps
+    from fwbench.recipe.inputs import LoaderSettings, RunInputs, load_inputs
+    from fwbench.recipe.schedule import plan_steps
+    from fwbench.record.runs import make_spec
 
     ws = Workspace.from_env(job.workspace)
-    cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, job.train_config))
+    cfg = workspace_train_config(ws, job.train_config)
     training = cfg.training.model_copy(
         update={
             "batch_size": job.batch_size,
@@ -372,7 +365,7 @@ def framework_main(argv: list[str], run: Callable[[BenchJob], list[dict]]) -> No
     """Entry point of ``python -m fwbench.frameworks.<name>.bench --json-args JOB``."""
     if len(argv) != 2 or argv[0] != "--json-args":
         raise SystemExit("usage: python -m fwbench.frameworks.<name>.bench --json-args JOB")
-    from fwbench.errors import FwbenchError
+    from fwbench.core.errors import FwbenchError
 
     try:
         rows = run(BenchJob.from_json(argv[1]))

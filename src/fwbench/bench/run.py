@@ -25,12 +25,12 @@ from fwbench.bench.measure import (
     BenchJob,
     SpeedSettings,
 )
-from fwbench.data.catalog import get_dataset
-from fwbench.errors import FwbenchError
-from fwbench.fileio import atomic_write
-from fwbench.frameworks.arms import COMPILE_MODES, arm_env, get_arm
-from fwbench.models import PRECISIONS, VARIANTS, check_choice, get_model
-from fwbench.paths import Workspace
+from fwbench.core.errors import FwbenchError
+from fwbench.core.fileio import atomic_write
+from fwbench.core.paths import Workspace
+from fwbench.registry.arms import COMPILE_MODES, arm_env, get_arm
+from fwbench.registry.datasets import get_dataset
+from fwbench.registry.models import PRECISIONS, VARIANTS, check_choice, get_model
 
 CSV_NAME = "bench.csv"
 
@@ -118,7 +118,7 @@ def run_job(job: BenchJob, python: str = sys.executable) -> list[dict]:
     threads = str(job.settings.threads)
     rule = arm_env(job.framework, threads, job.settings.deterministic)  # before it starts
     env = os.environ | {"FWBENCH_THREADS": threads} | rule
-    module = f"fwbench.frameworks.{get_arm(job.framework).package}.bench"
+    module = get_arm(job.framework).module("bench")
     cmd = [python, "-m", module, "--json-args", job.to_json()]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     for line in reversed(proc.stdout.splitlines()):

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fwbench.commands.options import AnalysisConfigOpt, MatrixOpt, OptPath, WorkspaceOpt
-from fwbench.paths import Workspace
+from fwbench.core.paths import Workspace
 
 StageOpt = typer.Option(
     None,
@@ -26,7 +26,7 @@ def collect(
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """Summarise run directories into results/runs.csv, runs.parquet and epochs.parquet."""
-    from fwbench.results import collect_runs, write_results
+    from fwbench.study.collect import collect_runs, write_results
 
     ws = Workspace.from_env(workspace)
     runs, epochs = collect_runs(ws, stage or None, matrix)
@@ -40,16 +40,16 @@ def collect(
 
 def load_settings(ws: Workspace, config: OptPath):
     """The analysis settings: ``--config``, else ``configs/analysis.yaml``, else the defaults."""
-    from fwbench.analysis_config import ANALYSIS, load_analysis_config
-    from fwbench.config import find_user_config
+    from fwbench.config.analysis import ANALYSIS, load_analysis_config
+    from fwbench.config.train import find_user_config
 
     return load_analysis_config(find_user_config(ws.configs_dir, ANALYSIS, config))
 
 
 def _verdict_table(analysis) -> Table:
-    from fwbench.analysis.metric_info import METRICS
     from fwbench.analysis.style import cell_label
     from fwbench.analysis.tables import diff_with_ci, seeds_text
+    from fwbench.registry.metric_info import METRICS
 
     cfg = analysis.config
     table = Table(
@@ -76,7 +76,7 @@ def analyze(config: OptPath = AnalysisConfigOpt, workspace: OptPath = WorkspaceO
     from fwbench.analysis.stats import analyze as run_analysis
     from fwbench.analysis.style import cell_label
     from fwbench.analysis.tables import write_analysis
-    from fwbench.results import load_results
+    from fwbench.study.collect import load_results
 
     ws = Workspace.from_env(workspace)
     runs, _ = load_results(ws)

@@ -14,7 +14,7 @@ def _split(text: str) -> list[str]:
 
 
 def _ints(text: str, flag: str) -> list[int]:
-    from fwbench.errors import FwbenchError
+    from fwbench.core.errors import FwbenchError
 
     try:
         return [int(t) for t in _split(text)]
@@ -93,9 +93,9 @@ def bench(
 
     from fwbench.bench.measure import default_settings
     from fwbench.bench.run import CSV_NAME, plan_jobs, run_bench
-    from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
-    from fwbench.frameworks.base import thread_count
-    from fwbench.paths import Workspace
+    from fwbench.config.train import TRAIN_CONFIG, find_user_config, load_train_config
+    from fwbench.core.paths import Workspace
+    from fwbench.core.threads import thread_count
 
     ws = Workspace.from_env(workspace)
     user_config = find_user_config(ws.configs_dir, TRAIN_CONFIG, config)

@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 
 from fwbench.commands.options import MatrixOpt, OptPath, TrainConfigOpt, WorkspaceOpt
-from fwbench.paths import Workspace
+from fwbench.core.paths import Workspace
 
 app = typer.Typer(help="Show and check configuration.", no_args_is_help=True)
 
@@ -19,7 +19,7 @@ def show(
     import yaml
     from rich.table import Table
 
-    from fwbench.config import (
+    from fwbench.config.train import (
         EXPERIMENT_MATRIX,
         TRAIN_CONFIG,
         find_user_config,

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from fwbench.commands.options import OptPath, WorkspaceOpt
-from fwbench.data.catalog import DATASETS
-from fwbench.errors import FwbenchError
-from fwbench.paths import Workspace
+from fwbench.core.errors import FwbenchError
+from fwbench.core.paths import Workspace
+from fwbench.registry.datasets import DATASETS
 
 app = typer.Typer(
     help="Prepare datasets: splits (seed 42) and train-only statistics.", no_args_is_help=True

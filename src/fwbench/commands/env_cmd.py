@@ -5,12 +5,12 @@ from __future__ import annotations
 from rich.console import Console
 
 from fwbench.commands.options import OptPath, WorkspaceOpt
-from fwbench.paths import Workspace
+from fwbench.core.paths import Workspace
 
 
 def env(workspace: OptPath = WorkspaceOpt) -> None:
     """Write environment.txt, env.json, requirements_lock.txt (no GPU is recorded, not an error)."""
-    from fwbench.env import write_environment
+    from fwbench.frameworks.env import write_environment
 
     ws = Workspace.from_env(workspace)
     out = Console()

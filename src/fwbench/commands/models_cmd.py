@@ -7,10 +7,10 @@ from rich.console import Console
 from rich.table import Table
 
 from fwbench.commands.options import OptPath, WorkspaceOpt
-from fwbench.fileio import write_text
-from fwbench.models import MODELS, VARIANTS, check_choice
-from fwbench.paths import Workspace
-from fwbench.stems import INPUT_SIZES
+from fwbench.core.fileio import write_text
+from fwbench.core.paths import Workspace
+from fwbench.registry.models import MODELS, VARIANTS, check_choice
+from fwbench.registry.stems import INPUT_SIZES
 
 app = typer.Typer(
     help="Build the models in both frameworks and compare them.", no_args_is_help=True
@@ -31,7 +31,7 @@ KerasBackendsOpt = typer.Option(
 
 
 def _arms(text: str) -> list[str]:
-    from fwbench.frameworks.arms import get_arm
+    from fwbench.registry.arms import get_arm
 
     return [get_arm(a.strip()).name for a in text.split(",") if a.strip()]
 
@@ -86,7 +86,7 @@ def audit_cmd(
 ) -> None:
     """Every way the two arms' builds differ -> results/model_audit.csv and .md."""
     from fwbench.parity.audit import audit_model, write_audit
-    from fwbench.stems import stem_for
+    from fwbench.registry.stems import stem_for
 
     check_choice("variant", variant, VARIANTS)
     stem_for(next(iter(MODELS)), input_size)  # a user error for an unsupported size

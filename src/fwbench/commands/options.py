@@ -25,7 +25,8 @@ AnalysisConfigOpt = typer.Option(
 
 OptPath = Path | None
 
-# --- train-config overrides (train and run): validated like train_config.yaml (fwbench.overrides)
+# --- train-config overrides (train and run): validated like train_config.yaml
+# (fwbench.config.overrides)
 SetOpt = typer.Option(
     None,
     "--set",

@@ -15,8 +15,8 @@ def _save(workspace, name: str, rows: list[dict]) -> None:
     """Write the check's rows to ``results/parity_<name>.csv`` (the report embeds them)."""
     import pandas as pd
 
-    from fwbench.fileio import write_text
-    from fwbench.paths import Workspace
+    from fwbench.core.fileio import write_text
+    from fwbench.core.paths import Workspace
 
     path = Workspace.from_env(workspace).results_dir / f"parity_{name}.csv"
     write_text(path, pd.DataFrame(rows).to_csv(index=False))
@@ -38,11 +38,11 @@ def models_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from fwbench.frameworks.arms import get_arm
-    from fwbench.models import MODELS
-    from fwbench.parity.arms import run_in_arm
+    from fwbench.parity.backends import run_in_arm
     from fwbench.parity.outputs import RELATIVE_TOLERANCE, check_outputs
-    from fwbench.stems import INPUT_SIZES
+    from fwbench.registry.arms import get_arm
+    from fwbench.registry.models import MODELS
+    from fwbench.registry.stems import INPUT_SIZES
 
     out = Console()
     table = Table(
@@ -85,12 +85,12 @@ def pixels_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
+    from fwbench.config.train import workspace_train_config
+    from fwbench.core.paths import Workspace
     from fwbench.parity.pixels import TOLERANCE, check_pixels
-    from fwbench.paths import Workspace
 
     ws = Workspace.from_env(workspace)
-    cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
+    cfg = workspace_train_config(ws, config)
     rows = check_pixels(ws, dataset, cfg, split=split, index=index)
     table = Table(
         "check", "image", "shape", "max |Δ|", "result",
@@ -131,19 +131,18 @@ def lr_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from fwbench.config import (
+    from fwbench.config.train import (
         EXPERIMENT_MATRIX,
-        TRAIN_CONFIG,
         find_user_config,
         load_matrix,
-        load_train_config,
+        workspace_train_config,
     )
-    from fwbench.frameworks.arms import get_arm
+    from fwbench.core.paths import Workspace
     from fwbench.parity.lr import RELATIVE_TOLERANCE, arm_lrs, check_lr, lr_cases
-    from fwbench.paths import Workspace
+    from fwbench.registry.arms import get_arm
 
     ws = Workspace.from_env(workspace)
-    cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
+    cfg = workspace_train_config(ws, config)
     stages = None
     if stage is not None:
         stages = load_matrix(find_user_config(ws.configs_dir, EXPERIMENT_MATRIX, matrix))
@@ -212,17 +211,17 @@ def train_cmd(
     """
     from rich.console import Console
 
-    from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
-    from fwbench.errors import FwbenchError
-    from fwbench.models import check_choice, get_model
-    from fwbench.parity.train import run_lockstep
+    from fwbench.config.train import workspace_train_config
+    from fwbench.core.errors import FwbenchError
+    from fwbench.core.paths import Workspace
+    from fwbench.parity.lockstep import run_lockstep
     from fwbench.parity.train_table import check_table, step_table, upsert_csv
-    from fwbench.paths import Workspace
+    from fwbench.registry.models import check_choice, get_model
 
     get_model(model)
     check_choice("dtype", dtype, ("float32", "float64"))
     ws = Workspace.from_env(workspace)
-    cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, config))
+    cfg = workspace_train_config(ws, config)
     out = Console(width=max(Console().width, 150))
     with out.status(f"{model}: building three arms, {steps} lockstep steps ({dtype}) ..."):
         try:

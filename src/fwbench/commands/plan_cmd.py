@@ -12,7 +12,7 @@ from fwbench.commands.options import AnalysisConfigOpt, MatrixOpt, OptPath, Work
 def _planned_seeds(ws, stage: str | None, matrix: OptPath) -> int | None:
     if stage is None:
         return None
-    from fwbench.config import EXPERIMENT_MATRIX, find_user_config, load_matrix
+    from fwbench.config.train import EXPERIMENT_MATRIX, find_user_config, load_matrix
 
     path = find_user_config(ws.configs_dir, EXPERIMENT_MATRIX, matrix)
     return len(load_matrix(path).stage(stage).seeds)
@@ -20,8 +20,8 @@ def _planned_seeds(ws, stage: str | None, matrix: OptPath) -> int | None:
 
 def _pilot_runs(ws, pilot_stage: str | None):
     """Collected results if present, else the run directories read now; one stage if asked."""
-    from fwbench.errors import FwbenchError
-    from fwbench.results import RUNS_PARQUET, collect_runs, load_results
+    from fwbench.core.errors import FwbenchError
+    from fwbench.study.collect import RUNS_PARQUET, collect_runs, load_results
 
     collected = (ws.results_dir / RUNS_PARQUET).is_file()
     runs = load_results(ws)[0] if collected else collect_runs(ws)[0]
@@ -61,14 +61,14 @@ def plan(
     """Seeds needed to decide each comparison against its margin, with the configured power."""
     import pandas as pd
 
-    from fwbench.analysis.metric_info import METRICS
     from fwbench.analysis.plan import plan_from_runs, plan_row
     from fwbench.analysis.style import cell_label
     from fwbench.analysis.tables import seeds_text
     from fwbench.analysis.wording import format_margin
     from fwbench.commands.analysis_cmd import load_settings
-    from fwbench.models import check_choice
-    from fwbench.paths import Workspace
+    from fwbench.core.paths import Workspace
+    from fwbench.registry.metric_info import METRICS
+    from fwbench.registry.models import check_choice
 
     ws = Workspace.from_env(workspace)
     cfg = load_settings(ws, config)

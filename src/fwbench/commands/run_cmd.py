@@ -21,10 +21,13 @@ from fwbench.commands.options import (
     WorkspaceOpt,
     tracking_sets,
 )
-from fwbench.errors import FwbenchError, Interrupted, describe
-from fwbench.executors.base import Executor, Outcome, train_command
-from fwbench.fileio import check_writable
-from fwbench.matrix import (
+from fwbench.core.errors import FwbenchError, Interrupted, describe
+from fwbench.core.fileio import check_writable
+from fwbench.core.paths import Workspace
+from fwbench.record.check import corruption, quarantine
+from fwbench.record.lock import LOCK_NAME, describe_holder
+from fwbench.study.executors.interface import Executor, Outcome, train_command
+from fwbench.study.matrix import (
     UNSUCCESSFUL,
     VIEW_STATES,
     PlannedRun,
@@ -36,12 +39,9 @@ from fwbench.matrix import (
     spec_conflict,
     to_launch,
 )
-from fwbench.paths import Workspace
-from fwbench.runcheck import corruption, quarantine
-from fwbench.runlock import LOCK_NAME, describe_holder
 
 if TYPE_CHECKING:
-    from fwbench.executor_config import SlurmExecutorConfig
+    from fwbench.config.executor import SlurmExecutorConfig
 
 StageOpt = typer.Option(None, "--stage", "-s", help="Matrix stage: stage1, stage2, demo, ...")
 OnlyOpt = typer.Option(
@@ -51,7 +51,7 @@ Opt = typer.Option
 
 
 def _stage_name(stage: str | None, matrix: Path | None) -> str:
-    from fwbench.config import read_yaml
+    from fwbench.config.train import read_yaml
 
     if stage:
         return stage
@@ -79,7 +79,7 @@ def _sbatch_options(pairs: list[str]) -> dict[str, str | bool]:
 def _slurm_config(base: SlurmExecutorConfig, updates: dict[str, Any]) -> SlurmExecutorConfig:
     from pydantic import ValidationError
 
-    from fwbench.executor_config import SlurmExecutorConfig
+    from fwbench.config.executor import SlurmExecutorConfig
 
     data = base.model_dump() | {k: v for k, v in updates.items() if v is not None}
     try:
@@ -93,8 +93,8 @@ def _slurm_config(base: SlurmExecutorConfig, updates: dict[str, Any]) -> SlurmEx
 
 
 def _print_runs(out: Console, runs: list[PlannedRun]) -> None:
-    from fwbench.matrix import error_line
-    from fwbench.runview import progress_words
+    from fwbench.record.view import progress_words
+    from fwbench.study.matrix import error_line
 
     for r in runs:
         state = r.state
@@ -108,8 +108,8 @@ def _print_runs(out: Console, runs: list[PlannedRun]) -> None:
 
 def _notices(out: Console, ws: Workspace, runs: list[PlannedRun]) -> None:
     """One-line notes: old-style run directories; batches fitted to a small --subset."""
-    from fwbench.migrate import legacy_notice
-    from fwbench.overrides import FITTED, fit_notice
+    from fwbench.config.overrides import FITTED, fit_notice
+    from fwbench.record.migrate import legacy_notice
 
     notice = legacy_notice(ws)
     if notice:
@@ -162,12 +162,12 @@ def run(
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """Run a stage of the matrix: finished runs are skipped, interrupted ones resume."""
-    from fwbench.config import find_user_config
-    from fwbench.executor_config import EXECUTOR, load_executor_config
-    from fwbench.matrix import (
+    from fwbench.config.executor import EXECUTOR, load_executor_config
+    from fwbench.config.overrides import shortcut_sets
+    from fwbench.config.train import find_user_config
+    from fwbench.study.matrix import (
         error_line,
     )
-    from fwbench.overrides import shortcut_sets
 
     if executor not in ("local", "slurm"):
         raise FwbenchError(f"unknown executor '{executor}'; known: local, slurm")
@@ -273,11 +273,11 @@ def _executor(kind: str, ws: Workspace, cfg: Any, out: Console, **options: Any) 
 
     command_for = partial(train_command, workspace=ws.root)
     if kind == "local":
-        from fwbench.executors.local import LocalExecutor
+        from fwbench.study.executors.local import LocalExecutor
 
         parallel = options["parallel"] or cfg.local.parallel
         return LocalExecutor(parallel, command_for=command_for, console=out)
-    from fwbench.executors.slurm import SlurmExecutor
+    from fwbench.study.executors.slurm import SlurmExecutor
 
     slurm = _slurm_config(cfg.slurm, options["slurm"])
     return SlurmExecutor(
@@ -315,7 +315,7 @@ def status(
 
 def _run_lines(out: Console, runs: list[PlannedRun], unsuccessful: tuple[str, ...]) -> None:
     """One line per run that has started: state, Slurm state, progress or error."""
-    from fwbench.runview import progress_words, slurm_states
+    from fwbench.record.view import progress_words, slurm_states
 
     statuses = {r.run_id: r.run_dir.read_status() for r in runs}
     queued = [s.get("slurm_job_id") for s in statuses.values() if s.get("state") != "done"]

@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 
 from fwbench.commands.options import OptPath, WorkspaceOpt
-from fwbench.paths import Workspace
+from fwbench.core.paths import Workspace
 
 
 def migrate(
@@ -14,7 +14,7 @@ def migrate(
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """Rename old-style run directories to their settings-hash ids so that stages reuse them."""
-    from fwbench.migrate import migrate as run_migration
+    from fwbench.record.migrate import migrate as run_migration
 
     ws = Workspace.from_env(workspace)
     out = Console(highlight=False, soft_wrap=True)

@@ -14,7 +14,6 @@ own framework, inside the backend.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -30,81 +29,22 @@ from fwbench.commands.options import (
     WorkspaceOpt,
     tracking_sets,
 )
-from fwbench.data.catalog import DATASETS
-from fwbench.errors import FwbenchError
-from fwbench.frameworks.arms import COMPILE_MODES, get_arm
-from fwbench.models import FRAMEWORKS, MODELS, PRECISIONS, VARIANTS, check_choice, get_model
-from fwbench.paths import Workspace
-from fwbench.runcheck import corruption, quarantine
-from fwbench.runlock import lock_for_training
-from fwbench.runs import RunDir, make_spec
+from fwbench.core.paths import Workspace
+from fwbench.record.check import corruption, quarantine
+from fwbench.record.lock import lock_for_training
+from fwbench.registry.datasets import DATASETS
+from fwbench.registry.models import (
+    FRAMEWORKS,
+    MODELS,
+    PRECISIONS,
+    VARIANTS,
+)
+from fwbench.training.request import RunRequest
 
 _WORKERS_HELP = (
     "DataLoader workers (PyTorch arm); overrides training.num_workers. Default: 0 on a machine "
     "with 4 CPUs or fewer (as `fwbench bench` decides), else half the CPUs."
 )
-
-
-def _resolve(ws: Workspace, run_dir: Path | None, identity: dict[str, str | None], options: dict):
-
-    given = {k: v for k, v in identity.items() if v is not None}
-    if not given:
-        if run_dir is None:
-            raise FwbenchError(
-                "nothing to train",
-                fix="pass --framework, --dataset and --model, or --run-dir of a run with spec.json",
-            )
-        rd = RunDir(run_dir)
-        return rd, rd.read_spec()
-    missing = [k for k in ("framework", "dataset", "model") if k not in given]
-    if missing:
-        raise FwbenchError(
-            f"missing --{', --'.join(missing)}",
-            fix="give --framework, --dataset and --model (or only --run-dir to rerun a spec)",
-        )
-    given["framework"] = get_arm(given["framework"]).name
-    check_choice("dataset", given["dataset"], tuple(DATASETS))
-    get_model(given["model"])
-    check_choice("precision", options["precision"], PRECISIONS)
-    check_choice("variant", options["variant"], VARIANTS)
-    if options["compile_mode"] is not None:
-        check_choice("compile mode", options["compile_mode"], COMPILE_MODES)
-    from fwbench.preflight import check_trainable  # numpy: not for `fwbench --help`
-
-    spec = _spec(ws, given, options)
-    rd = RunDir(run_dir or ws.runs_dir / spec.run_id)
-    check_trainable(ws, spec)  # before the run directory exists: a failure leaves nothing
-    return rd, spec
-
-
-def _spec(ws: Workspace, given: dict[str, str], options: dict):
-    from fwbench.config import TRAIN_CONFIG, find_user_config, load_train_config
-    from fwbench.overrides import apply_sets, fit_batch_to_subset, fit_notice
-
-    cfg = load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, options["config"]))
-    sets = options["sets"]
-    cfg = apply_sets(cfg, sets)
-    cfg_fitted, fitted = fit_batch_to_subset(cfg, options["subset"])
-    if fitted:
-        Console(stderr=True, highlight=False).print(fit_notice(fitted), soft_wrap=True)
-        sets = [*sets, fitted]
-    epochs = options["epochs_override"]
-    return make_spec(
-        cfg_fitted,
-        dataset=given["dataset"],
-        model=given["model"],
-        precision=options["precision"],
-        seed=options["seed"],
-        framework=given["framework"],
-        variant=options["variant"],
-        init=options["init"],
-        epochs_override=epochs,
-        subset=options["subset"],
-        eval_subset=options["eval_subset"],
-        num_workers=options["num_workers"],
-        compile_mode=options["compile_mode"],
-        overrides=[*sets, *([f"epochs={epochs}"] if epochs else [])],
-    )
 
 
 def train(
@@ -151,7 +91,7 @@ def train(
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """Train one run (or resume it) and write its run directory."""
-    from fwbench.overrides import shortcut_sets
+    from fwbench.config.overrides import shortcut_sets
 
     ws = Workspace.from_env(workspace)
     all_sets = [
@@ -159,24 +99,23 @@ def train(
         *shortcut_sets(batch_size=batch_size, lr=lr),
         *tracking_sets(tracking, tracking_uri),
     ]
-    rd, spec = _resolve(
-        ws,
-        run_dir,
-        {"framework": framework, "dataset": dataset, "model": model},
-        {
-            "precision": precision,
-            "seed": seed,
-            "variant": variant,
-            "init": init,
-            "config": config,
-            "epochs_override": epochs_override,
-            "subset": subset,
-            "eval_subset": eval_subset,
-            "num_workers": num_workers,
-            "compile_mode": compile_mode,
-            "sets": all_sets,
-        },
+    request = RunRequest(
+        framework=framework,
+        dataset=dataset,
+        model=model,
+        precision=precision,
+        seed=seed,
+        variant=variant,
+        init=init,
+        config=config,
+        epochs_override=epochs_override,
+        subset=subset,
+        eval_subset=eval_subset,
+        num_workers=num_workers,
+        compile_mode=compile_mode,
+        sets=tuple(all_sets),
     )
+    rd, spec = request.resolve(ws, run_dir)
     out = Console(stderr=True, highlight=False)
     lock = lock_for_training(rd.path)  # one trainer per run; says who holds it if busy
     rd.write_spec(spec)
@@ -192,7 +131,7 @@ def train(
     t = spec.train_config.training
     effective_batch = t.batch_size * t.gradient_accumulation_steps
     out.print(f"{spec.run_id}: {spec.train_config.lr.describe(effective_batch)}")
-    from fwbench.training import train_run
+    from fwbench.training.loop import train_run
 
     try:
         state = train_run(rd, ws, show_progress=progress)

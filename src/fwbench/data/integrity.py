@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fwbench.data.stats import read_stats_file
-from fwbench.errors import FwbenchError
-from fwbench.fileio import sha256_file
-from fwbench.paths import Workspace
+from fwbench.core.errors import FwbenchError
+from fwbench.core.fileio import sha256_file
+from fwbench.core.paths import Workspace
+from fwbench.data.channel_stats import read_stats_file
 
 
 def outputs(ws: Workspace, dataset: str) -> dict[str, Path]:

@@ -18,15 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fwbench import __version__
-from fwbench.data.catalog import DatasetInfo, get_dataset
+from fwbench.core.errors import FwbenchError
+from fwbench.core.fileio import StagedWrites, check_writable, sha256_file
+from fwbench.core.paths import Workspace
+from fwbench.core.version import __version__
+from fwbench.data.channel_stats import channel_stats, read_stats_file, update_stats_file
 from fwbench.data.integrity import outputs
 from fwbench.data.readers import Checksums, RawDataset, read_dataset
 from fwbench.data.splits import SPLIT_SEED, holdout_size, per_class_counts, stratified_split
-from fwbench.data.stats import channel_stats, read_stats_file, update_stats_file
-from fwbench.errors import FwbenchError
-from fwbench.fileio import StagedWrites, check_writable, sha256_file
-from fwbench.paths import Workspace
+from fwbench.registry.datasets import DatasetInfo, get_dataset
 
 
 @dataclass

@@ -6,7 +6,7 @@ import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from fwbench.errors import FwbenchError
+from fwbench.core.errors import FwbenchError
 
 
 def extract_tar(archive: Path, dest: Path) -> None:

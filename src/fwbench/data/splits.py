@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from fwbench.errors import FwbenchError
+from fwbench.core.errors import FwbenchError
 
 SPLIT_SEED = 42
 

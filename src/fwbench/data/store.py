@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fwbench.data.catalog import get_dataset
+from fwbench.core.errors import FwbenchError
+from fwbench.core.paths import Workspace
+from fwbench.data.channel_stats import dataset_stats
 from fwbench.data.splits import stratified_subset
-from fwbench.data.stats import dataset_stats
-from fwbench.errors import FwbenchError
-from fwbench.paths import Workspace
+from fwbench.registry.datasets import get_dataset
 
 SPLITS = ("train", "val", "test")
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fwbench.data.catalog import get_dataset
-from fwbench.data.readers import (
+from fwbench.core.errors import FwbenchError
+from fwbench.data.raw import (
     RawDataset,
     check_labels,
     check_md5,
@@ -21,7 +21,7 @@ from fwbench.data.readers import (
     expected_md5,
 )
 from fwbench.data.safe_archive import extract_zip
-from fwbench.errors import FwbenchError
+from fwbench.registry.datasets import get_dataset
 
 TINY_NPY = ("train_images", "train_labels", "test_images", "test_labels")
 

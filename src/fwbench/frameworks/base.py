@@ -1,4 +1,4 @@
-"""The small interface each arm implements; ``fwbench.training`` drives it (framework-free).
+"""The small interface each arm implements; ``fwbench.training.loop`` drives it (framework-free).
 
 An arm supplies only what is truly framework-specific: building the model and optimizer, one
 optimizer step over its micro-batches, evaluation, checkpoints and its own RNG state. The
@@ -8,7 +8,6 @@ epoch loop, LR schedule, metrics, checkpoint rule and run directory are shared c
 from __future__ import annotations
 
 import importlib
-import os
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -19,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from fwbench.inputs import RunInputs
-from fwbench.runs import RunSpec
+from fwbench.recipe.inputs import RunInputs
+from fwbench.record.runs import RunSpec
 
 
 @dataclass(frozen=True)
@@ -154,28 +153,13 @@ def load_backend(
     """The backend of arm ``framework``; imports that framework only (Keras on its backend).
 
     ``deterministic``: set the determinism rule's environment first (it must precede the
-    framework's start-up; ``frameworks.determinism``).
+    framework's start-up; ``registry.determinism``).
     """
-    from fwbench.frameworks.arms import activate
+    from fwbench.registry.arms import activate
 
     arm = activate(framework, deterministic)
-    module = importlib.import_module(f"fwbench.frameworks.{arm.package}.backend")
+    module = importlib.import_module(arm.module("backend"))
     return module.make_backend(model_builder)
-
-
-def thread_count() -> int:
-    """Compute threads: ``$FWBENCH_THREADS``, else ``$OMP_NUM_THREADS``, else the usable CPUs.
-
-    Executors running several runs side by side set one of these (or the affinity mask) so
-    the runs do not oversubscribe the cores.
-    """
-    env = os.environ.get("FWBENCH_THREADS") or os.environ.get("OMP_NUM_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def seed_python_numpy(seed: int) -> None:

@@ -2,7 +2,7 @@
 
 torch/torchvision must be imported before TensorFlow: the other order segfaults (torchvision
 loads triton through torch._dynamo, and triton's compiled library crashes a process that
-already holds TensorFlow; see notes/frameworks.md). Import torch only through here.
+already holds TensorFlow; see docs/notes/frameworks.md). Import torch only through here.
 Keras comes on the backend of ``arm`` (``KERAS_BACKEND`` is per process: the first call fixes
 it); TensorFlow is imported only for the ``keras`` (TensorFlow) arm.
 """
@@ -34,7 +34,7 @@ def import_both(arm: str | None = None):
     ``arm``: the Keras arm (None: the one ``KERAS_BACKEND`` names, else ``keras``).
     Returns ``(torch, torchvision, tensorflow or None, keras)``.
     """
-    from fwbench.frameworks.arms import activate, arm_of_backend
+    from fwbench.registry.arms import activate, arm_of_backend
 
     backend = activate(arm or arm_of_backend(os.environ.get("KERAS_BACKEND"))).keras_backend
     torch, torchvision = import_torch()

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fwbench.fileio import write_text
-from fwbench.models import MODELS
+from fwbench.core.fileio import write_text
+from fwbench.registry.models import MODELS
 
 
 @dataclass(frozen=True)

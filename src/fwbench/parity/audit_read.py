@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fwbench.frameworks.keras.layers import flat_layers
+
 NONE = "—"
 NO_STRIDED = "no strided conv wider than 1×1"
 
@@ -177,14 +179,6 @@ def _stem_torch(net) -> str:
         elif isinstance(m, nn.MaxPool2d):
             parts.append(f"maxpool {m.kernel_size}/{m.stride}")
     return " → ".join(parts)
-
-
-def flat_layers(model) -> list:
-    """Every leaf layer of a Keras model, nested Sequential/Functional blocks expanded."""
-    out = []
-    for layer in model.layers:
-        out.extend(flat_layers(layer) if hasattr(layer, "layers") else [layer])
-    return out
 
 
 def _keras_stem_part(layer) -> str | None:

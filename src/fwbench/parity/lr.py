@@ -3,7 +3,7 @@
 Both arms' real optimizers (``torch.optim.SGD`` and the Keras arm's ``TorchSGD``) are stepped
 through a run's whole step plan on a one-element parameter, the LR set as the training loop
 sets it; after each step the LR the optimizer held is read back and compared with the other
-arm's and with ``fwbench.schedule.lr_at``.
+arm's and with ``fwbench.recipe.schedule.lr_at``.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fwbench.config import ExperimentMatrix, TrainConfig
-from fwbench.data.catalog import get_dataset
-from fwbench.schedule import StepPlan, lr_table, plan_steps
+from fwbench.config.train import ExperimentMatrix, TrainConfig
+from fwbench.recipe.schedule import StepPlan, lr_table, plan_steps
+from fwbench.registry.datasets import get_dataset
 
 RELATIVE_TOLERANCE = 1e-9
 
@@ -166,7 +166,7 @@ class ArmLR:
 
 def arm_lrs(arm: str, cfg: TrainConfig, schedule: list[float]) -> ArmLR:
     """Step ``arm``'s ``TorchSGD`` through ``schedule`` in the arm's own process."""
-    from fwbench.parity.arms import run_in_arm
+    from fwbench.parity.backends import run_in_arm
 
     o = cfg.optimizer
     args = {"momentum": o.momentum, "nesterov": o.nesterov, "wd": o.weight_decay,

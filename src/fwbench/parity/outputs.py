@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from fwbench.models import MODELS
-from fwbench.stems import INPUT_SIZES
+from fwbench.registry.models import MODELS
+from fwbench.registry.stems import INPUT_SIZES
 
 RELATIVE_TOLERANCE = 1e-4  # max |Δ| must be <= this × max |logit|
 
@@ -92,7 +92,7 @@ def check_outputs(
     torch, _, _, keras = import_both()
     from fwbench.frameworks.keras.models import build_model as build_keras
     from fwbench.frameworks.pytorch.models import build_model as build_torch
-    from fwbench.parity.transfer import transfer_weights
+    from fwbench.frameworks.transfer import transfer_weights
 
     torch.manual_seed(seed)
     torch_model = build_torch(model, num_classes, input_size, variant="matched").eval()

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from fwbench.models import MODELS
-from fwbench.stems import INPUT_SIZES, stem_for
+from fwbench.registry.models import MODELS
+from fwbench.registry.stems import INPUT_SIZES, stem_for
 
 CLASS_COUNTS = (10, 100, 200)
 BATCH = 2
@@ -144,7 +144,7 @@ def add_keras_backends(rows: list[ParamRow], arms: Iterable[str]) -> list[ParamR
     The Keras builders are backend-agnostic, so every backend must count exactly what
     TensorFlow counts; each arm builds every cell in its own process (``KERAS_BACKEND``).
     """
-    from fwbench.parity.arms import run_in_arm
+    from fwbench.parity.backends import run_in_arm
 
     cells = [[r.model, r.input_size, r.num_classes, r.variant] for r in rows]
     for arm in arms:

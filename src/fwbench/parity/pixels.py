@@ -16,12 +16,12 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from fwbench.augment import as_nhwc
-from fwbench.config import TrainConfig
+from fwbench.config.train import TrainConfig
+from fwbench.core.errors import FwbenchError
+from fwbench.core.paths import Workspace
 from fwbench.data.store import load_split, load_stats
-from fwbench.errors import FwbenchError
 from fwbench.frameworks.both import import_both
-from fwbench.paths import Workspace
+from fwbench.recipe.augment import as_nhwc
 
 TOLERANCE = 1e-5
 
@@ -53,7 +53,7 @@ def check_pixels(
     import_both()  # torch before TensorFlow, in one place
     import tensorflow as tf
 
-    from fwbench.frameworks.keras.data import augment_tf, normalize_tf
+    from fwbench.frameworks.keras.tensorflow.data import augment_tf, normalize_tf
     from fwbench.frameworks.pytorch.data import ArrayDataset
 
     arrays = load_split(ws, dataset, split)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fwbench.parity.train import Lockstep
+from fwbench.parity.lockstep import Lockstep
 
 
 def step_table(result: Lockstep):
@@ -42,7 +42,7 @@ def upsert_csv(path: Path, rows: list[dict], key=("model", "dataset", "dtype", "
     """Write ``rows`` into ``path``, replacing earlier rows of the same model/dataset/dtype/seed."""
     import pandas as pd
 
-    from fwbench.fileio import write_text
+    from fwbench.core.fileio import write_text
 
     new = pd.DataFrame(rows)
     if path.is_file():

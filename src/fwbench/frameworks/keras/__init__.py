@@ -1,7 +1,7 @@
 """The Keras arms: Keras 3 on TensorFlow (``keras``), JAX (``keras-jax``), torch (``keras-torch``).
 
 Which backend a process uses is set before Keras is first imported, per process, by
-``fwbench.frameworks.arms.activate`` (``KERAS_BACKEND``); nothing here pins it. Imported
+``fwbench.registry.arms.activate`` (``KERAS_BACKEND``); nothing here pins it. Imported
 without it, Keras falls back to its own default (TensorFlow).
 
 When the backend is TensorFlow (``KERAS_BACKEND=tensorflow``, as ``activate`` sets it for the

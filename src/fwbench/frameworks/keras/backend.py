@@ -5,12 +5,12 @@ optimizer (:class:`~fwbench.frameworks.keras.optimizer.TorchSGD`, PyTorch's SGD 
 coupled weight decay), the loss, evaluation, precision policy and checkpoints (``.weights.h5``
 for the best weights, an npz of every model and optimizer variable for resume). Only the step
 differs, each written as the Keras custom-training-loop guide of its backend writes it
-(``step_tf.py``: ``GradientTape``; ``step_jax.py``: ``jax.value_and_grad`` over
-``stateless_call``; ``step_torch.py``: torch autograd) together with its input pipeline
+(``tensorflow/step.py``: ``GradientTape``; ``jax/step.py``: ``jax.value_and_grad`` over
+``stateless_call``; ``torch/step.py``: torch autograd) together with its input pipeline
 (tf.data for TensorFlow, the numpy pipeline elsewhere) and its runtime switches.
 
 Which backend is in use is Keras' own (``KERAS_BACKEND``, set per process by
-``fwbench.frameworks.arms.activate`` before Keras is imported).
+``fwbench.registry.arms.activate`` before Keras is imported).
 
 Precision: ``fp32``, or ``amp`` = the ``mixed_float16`` policy + ``LossScaleOptimizer`` on a
 GPU; on a CPU-only machine ``amp`` is ``mixed_bfloat16`` without loss scaling. Logits are cast
@@ -30,16 +30,15 @@ import keras
 import numpy as np
 from keras import ops
 
-from fwbench.fileio import atomic_write
-from fwbench.frameworks.arms import ARMS, arm_of_backend
-from fwbench.frameworks.base import Backend, Evaluation, ModelBuilder, StepResult, thread_count
+from fwbench.core.fileio import atomic_write
+from fwbench.core.threads import thread_count
+from fwbench.frameworks.base import Backend, Evaluation, ModelBuilder, StepResult
 from fwbench.frameworks.keras import parity
+from fwbench.frameworks.keras.losses import correct_count, loss_per_image  # noqa: F401
 from fwbench.frameworks.keras.optimizer import TorchSGD
-from fwbench.inputs import RunInputs
-from fwbench.runs import RunSpec
-
-# Keras backend -> the module holding its step (each defines ``Step``).
-STEP_MODULES = {"tensorflow": "step_tf", "jax": "step_jax", "torch": "step_torch"}
+from fwbench.recipe.inputs import RunInputs
+from fwbench.record.runs import RunSpec
+from fwbench.registry.arms import ARMS, arm_of_backend
 
 
 def keep_tensorflow_out() -> None:
@@ -48,7 +47,7 @@ def keep_tensorflow_out() -> None:
     Keras imports TensorFlow whenever it is installed, e.g. ``keras.utils.set_random_seed``
     seeds it "since many workflows leverage tf.data"; a keras-jax or keras-torch run must
     not load it (it would not isolate the Keras API from the TensorFlow runtime, and
-    TensorFlow beside torchvision can crash: notes/frameworks.md). Keras' lazy handle is
+    TensorFlow beside torchvision can crash: docs/notes/frameworks.md). Keras' lazy handle is
     marked unavailable, exactly what it records when TensorFlow is not installed.
     """
     if keras.backend.backend() != "tensorflow":
@@ -71,24 +70,6 @@ def _default_builder(model: str, num_classes: int, input_size: int, variant: str
     return build_model(model, num_classes, input_size, variant=variant)
 
 
-def loss_per_image(logits, labels, label_smoothing: float):
-    """Cross-entropy per image, as ``torch.nn.functional.cross_entropy(label_smoothing=...)``."""
-    if keras.backend.standardize_dtype(logits.dtype) not in ("float32", "float64"):
-        logits = ops.cast(logits, "float32")  # float16/bfloat16 -> float32; float64 kept
-    logp = ops.log_softmax(logits, axis=-1)
-    picked = ops.take_along_axis(logp, ops.expand_dims(ops.cast(labels, "int32"), -1), axis=-1)
-    nll = -ops.squeeze(picked, -1)
-    if not label_smoothing:
-        return nll
-    return (1.0 - label_smoothing) * nll - label_smoothing * ops.mean(logp, axis=-1)
-
-
-def correct_count(logits, labels):
-    """Top-1 hits in a batch (a backend scalar, read once per step)."""
-    hits = ops.argmax(logits, axis=-1) == ops.cast(labels, "int32")
-    return ops.sum(ops.cast(hits, "int32"))
-
-
 class KerasBackend(Backend):
     """Keras 3 implementation of :class:`fwbench.frameworks.base.Backend`, any Keras backend."""
 
@@ -101,9 +82,8 @@ class KerasBackend(Backend):
     def __init__(self, model_builder: ModelBuilder | None = None):
         super().__init__(model_builder)
         self.name = arm_name()
-        module = importlib.import_module(
-            f"fwbench.frameworks.keras.{STEP_MODULES[keras.backend.backend()]}"
-        )
+        # One folder per Keras backend (tensorflow/, jax/, torch/), chosen here only.
+        module = importlib.import_module(f"fwbench.frameworks.keras.{keras.backend.backend()}.step")
         self.step = module.Step(self)
 
     @property
@@ -144,7 +124,7 @@ class KerasBackend(Backend):
         builder = self.model_builder or _default_builder
         self.model = builder(spec.model, inputs.num_classes, spec.input_size, spec.variant)
         if spec.init == "shared":  # the PyTorch arm's initial weights for this seed
-            from fwbench.parity.transfer import load_keras_state, shared_initial_state
+            from fwbench.frameworks.transfer import load_keras_state, shared_initial_state
 
             load_keras_state(
                 self.model,
@@ -242,13 +222,13 @@ class KerasBackend(Backend):
 
     def weights(self) -> dict[str, np.ndarray]:
         """Every weight and BatchNorm statistic, by PyTorch state-dict name (matched models)."""
-        from fwbench.parity.transfer import keras_state
+        from fwbench.frameworks.transfer import keras_state
 
         self.step.to_variables()  # JAX keeps the live state outside the variables
         return keras_state(self.model)
 
     def _named(self, values) -> dict[str, np.ndarray]:
-        from fwbench.parity.transfer import keras_named
+        from fwbench.frameworks.transfer import keras_named
 
         self.step.to_variables()
         trainable = self.model.trainable_variables

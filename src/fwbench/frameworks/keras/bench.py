@@ -41,7 +41,7 @@ from fwbench.bench.measure import (
     job_spec_and_inputs,
     measure_modes,
 )
-from fwbench.env import cpu_model
+from fwbench.frameworks.env import cpu_model
 from fwbench.frameworks.keras import envinfo
 from fwbench.frameworks.keras.backend import KerasBackend
 

@@ -1,6 +1,6 @@
 """TensorFlow-free input pipeline of the keras-jax and keras-torch arms: numpy batches, prefetched.
 
-Train: the epoch's shared ``(index, dy, dx, flip)`` records (``fwbench.augment``), cut into
+Train: the epoch's shared ``(index, dy, dx, flip)`` records (``fwbench.recipe.augment``), cut into
 ``batch_size`` slices (``drop_remainder``), each slice built by the reference transforms
 ``normalize_numpy`` and ``augment_numpy`` themselves, so every pixel equals the PyTorch arm's
 and the keras-tf arm's (``fwbench parity pixels`` checks it). Val/test: in order, no
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from fwbench.augment import augment_numpy, normalize_numpy
-from fwbench.inputs import RunInputs
+from fwbench.recipe.augment import augment_numpy, normalize_numpy
+from fwbench.recipe.inputs import RunInputs
 
 Batch = tuple[np.ndarray, np.ndarray]
 

@@ -10,7 +10,7 @@ What makes a mirror match (each one a difference ``fwbench models audit`` lists 
 library builds):
 
 - layer names are the torchvision module paths with ``-`` for ``.`` (``layer1-0-conv2``;
-  :func:`layer_name`), so weight transfer (``fwbench.parity.transfer``) pairs layers by name
+  :func:`layer_name`), so weight transfer (``fwbench.frameworks.transfer``) pairs layers by name
   (Keras on PyTorch registers variables as torch parameters, whose names cannot hold a dot);
 - strided convolutions pad explicitly and symmetrically (``ZeroPadding2D`` + ``valid``) like
   PyTorch; stride-1 odd kernels use ``same``, which is symmetric there;
@@ -23,15 +23,15 @@ library builds):
 - initialisers reproduce torchvision's (kaiming-normal fan-out convs, ``nn.Linear`` default
   uniform or N(0, 0.01) or N(0, 0.02) heads), so training from scratch starts alike too;
 - ConvNeXt's 7×7 depthwise step is a ``DepthwiseConv2D`` (same parameters as a grouped
-  ``Conv2D``, about 5× faster on CPU: notes/frameworks.md).
+  ``Conv2D``, about 5× faster on CPU: docs/notes/frameworks.md).
 
-Stems follow ``fwbench.stems``, exactly as in the library builds.
+Stems follow ``fwbench.registry.stems``, exactly as in the library builds.
 """
 
 from __future__ import annotations
 
-from fwbench.models import get_model
-from fwbench.stems import stem_for
+from fwbench.registry.models import get_model
+from fwbench.registry.stems import stem_for
 
 SEP = "-"  # in place of torchvision's "." in module paths
 

@@ -1,7 +1,8 @@
 """Keras arm's models: ``keras.applications`` MobileNetV2, ResNet50, ConvNeXtTiny, random init.
 
 Channels-last input ``(input_size, input_size, 3)``; outputs logits (``classifier_activation=
-None``) so both arms use from-logits cross-entropy. Only the stem changes (``fwbench.stems``,
+None``) so both arms use from-logits cross-entropy. Only the stem changes
+(``fwbench.registry.stems``,
 the same table the PyTorch arm reads), by ``keras.models.clone_model`` with a
 ``clone_function`` that swaps the stem layers; every other layer keeps its library config.
 
@@ -21,8 +22,8 @@ The ``matched`` variant is a functional mirror of torchvision (``mirrors.py``).
 
 from __future__ import annotations
 
-from fwbench.models import VARIANTS, check_choice, get_model
-from fwbench.stems import stem_for
+from fwbench.registry.models import VARIANTS, check_choice, get_model
+from fwbench.registry.stems import stem_for
 
 
 def _keras():

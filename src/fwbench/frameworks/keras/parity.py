@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from fwbench.parity.audit_read import flat_layers
+from fwbench.frameworks.keras.layers import flat_layers
 
 STOCHASTIC_LAYERS = ("Dropout", "StochasticDepth")
 

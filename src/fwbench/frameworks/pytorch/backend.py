@@ -19,20 +19,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fwbench.fileio import atomic_write
+from fwbench.core.fileio import atomic_write
+from fwbench.core.threads import thread_count
 from fwbench.frameworks.base import (
     Backend,
     Evaluation,
     ModelBuilder,
     StepResult,
     seed_python_numpy,
-    thread_count,
 )
 from fwbench.frameworks.pytorch import data
-from fwbench.frameworks.pytorch.determinism import apply as apply_determinism
+from fwbench.frameworks.pytorch.determinism_switches import apply as apply_determinism
 from fwbench.frameworks.pytorch.models import build_seeded
-from fwbench.inputs import RunInputs
-from fwbench.runs import RunSpec
+from fwbench.recipe.inputs import RunInputs
+from fwbench.record.runs import RunSpec
 
 
 def _full(logits: torch.Tensor) -> torch.Tensor:
@@ -224,7 +224,7 @@ class TorchBackend(Backend):
 
     def weights(self) -> dict[str, np.ndarray]:
         """Every parameter and BatchNorm statistic, by state-dict name."""
-        from fwbench.parity.transfer import torch_state
+        from fwbench.frameworks.transfer import torch_state
 
         return torch_state(self.model)
 

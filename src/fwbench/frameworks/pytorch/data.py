@@ -10,7 +10,8 @@ while the main process trains. On a 2-core machine 8 workers oversubscribe the c
 processes for 2 cores) and slow training; use ``--num-workers 0`` (load in the main process:
 no inter-process copies, the best choice for 32x32 arrays already in memory) or at most 2.
 
-The order and augmentation of every epoch come from ``fwbench.augment`` (shared with the Keras
+The order and augmentation of every epoch come from ``fwbench.recipe.augment`` (shared with the
+Keras
 arm): the sampler yields ``(index, dy, dx, flip)`` keys in the epoch's shared order, and the
 dataset applies them, so workers hold no random state and any worker count gives the same batches.
 """
@@ -23,8 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from fwbench.augment import augment_numpy, normalize_numpy
-from fwbench.inputs import RunInputs
+from fwbench.recipe.augment import augment_numpy, normalize_numpy
+from fwbench.recipe.inputs import RunInputs
 
 Key = int | tuple[int, int, int, bool]
 

@@ -1,6 +1,7 @@
 """PyTorch arm's models: torchvision MobileNetV2, ResNet-50, ConvNeXt-Tiny, random init.
 
-Only the stem changes (``fwbench.stems``: the same table the Keras arm reads); class heads are
+Only the stem changes (``fwbench.registry.stems``: the same table the Keras arm reads); class
+heads are
 torchvision's ``num_classes``. Defaults kept from torchvision (the "library" a user gets):
 BatchNorm eps 1e-5, momentum 0.1; no conv bias in MobileNetV2/ResNet-50; ResNet-50 v1.5
 (stride on the 3×3 conv); ConvNeXt stochastic depth 0.1, layer scale 1e-6; MobileNetV2
@@ -12,8 +13,8 @@ The ``matched`` variant is the same torchvision model: the Keras arm mirrors tor
 
 from __future__ import annotations
 
-from fwbench.models import VARIANTS, check_choice, get_model
-from fwbench.stems import stem_for
+from fwbench.registry.models import VARIANTS, check_choice, get_model
+from fwbench.registry.stems import stem_for
 
 
 def mobilenetv2(num_classes: int, input_size: int, width_mult: float = 1.0):

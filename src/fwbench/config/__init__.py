@@ -1,0 +1,3 @@
+"""The validated configuration: train config, matrix, executor and analysis settings, command-line
+overrides.
+"""

@@ -1,0 +1,496 @@
+"""Validated configuration: pydantic models for every YAML file fwbench reads.
+
+Package defaults live in ``fwbench/config/defaults/``; a user's file is merged over them key by key.
+Any typo, unknown key, wrong type or unknown name is one line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from fwbench.core.errors import FwbenchError
+from fwbench.core.paths import Workspace
+from fwbench.registry.arms import canonical
+from fwbench.registry.attribution_rungs import RUNGS, arms
+from fwbench.registry.datasets import DATASETS
+from fwbench.registry.models import FRAMEWORKS, INITS, MODELS, PRECISIONS, VARIANTS
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+
+
+SEED_MAX = 2**32 - 1  # the largest seed every framework's generator accepts
+
+
+class Strict(BaseModel):
+    """A config section: unknown keys are errors, and so is a value of another type.
+
+    Strict: ``true`` is not a number, ``"8"`` is not an int. (YAML files are read with the YAML
+    1.2 number rules, so ``5e-4`` is a float, not the string PyYAML would make of it.)
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def check_seed(seed: int) -> int:
+    """``seed`` if it is in 0..2**32-1 (the range both frameworks accept), else a ValueError."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"seed {seed!r} is outside the allowed range 0..{SEED_MAX} (2**32-1)")
+    return seed
+
+
+def _known_datasets(mapping: dict[str, Any]) -> dict[str, Any]:
+    unknown = [k for k in mapping if k not in DATASETS]
+    if unknown:
+        raise ValueError(f"unknown dataset '{unknown[0]}'; known: {', '.join(DATASETS)}")
+    return mapping
+
+
+class OptimizerConfig(Strict):
+    """SGD with Nesterov momentum; weight decay is L2 coupled into the gradient in both arms."""
+
+    name: Literal["sgd"] = "sgd"
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    nesterov: bool = True
+    weight_decay: NonNegFloat = 5e-4
+
+
+class LRConfig(Strict):
+    """Linear warmup then cosine decay, evaluated at every optimizer step.
+
+    ``base_lr`` belongs to ``reference_batch`` images per optimizer step. A run whose effective
+    batch (batch_size x gradient_accumulation_steps) differs gets its peak LR by ``scaling``:
+    ``linear`` (Goyal et al. 2017), ``sqrt`` (Krizhevsky 2014; Hoffer et al. 2017) or ``none``.
+    """
+
+    base_lr: Annotated[float, Field(gt=0)] = 0.1
+    reference_batch: PositiveInt = 256
+    scaling: Literal["linear", "sqrt", "none"] = "linear"
+    warmup_epochs: NonNegFloat = 5.0
+    min_lr: NonNegFloat = 0.0
+    schedule: Literal["cosine"] = "cosine"
+
+    def peak_lr(self, effective_batch: int) -> float:
+        """The peak (post-warmup) LR for ``effective_batch`` images per optimizer step."""
+        ratio = effective_batch / self.reference_batch
+        factor = {"linear": ratio, "sqrt": ratio**0.5, "none": 1.0}[self.scaling]
+        return self.base_lr * factor
+
+    def describe(self, effective_batch: int) -> str:
+        """One line saying which LR a batch gets and why (printed by train, kept in env.json)."""
+        peak = self.peak_lr(effective_batch)
+        if self.scaling == "none" or effective_batch == self.reference_batch:
+            return f"peak LR {peak:.4g} at batch {effective_batch} (lr.scaling: {self.scaling})"
+        return (
+            f"peak LR {peak:.4g} = base_lr {self.base_lr:g} at reference batch "
+            f"{self.reference_batch}, {self.scaling}-scaled to batch {effective_batch}"
+        )
+
+
+class DivergenceConfig(Strict):
+    """When a run is ``diverged`` (it then stops and is excluded from every statistic).
+
+    Each limit is a multiple of the chance loss ln(C) of a C-class problem (2.30 for 10
+    classes): a model that has learnt nothing scores about ln(C); one far above it is broken.
+    A non-finite loss always counts.
+    """
+
+    # one optimizer step's mean training loss above k * ln(C), at any time (warmup included)
+    step_loss_multiple: Annotated[float, Field(gt=1)] = 10.0
+    # an epoch's mean training loss above k * ln(C) once warmup is over
+    train_loss_multiple: Annotated[float, Field(gt=1)] = 1.5
+    # an epoch's validation loss above k * ln(C) once warmup is over
+    val_loss_multiple: Annotated[float, Field(gt=1)] = 10.0
+
+
+class TrainingConfig(Strict):
+    """Batching, accumulation and input-pipeline settings shared by both arms."""
+
+    batch_size: PositiveInt = 256
+    eval_batch_size: PositiveInt = 512
+    gradient_accumulation_steps: PositiveInt = 1
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    num_workers: Annotated[int, Field(ge=0)] = 8
+    pin_memory: bool = True
+    persistent_workers: bool = True
+    prefetch_factor: PositiveInt = 2
+    deterministic: bool = True
+    stop_on_divergence: bool = True
+    divergence: DivergenceConfig = DivergenceConfig()
+    # "fp32" means full FP32 in both arms: TF32 matmuls/convolutions off (TensorFlow turns them
+    # on by default on Ampere+ GPUs, PyTorch only for convolutions). No effect on CPUs.
+    tf32: bool = False
+    # PyTorch arm only: NHWC memory format, Keras' native layout. For speed; it also changes the
+    # rounding (other kernels and summation orders), see train_config.yaml.
+    channels_last: bool = True
+    # Intra-op threads (None: the usable CPUs). Changes the numbers, so it is in the config hash.
+    threads: PositiveInt | None = None
+    # Execution mode: each arm's default ("eager") or its compiler ("compiled": torch.compile,
+    # XLA jit_compile, jax.jit); fwbench.registry.arms says which mechanism each arm uses.
+    compile: Literal["eager", "compiled"] = "eager"
+
+
+class AugmentationConfig(Strict):
+    """Train-time augmentation; evaluation never augments."""
+
+    random_crop_padding: Annotated[int, Field(ge=0)] = 4
+    horizontal_flip: bool = True
+
+
+class TrainConfig(Strict):
+    """``train_config.yaml``: the recipe both arms follow."""
+
+    optimizer: OptimizerConfig = OptimizerConfig()
+    lr: LRConfig = LRConfig()
+    training: TrainingConfig = TrainingConfig()
+    epochs: dict[str, PositiveInt]
+    augmentation: dict[str, AugmentationConfig]
+    input_size: dict[str, PositiveInt]
+    # Where metrics go besides the run directory and its TensorBoard files
+    # (fwbench.training.tracking):
+    # "mlflow" logs to ``tracking_uri`` (default: a local SQLite store in <workspace>/mlruns).
+    # Neither changes a run's numbers, so neither is part of its settings hash.
+    tracking: Literal["none", "mlflow"] = "none"
+    tracking_uri: str | None = None
+
+    _check_epochs = field_validator("epochs", "augmentation", "input_size")(_known_datasets)
+
+    def for_dataset(self, dataset: str) -> tuple[int, AugmentationConfig, int]:
+        """Epochs, augmentation and input size for ``dataset``."""
+        missing = [
+            s
+            for s, m in (("epochs", self.epochs), ("augmentation", self.augmentation))
+            if dataset not in m
+        ] + ([] if dataset in self.input_size else ["input_size"])
+        if missing:
+            raise FwbenchError(
+                f"train config has no {'/'.join(missing)} entry for dataset '{dataset}'",
+                fix=f"add '{dataset}:' under {', '.join(missing)} in your train_config.yaml",
+            )
+        return self.epochs[dataset], self.augmentation[dataset], self.input_size[dataset]
+
+    def merged(self, partial: dict[str, Any], source: str) -> TrainConfig:
+        """This config with ``partial`` merged over it, validated as if read from ``source``."""
+        if not partial:
+            return self
+        return _validate(TrainConfig, deep_merge(self.model_dump(), partial), source)
+
+
+class Stage(Strict):
+    """One stage of the experiment matrix: the cross product of its lists."""
+
+    description: str = ""
+    datasets: list[str]
+    models: list[str]
+    precisions: list[str]
+    seeds: list[int]
+    frameworks: list[str]
+    variant: str = "library"
+    # Execution modes (an axis, like frameworks); None: the train config's training.compile.
+    compile: list[Literal["eager", "compiled"]] | None = None
+    # Initial weights of the Keras arms of a matched stage: "shared" (default: the PyTorch arm's
+    # for the same seed) or "own" (each framework's initialisers). Library stages are "own".
+    init: str | None = None
+    # An attribution stage lists rungs (fwbench.registry.attribution_rungs: library, matched-own,
+    # matched-shared,
+    # floor) instead of one variant: it runs every arm those rungs compare, per seed.
+    rungs: list[str] = []
+    epochs_override: PositiveInt | None = None
+    subset: PositiveInt | None = None  # training images per run (val and test stay whole)
+    eval_subset: PositiveInt | None = None  # val/test images per run, only when asked for
+    # A partial train_config merged over the resolved one for this stage's runs only
+    # (e.g. the demo's smaller batch). Validated like train_config.yaml itself.
+    overrides: dict[str, Any] = {}
+    # Extra matrix axes over any train-config key: {"lr.base_lr": [0.05, 0.1]} doubles the runs.
+    # Each combination is its own run (its own settings hash); the report shows the key as a column.
+    sweep: dict[str, list[Any]] = {}
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("at least one seed is needed")
+        for seed in v:
+            check_seed(seed)
+        if len(set(v)) != len(v):
+            dup = next(s for s in v if v.count(s) > 1)
+            raise ValueError(f"seed {dup} is listed twice (each seed is one run per arm)")
+        return v
+
+    @field_validator("datasets")
+    @classmethod
+    def _datasets(cls, v: list[str]) -> list[str]:
+        return _check_names(v, "dataset", tuple(DATASETS))
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: list[str]) -> list[str]:
+        return _check_names(v, "model", tuple(MODELS))
+
+    @field_validator("precisions")
+    @classmethod
+    def _precisions(cls, v: list[str]) -> list[str]:
+        return _check_names(v, "precision", PRECISIONS)
+
+    @field_validator("frameworks")
+    @classmethod
+    def _frameworks(cls, v: list[str]) -> list[str]:
+        return _check_names([canonical(f) for f in v], "framework", FRAMEWORKS)
+
+    @field_validator("compile")
+    @classmethod
+    def _compile(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _check_names(v, "compile mode", ("eager", "compiled"))
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in v.items():
+            if not values:
+                raise ValueError(f"sweep key '{key}' needs at least one value")
+        return v
+
+    @field_validator("variant")
+    @classmethod
+    def _variant(cls, v: str) -> str:
+        return _check_names([v], "variant", VARIANTS)[0]
+
+    @field_validator("init")
+    @classmethod
+    def _init(cls, v: str | None) -> str | None:
+        return v if v is None else _check_names([v], "init", INITS)[0]
+
+    @field_validator("rungs")
+    @classmethod
+    def _rungs(cls, v: list[str]) -> list[str]:
+        return v and _check_names(v, "rung", tuple(RUNGS))
+
+    @model_validator(mode="after")
+    def _attribution_frameworks(self) -> Stage:
+        self.arms()  # an attribution stage needs [pytorch, <keras arm>]
+        return self
+
+    def arms(self) -> list[tuple[str, str, str | None, str | None]]:
+        """Each kind of run per seed: ``(framework, variant, init, perturbation)``.
+
+        A plain stage: every framework with the stage's variant and init. An attribution stage
+        (``rungs``): the arms its rungs compare, the first framework as the reference arm.
+        """
+        if not self.rungs:
+            return [(fw, self.variant, self.init, None) for fw in self.frameworks]
+        if len(self.frameworks) != 2 or self.frameworks[0] != "pytorch":
+            raise ValueError("an attribution stage needs frameworks: [pytorch, <keras arm>]")
+        role = {"reference": self.frameworks[0], "other": self.frameworks[1]}
+        return [(role[a.role], a.variant, a.init, a.perturbation) for a in arms(self.rungs)]
+
+    def train_config(
+        self, base: TrainConfig, source: str = "experiment_matrix.yaml"
+    ) -> TrainConfig:
+        """``base`` with this stage's ``overrides`` merged over it."""
+        return base.merged(self.overrides, source)
+
+    @property
+    def run_count(self) -> int:
+        """Number of runs: datasets x models x precisions x seeds x arms x compile modes x
+        sweep values."""
+        n = len(self.compile or [None]) * len(self.arms())
+        for axis in (self.datasets, self.models, self.precisions, self.seeds):
+            n *= len(axis)
+        for values in self.sweep.values():
+            n *= len(values)
+        return n
+
+
+def _check_names(values: list[str], kind: str, known: tuple[str, ...]) -> list[str]:
+    if not values:
+        raise ValueError(f"at least one {kind} is needed")
+    for v in values:
+        if v not in known:
+            raise ValueError(f"unknown {kind} '{v}'; known: {', '.join(known)}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"a {kind} is listed twice")
+    return values
+
+
+class ExperimentMatrix(Strict):
+    """``experiment_matrix.yaml``: named stages (the seed's ``stage1``, ``stage2``, ...)."""
+
+    stages: dict[str, Stage]
+
+    def stage(self, name: str) -> Stage:
+        """The stage called ``name``; unknown names are a user error listing the known ones."""
+        if name not in self.stages:
+            raise FwbenchError(
+                f"unknown stage '{name}'; known: {', '.join(self.stages)}",
+                fix="pick a stage defined in experiment_matrix.yaml",
+            )
+        return self.stages[name]
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+TRAIN_CONFIG = "train_config.yaml"
+EXPERIMENT_MATRIX = "experiment_matrix.yaml"
+
+
+def default_config_text(name: str) -> str:
+    """Text of a shipped default config file."""
+    return resources.files("fwbench.config.defaults").joinpath(name).read_text(encoding="utf-8")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 floats: ``5e-4`` and ``1e3`` are numbers."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML text (safe; YAML 1.2 number rules)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Parse a YAML mapping; missing files, non-UTF-8 text and syntax errors are user errors."""
+    if not path.is_file():
+        raise FwbenchError("config file not found", path=path, fix="check the path")
+    try:
+        data = parse_yaml(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise FwbenchError(
+            f"config file is not UTF-8 text (byte {e.start})",
+            path=path,
+            fix="save it as UTF-8",
+        ) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise FwbenchError(
+            f"invalid YAML{where}: {getattr(e, 'problem', e)}", path=path, fix="correct the syntax"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FwbenchError("config must be a YAML mapping", path=path, fix="use 'key: value' lines")
+    return data
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` merged into ``base`` recursively (mappings merge, everything else replaces)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _validate(model: type[Strict], data: dict[str, Any], source: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"].endswith("_type") or err["type"].endswith("_parsing"):
+            msg += f", got {err['input']!r}"
+        extra = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise FwbenchError(
+            f"invalid config key '{key}': {msg}{extra}",
+            path=source,
+            fix="see the defaults with `fwbench config show`",
+        ) from None
+
+
+def _load(name: str, model: type[Strict], path: Path | None, merge_key: str | None) -> Any:
+    base = parse_yaml(default_config_text(name))
+    if path is None:
+        return _validate(model, base, f"<package default {name}>")
+    user = read_yaml(Path(path))
+    merged = (
+        deep_merge(base, user) if merge_key is None else _merge_named(base, user, merge_key, path)
+    )
+    return _validate(model, merged, str(path))
+
+
+def _merge_named(base: dict, user: dict, key: str, source: Path) -> dict:
+    # stages are replaced whole by name: a user's stage1 is their stage1, not a blend
+    if not isinstance(user.get(key) or {}, dict):
+        raise FwbenchError(
+            f"invalid config key '{key}': must be a mapping of names to entries, "
+            f"not {type(user[key]).__name__}",
+            path=source,
+            fix="see the defaults with `fwbench config show`",
+        )
+    out = {k: v for k, v in base.items() if k != key} | {k: v for k, v in user.items() if k != key}
+    out[key] = dict(base.get(key, {})) | dict(user.get(key) or {})
+    return out
+
+
+def load_train_config(path: str | Path | None = None) -> TrainConfig:
+    """The train config: package defaults, with ``path`` merged over them if given."""
+    return _load(TRAIN_CONFIG, TrainConfig, None if path is None else Path(path), None)
+
+
+def load_matrix(path: str | Path | None = None) -> ExperimentMatrix:
+    """The experiment matrix: package stages plus (and replaced by) those in ``path``."""
+    return _load(
+        EXPERIMENT_MATRIX, ExperimentMatrix, None if path is None else Path(path), "stages"
+    )
+
+
+def workspace_train_config(ws: Workspace, explicit: str | Path | None = None) -> TrainConfig:
+    """The train config a workspace runs with: ``explicit``, else its ``configs/train_config.yaml``,
+    merged over the package defaults."""
+    return load_train_config(find_user_config(ws.configs_dir, TRAIN_CONFIG, explicit))
+
+
+def find_user_config(
+    workspace_configs: Path, name: str, explicit: str | Path | None
+) -> Path | None:
+    """The user's config: ``explicit``, else ``configs/<name>`` in the workspace, else None."""
+    if explicit is not None:
+        return Path(explicit)
+    candidate = workspace_configs / name
+    return candidate if candidate.is_file() else None
+
+
+def config_hash(*objs: BaseModel | dict) -> str:
+    """Short SHA-256 of the canonical JSON of resolved configs (recorded in every run)."""
+    h = hashlib.sha256()
+    for obj in objs:
+        data = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
+        h.update(json.dumps(data, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+# --- executors (``executor.yaml``) ------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Keras on JAX: the jax.jit step over stateless_call."""

@@ -1,0 +1,1 @@
+"""Keras on TensorFlow: the GradientTape step (+XLA) and the tf.data pipeline."""

@@ -1,0 +1,1 @@
+"""Keras on PyTorch: the torch autograd step (+torch.compile)."""

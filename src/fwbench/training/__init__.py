@@ -1,0 +1,3 @@
+"""One training run: preconditions, the shared epoch loop, and what it reports to (console,
+TensorBoard, MLflow).
+"""
