@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from fwbench.analysis.metric_info import METRICS
 from fwbench.analysis.replicates import CELL, cell_name, finished
+from fwbench.registry.metric_info import METRICS
 
 SPEED_METRICS = tuple(m for m, info in METRICS.items() if info.unit in ("seconds", "rate"))
 

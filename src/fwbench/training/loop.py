@@ -179,6 +179,7 @@ class _Trainer:
             divergence_reason=d.reason,
             diverged_epoch=d.epoch + 1,
             diverged_step=d.step,
+            **self._peak_memory(),
         )
         return "diverged"
 
@@ -285,9 +286,20 @@ class _Trainer:
             epochs_done=self.spec.epochs,
             best_epoch=best["epoch"] + 1,
             test_accuracy=report["accuracy"],
+            **self._peak_memory(),
         )
         _log(self.run_dir, f"done: test accuracy {report['accuracy']:.4f}")
         return "done"
+
+    def _peak_memory(self) -> dict[str, Any]:
+        """Peak device memory of this process (the host's peak RSS where there is no device)."""
+        peak, source = self.backend.peak_memory()
+        if peak is None:
+            import resource
+
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+            source = "peak RSS (host)"
+        return {"peak_memory_bytes": int(peak), "peak_memory_source": source}
 
     def _write_env(self, facts: dict[str, Any], resumed_from: int | None) -> None:
         fw = importlib.import_module(get_arm(self.spec.framework).module("envinfo"))
