@@ -47,7 +47,8 @@ def test_seeds_share_a_row_and_the_smoke_is_two_short_epochs_of_the_real_spec(ws
     assert row_key(a) == row_key(b) and row_key(a) != row_key(spec(42, batch_size=32))
     short = smoke_spec(ws, a, steps=24)
     assert (short.epochs, short.subset, short.eval_subset) == (2, 12 * 64, 360)
-    assert short.train_config == a.train_config and short.model == a.model
+    assert short.train_config.training == a.train_config.training and short.model == a.model
+    assert short.train_config.lr.warmup_epochs == pytest.approx(5.0 * 2 / 10)  # 5 of 10 epochs
     assert smoke_spec(ws, a, steps=1000).subset == 1257  # never more than the training split
 
 

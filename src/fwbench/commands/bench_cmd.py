@@ -23,7 +23,7 @@ def _ints(text: str, flag: str) -> list[int]:
 
 
 def _rules(text: str) -> tuple[bool, ...]:
-    from fwbench.errors import FwbenchError
+    from fwbench.core.errors import FwbenchError
 
     words = {"on": True, "off": False, "true": True, "false": False}
     try:

@@ -11,8 +11,9 @@ first epoch's excess over the second: tracing, compilation, autotuning, the firs
 and an estimate of one full run. The stage's estimated wall time schedules every run of the
 stage (all seeds) on the executor's slots: ``--parallel`` runs at once, at most one per GPU.
 
-The smoke's schedule is the recipe compressed into its two epochs (warmup, then the peak LR and
-the decay), so the peak LR is exercised within a few hundred steps.
+The smoke's schedule is the recipe compressed into its two epochs (warmup the same share of the
+smoke as of the run, then the peak LR and the decay), so the peak LR is exercised within a few
+hundred steps.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from fwbench.study.matrix import expand_stage as expand
 from fwbench.training.preflight import check_trainable
 
 EVAL_CAP = 2000  # val/test images a smoke evaluates at most (the estimate scales per image)
+SMOKE_EPOCHS = 2  # the first carries compilation; the second is timed and must train lower
 
 
 @dataclass(frozen=True)
@@ -107,15 +109,20 @@ def _split_sizes(ws: Workspace, spec: RunSpec) -> dict[str, int]:
 
 
 def smoke_spec(ws: Workspace, spec: RunSpec, steps: int) -> RunSpec:
-    """``spec`` shortened to two epochs of about ``steps / 2`` steps each (whole set at most)."""
+    """``spec`` shortened to two epochs of about ``steps / 2`` steps each (whole set at most),
+    its warmup the same share of the smoke as of the run (5 of 100 epochs: 0.1 epoch)."""
     t = spec.train_config.training
     per_step = t.batch_size * t.gradient_accumulation_steps
     sizes = _split_sizes(ws, spec)
     subset = min(sizes["train"], max(1, math.ceil(steps / 2)) * per_step)
     evaluate = min(max(sizes["val"], sizes["test"]), EVAL_CAP)
-    return spec.model_copy(
-        update={"epochs": 2, "subset": subset, "eval_subset": evaluate, "stage": None}
+    lr = spec.train_config.lr
+    warmup = lr.warmup_epochs * SMOKE_EPOCHS / max(spec.epochs, 1)  # the same share of the run
+    train = spec.train_config.model_copy(
+        update={"lr": lr.model_copy(update={"warmup_epochs": warmup})}
     )
+    update = {"epochs": SMOKE_EPOCHS, "subset": subset, "eval_subset": evaluate, "stage": None}
+    return spec.model_copy(update=update | {"train_config": train})
 
 
 def _run_smoke(ws: Workspace, spec: RunSpec, scratch: Path, timeout: float) -> RunDir:

@@ -138,8 +138,10 @@ def foreach_apply(sgd, grads: list, variables: list) -> None:
     from its device variable and cast to the weights' dtype; the iteration count advanced in
     place (what ``Optimizer.apply`` does with a host-to-device copy of 1).
     """
+    pairs = [(gr, v) for gr, v in zip(grads, variables, strict=True) if gr is not None]
+    variables = [v for _, v in pairs]  # as Keras' apply: variables without a gradient stay
     params = [v.value for v in variables]
-    g = [gr.to(p.dtype) for gr, p in zip(grads, params, strict=True)]
+    g = [gr.to(p.dtype) for (gr, _), p in zip(pairs, params, strict=True)]
     if sgd.l2:
         g = torch._foreach_add(g, torch._foreach_mul(params, sgd.l2))
     if sgd.momentum:
