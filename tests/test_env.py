@@ -38,3 +38,25 @@ def test_env_command_writes_all_three_files(run_cli, tmp_path):
     assert "nvidia-smi (" in text and "cudnn" in text
     lock = (tmp_path / "requirements_lock.txt").read_text()
     assert "torch==2.14.1" in lock and "keras==3.15" in lock
+
+
+def test_env_names_each_arms_own_versions(run_cli, tmp_path, monkeypatch):
+    probes = {
+        "pytorch": {"torch": "2.14.1", "torchvision": "0.29.1", "gpus": []},
+        "keras": {"keras": "3.15.0", "keras_backend": "tensorflow", "tensorflow": "2.21.0"},
+        "keras-jax": {
+            "keras": "3.15.0",
+            "keras_backend": "jax",
+            "jax": "0.10.2",
+            "jaxlib": "0.10.2",
+            "gpus": [],
+        },  # fmt: skip
+        "keras-torch": {"keras": "3.15.0", "keras_backend": "torch", "torch": "2.14.1"},
+    }
+    info = {"frameworks": probes, "nvidia_smi": {"available": False, "output": "none"}}
+    monkeypatch.setattr(env, "write_environment", lambda root: info)
+    out = run_cli("env", "-w", tmp_path).out
+    assert "pytorch: torch 2.14.1, torchvision 0.29.1; GPUs: none" in out
+    assert "keras: keras 3.15.0, tensorflow 2.21.0;" in out  # not TensorFlow's version alone
+    assert "keras-jax: keras 3.15.0, jax 0.10.2, jaxlib 0.10.2;" in out  # not None
+    assert "keras-torch: keras 3.15.0, torch 2.14.1;" in out

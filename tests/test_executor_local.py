@@ -142,3 +142,43 @@ def test_tiny_matrix_resumes_after_ctrl_c_and_retries_only_failed_runs(tmp_path)
     for r in RUN_IDS:
         assert_complete(run_dir(ws, r))
     assert {r: fingerprint(run_dir(ws, r)) for r in done} == done
+
+
+# Writes two whole epoch records and a test accuracy, like `fwbench train` does.
+EPOCH_TRAIN = textwrap.dedent(
+    """
+    import json, sys, time
+    from fwbench.record.runs import RunDir
+    rd = RunDir(sys.argv[1])
+    rd.set_status("running")
+    fields = dict(train_loss=1.5, train_accuracy=0.5, val_loss=1.25, val_accuracy=0.625,
+                  val_macro_f1=0.6, epoch_time_seconds=2.0, learning_rate=0.01,
+                  images_per_second=321.0, data_time_seconds=0.1)
+    with open(rd.epochs_path, "a") as f:
+        for epoch in range(1, rd.read_spec().epochs + 1):
+            f.write(json.dumps({"epoch": epoch, **fields}) + "\\n")
+            f.flush()
+            time.sleep(0.3)
+    rd.test_path.write_text(json.dumps({"accuracy": 0.9312}))
+    rd.set_status("done")
+    """
+)
+
+
+def test_the_runner_prints_each_runs_epoch_lines_and_test_accuracy_without_a_tty(tmp_path):
+    import io
+
+    runs = _tiny_plan(tmp_path)[:2]  # seed 42, both frameworks
+    text = io.StringIO()
+    console = Console(file=text, width=300, force_terminal=False)
+    command = lambda rd: [sys.executable, "-c", EPOCH_TRAIN, str(rd)]  # noqa: E731
+    assert [o.state for o in LocalExecutor(2, command_for=command, console=console).run(runs)] == [
+        "done",
+        "done",
+    ]
+    lines = text.getvalue().splitlines()
+    for fw in ("pytorch", "keras"):
+        epoch = [ln for ln in lines if ln.startswith(f"[{fw}] {fw} epoch 1/1")]
+        assert len(epoch) == 1 and "val loss 1.2500 acc 0.6250  321 img/s" in epoch[0]
+        done = [ln for ln in lines if ln.startswith("done digits-mobilenetv2-fp32-s42-" + fw)]
+        assert len(done) == 1 and "  test acc 0.9312 (" in done[0]

@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from statsmodels.stats.power import TTestPower
 
 from fwbench.analysis.plan import PAIRED, WITHIN, pilot_sd
-from fwbench.analysis.power import seeds_needed
+from fwbench.analysis.power import family_alpha, seeds_needed
 from verdictfixtures import OFFSETS, build_verdict_workspace
 
 
@@ -29,13 +30,14 @@ def test_analyze_prints_exclusions_verdicts_and_seeds_needed(vws, run_cli):
     lines = [ln for ln in res.out.splitlines() if "test accuracy" in ln and "top-5" not in ln]
     by_cell = {ln.split("│")[1].strip(): ln for ln in lines if "│" in ln}
     assert "equivalent within ±0.50 pp" in by_cell["digits/mobilenetv2/fp32"]
-    assert "│ different" in by_cell["digits/resnet50/fp32"]
+    assert "│ different — beyond ±0.50 pp" in by_cell["digits/resnet50/fp32"]
     assert "inconclusive" in by_cell["digits/convnext_tiny/fp32"]
     assert "no verdict: 2 paired seed(s)" in by_cell["digits/mobilenetv2/amp"]
     sd = np.std(OFFSETS["convnext_tiny"], ddof=1)
-    need = seeds_needed(sd, 0.005, 0.05, 0.8)
+    need = seeds_needed(sd, 0.005, family_alpha(0.05, 14), 0.8)  # planned for the family
     assert f"{need[0]} / {need[1]}" in by_cell["digits/convnext_tiny/fp32"]
-    assert "Holm over 14 tests" in res.out
+    assert "decided with 5" in by_cell["digits/mobilenetv2/fp32"]
+    assert "Holm over 14 tested rows" in res.out and "α/m = 0.05/14 = 0.00357" in res.out
     assert (vws / "analysis" / "seeds.tex").is_file()
 
 
@@ -43,11 +45,31 @@ def test_plan_from_a_given_sd_equals_statsmodels_power(vws, run_cli):
     res = run_cli("plan", "--sd", "0.005", "--stage", "vx", "--workspace", vws)
     assert res.code == 0, res.err
     assert "stage vx plans 5 seeds" in res.out
+    # the stage's analysis corrects 3 cells x 1 arm pair x 6 metrics together
+    assert "family of 18 (stage vx: 3 cell(s) x 1 arm pair(s) x 6 metrics)" in res.out
     row = next(ln for ln in res.out.splitlines() if "given sd" in ln)
-    assert "│ 11 " in row and "│ 10 " in row and "│ no" in row  # 11 seeds > 5 planned
+    eq, diff = seeds_needed(0.005, 0.005, 0.05 / 18, 0.8)
+    assert (eq, diff) == (23, 20)
+    assert f"│ {eq} " in row and f"│ {diff} " in row and "│ no" in row  # 23 seeds > 5 planned
     relative = run_cli("plan", "--sd", "0.01", "--metric", "epoch_time_s", "--workspace", vws)
     expected = seeds_needed(0.01, math.log(1.05), 0.05, 0.8)[0]
     assert f"│ {expected} " in relative.out and "±5 %" in relative.out
+    assert "family of 1 (no correction: give --family or --stage" in relative.out
+
+
+def test_plan_for_a_given_family_matches_a_holm_aware_power_calculation(vws, run_cli):
+    res = run_cli("plan", "--sd", "0.004", "--family", "12", "--workspace", vws)
+    assert res.code == 0, res.err
+    power = TTestPower()
+    level = 0.05 / 12  # Holm's first step: every comparison has the power whatever its rank
+    diff = math.ceil(power.solve_power(0.005 / 0.004, alpha=level, power=0.8))
+    eq = math.ceil(power.solve_power(1.25, alpha=level / 2, power=0.9, alternative="larger"))
+    row = next(ln for ln in res.out.splitlines() if "given sd" in ln)
+    assert (eq, diff) == (16, 13) and f"│ {eq} " in row and f"│ {diff} " in row
+    assert "α/12 = 0.00417" in res.out
+    flat = run_cli("plan", "--sd", "0", "--family", "12", "--workspace", vws)
+    assert flat.code == 0 and "cannot estimate (no variation)" in flat.out
+    assert "100000" not in flat.out
 
 
 def test_plan_from_pilot_runs_uses_the_paired_sd(vws, run_cli):
@@ -59,7 +81,9 @@ def test_plan_from_pilot_runs_uses_the_paired_sd(vws, run_cli):
     )  # fmt: skip
     sd = np.std(OFFSETS["convnext_tiny"], ddof=1)
     assert f"{sd * 100:.3g} %" in row and "paired differences (5)" in row
-    assert f"│ {seeds_needed(sd, 0.005, 0.05, 0.8)[0]} " in row
+    # the pilot's own family: 3 cells x 1 arm pair x 6 metrics
+    assert f"│ {seeds_needed(sd, 0.005, 0.05 / 18, 0.8)[0]} " in row
+    assert "family of 18 (the pilot's cells x arm pairs x metrics)" in res.out
 
 
 def test_pilot_sd_falls_back_to_the_within_arm_sd_times_sqrt2():

@@ -101,7 +101,7 @@ def test_html_is_one_self_contained_file_with_every_figure_embedded(written, md)
 
 def test_report_leads_with_the_question_the_verdicts_and_the_forest_plot(md):
     order = [
-        "**The question.**", "## Verdicts", "| cell", "*equivalent within ±δ*: TOST",
+        "**The question.**", "## Verdicts", "| cell", "Each verdict reads one interval",
         "Excluded from every test",
         "](../plots/forest.png)", "**Contents**", "## Results", "## Learning curves",
         "## Confusion matrices", "## Time and throughput", "## Appendix",
@@ -114,15 +114,29 @@ def test_report_leads_with_the_question_the_verdicts_and_the_forest_plot(md):
         for ln in first_screen.splitlines()
         if "| digits/" in ln
     }
-    assert "| equivalent within ±0.50 pp |" in rows["digits/mobilenetv2/amp"]
-    assert "| different | +4.47 pp [+4.10 pp, +5.20 pp] |" in rows["digits/mobilenetv2/fp32"]
+    # every seed 0.90 in both arms: no test, no evidence of equivalence
+    assert "| all seeds identical (no test) | +0.00 pp |" in rows["digits/mobilenetv2/amp"]
+    # 3 pairs: the t interval at the row's Holm level (a bootstrap would give the seeds' range)
+    assert (
+        "| different — beyond ±0.50 pp | +4.47 pp [+1.22 pp, +7.72 pp] |"
+        in (rows["digits/mobilenetv2/fp32"])
+    )
     assert (
         "no verdict: 1 paired seed(s) finished; a verdict needs 3" in rows["digits/resnet50/fp32"]
     )
     assert "(excluded keras: 1 diverged, 1 failed)" in rows["digits/resnet50/fp32"]
-    assert "Holm over one family of 8 tests" in first_screen
+    assert "Holm over one family of 8 paired t-tests" in first_screen
+    assert first_screen.count("a − b [adjusted CI]") == 1  # no two columns share a header
+    assert "nan" not in md and "-0.00" not in md and "−0.00" not in md
     assert "7 of 24 runs (1 diverged, 1 failed, 4 pending, 1 running)" in first_screen
     assert "with 3 pairs cannot go below p = 0.25" in first_screen  # t vs Wilcoxon, explained
+
+
+def test_results_count_diverged_seeds_per_arm_with_fishers_test(md):
+    results = md[md.index("### Divergence per arm") : md.index("### Every comparison")]
+    # resnet50 fp32: pytorch 3 done; keras 1 done, 1 diverged (its failed seed did not end)
+    row = "| digits/resnet50/fp32 | pytorch - keras | 0/3 | 1/2 | 0.4 (0.4) |"
+    assert row in re.sub(" +", " ", results)
 
 
 def test_results_state_the_primary_design_and_the_seeds_needed(md):
@@ -131,8 +145,8 @@ def test_results_state_the_primary_design_and_the_seeds_needed(md):
     assert "Welch's t and Mann–Whitney U ignore the pairing" in results
     assert "seeds to show equivalence (80% power)" in results
     assert (
-        "| digits/mobilenetv2/fp32 | pytorch - keras | test accuracy | 3 | 0.64 % | ±0.50 pp | 16"
-        in (re.sub(" +", " ", results))
+        "| digits/mobilenetv2/fp32 | pytorch - keras | test accuracy | 3 | 0.64 % | ±0.50 pp | "
+        "decided with 3 |" in (re.sub(" +", " ", results))
     )
     assert "worst class a" in results and "class 0: -2.0 pp" not in results
 
@@ -168,16 +182,19 @@ def test_latex_tables_are_numeric_booktabs_ascii_with_caption_and_label(ws, writ
     for name in ("coverage", "summary", "comparison", "seeds", "amp"):
         text = (ws.analysis_dir / f"{name}.tex").read_text(encoding="utf-8")
         assert text.isascii(), name
-        assert text.startswith("\\begin{table}") and "\\toprule" in text and "\\bottomrule" in text
+        assert text.startswith(("\\begin{table}", "\\begin{sidewaystable}")), name
+        assert "\\toprule" in text and "\\bottomrule" in text
+        assert "\\begin{tabularx}{\\linewidth}" in text and "\\small" in text
         assert "\\caption{" in text and f"\\label{{tab:fwbench-{name}}}" in text
     comp = (ws.analysis_dir / "comparison.tex").read_text()
     row = next(
         ln
         for ln in comp.splitlines()
-        if ln.startswith("digits/mobilenetv2/fp32") and "test accuracy" in ln
+        if ln.startswith("digits/\\allowbreak{}mobilenetv2/\\allowbreak{}fp32") and "Top-1" in ln
     )
     cells = [c.strip() for c in row.rstrip("\\ ").split("&")]
-    assert cells[3:8] == ["pp", "3", "4.47", "4.10", "5.20"] and cells[-1] == "different"
+    assert cells[2:7] == ["Top-1 (pp)", "3", "4.47", "1.22", "7.72"]
+    assert cells[-1] == "different, beyond margin"
 
 
 def test_latex_tables_compile_with_pdflatex(ws, written, tmp_path):
@@ -187,9 +204,10 @@ def test_latex_tables_compile_with_pdflatex(ws, written, tmp_path):
         for n in ("coverage", "summary", "comparison", "seeds", "amp")
     )
     doc = tmp_path / "tables.tex"
+    # a plain article page, the packages the tables name: every table fits it
     doc.write_text(
-        "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage[margin=5mm,"
-        "landscape,a3paper]{geometry}\n\\begin{document}\n" + inputs + "\n\\end{document}\n"
+        "\\documentclass{article}\n\\usepackage{booktabs,tabularx,rotating}\n"
+        "\\begin{document}\n" + inputs + "\n\\end{document}\n"
     )
     proc = subprocess.run(
         [pdflatex, "-interaction=nonstopmode", "-halt-on-error", doc.name],
@@ -197,6 +215,8 @@ def test_latex_tables_compile_with_pdflatex(ws, written, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert (tmp_path / "tables.pdf").read_bytes()[:5] == b"%PDF-"
+    log = (tmp_path / "tables.log").read_text(errors="replace")
+    assert "Overfull \\hbox" not in log, re.findall(r"Overfull \\hbox[^\n]*", log)
     assert (
         "Table 5" in (tmp_path / "tables.aux").read_text()
         or "tab:fwbench-amp" in (tmp_path / "tables.aux").read_text()
@@ -221,22 +241,32 @@ window.addEventListener('load', () => {
 </script>"""
 
 
-def test_verdict_column_is_visible_on_the_first_screen_of_a_1280_px_window(written, tmp_path):
+def _layout(written, tmp_path, width: int, probe: str) -> dict:
+    """The report opened in headless Chromium at ``width`` px: what ``probe`` measured."""
     chromium = _tool("chromium", "chromium-headless-shell", "chromium-browser")
-    page = tmp_path / "probe.html"
+    page = tmp_path / f"probe{width}.html"
     page.write_text(
-        written["html"].read_text(encoding="utf-8").replace("</body>", LAYOUT_PROBE + "</body>")
+        written["html"].read_text(encoding="utf-8").replace("</body>", probe + "</body>")
     )
+    window = width
+    if width < MIN_WINDOW:  # headless windows are at least 500 px: a phone-wide frame inside
+        frame = tmp_path / f"frame{width}.html"
+        frame.write_text(PHONE_FRAME.format(width=width, src=page.name))
+        page, window = frame, MIN_WINDOW
     proc = subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900",
+         f"--user-data-dir={tmp_path / f'profile{width}'}", f"--window-size={window},900",
          "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     found = re.search(r'data-layout="([^"]*)"', proc.stdout)
     assert found, proc.stderr[-2000:]
-    layout = json.loads(htmllib.unescape(found.group(1)))
+    return json.loads(htmllib.unescape(found.group(1)))
+
+
+def test_verdict_column_is_visible_on_the_first_screen_of_a_1280_px_window(written, tmp_path):
+    layout = _layout(written, tmp_path, 1280, LAYOUT_PROBE)
     width, height = layout["viewport"]
     assert width == 1280
     left, right, top, _ = layout["header"]
@@ -246,7 +276,42 @@ def test_verdict_column_is_visible_on_the_first_screen_of_a_1280_px_window(writt
     assert top < height  # on the first screen
     assert len(layout["cells"]) == 4
     assert all(0 <= c[0] < c[1] <= width for c in layout["cells"])
-    assert layout["text"].strip().startswith("equivalent within")
+    assert layout["text"].strip() == "all seeds identical (no test)"
+
+
+PHONE_PROBE = """<script>
+window.addEventListener('load', () => {
+  const th = [...document.querySelectorAll('th')]
+    .find(t => t.textContent.trim() === 'test accuracy: verdict');
+  const table = th.closest('table');
+  const cells = [...table.querySelectorAll('td[data-label="test accuracy: verdict"]')]
+    .map(td => { const r = td.getBoundingClientRect();
+                 return [r.left, r.right, td.textContent.trim()]; });
+  const forest = [...document.querySelectorAll('img')].find(i => i.alt.startsWith('forest'));
+  const out = {viewport: window.innerWidth, page: document.documentElement.scrollWidth,
+               table: [table.scrollWidth, table.clientWidth], cells: cells,
+               forest: forest.getBoundingClientRect().width};
+  parent.postMessage(JSON.stringify(out), '*');
+});
+</script>"""
+MIN_WINDOW = 500
+PHONE_FRAME = """<!DOCTYPE html><html><body style="margin:0">
+<iframe src="{src}" style="width:{width}px;height:900px;border:0"></iframe>
+<script>window.addEventListener('message', e => document.body.setAttribute('data-layout', e.data));
+</script></body></html>"""
+
+
+def test_every_rows_verdict_shows_without_sideways_scrolling_on_a_390_px_phone(written, tmp_path):
+    layout = _layout(written, tmp_path, 390, PHONE_PROBE)
+    width = layout["viewport"]
+    assert width == 390
+    assert layout["page"] <= width  # the page itself does not scroll sideways
+    assert layout["table"][0] <= layout["table"][1]  # nor does the verdict table
+    assert len(layout["cells"]) == 4
+    for left, right, text in layout["cells"]:
+        assert 0 <= left < right <= width, text
+    assert "all seeds identical (no test)" in [c[2] for c in layout["cells"]][0]
+    assert layout["forest"] >= 700  # the forest plot keeps a legible size (it scrolls alone)
 
 
 BLOCKED_RUNNER = textwrap.dedent(
@@ -300,5 +365,46 @@ def test_collect_analyze_report_plan_run_with_frameworks_not_importable(tmp_path
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "FRAMEWORK-FREE OK" in proc.stdout
-    assert (ws / "analysis" / "comparison.tex").read_text().startswith("\\begin{table}")
+    assert (ws / "analysis" / "comparison.tex").read_text().startswith("\\begin{sidewaystable}")
     assert (ws / "report" / "report.html").stat().st_size > 100_000
+
+
+def test_plots_keep_titles_whole_and_bands_inside_the_metrics_range(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from fwbench.analysis import plots
+
+    saved = []
+    real_save = plots._save
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        title = fig._suptitle.get_window_extent()
+        saved.append((title.x0, title.x1, fig.bbox.x1))
+        return real_save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    runs = pd.DataFrame(
+        [{"run_id": f"r{s}{f}", "dataset": "digits", "model": "mobilenetv2", "precision": "fp32",
+          "variant": "library", "settings": "", "framework": f, "seed": s, "state": "done",
+          "test_accuracy": 0.9 + 0.01 * s} for s in (1, 2, 3) for f in ("pytorch", "keras")]
+    )  # fmt: skip
+    plots.accuracy_distributions(runs, tmp_path)  # one cell: its title was cut on both sides
+    left, right, width = saved[-1]
+    assert 0 <= left < right <= width
+    # epoch-1 losses 0.01, 0.2, 0.01: the t band would reach below 0, it stops there
+    epochs = runs.loc[runs.index.repeat(2)].assign(
+        epoch=[1, 2] * 6, val_loss=0.1,
+        train_loss=[0.01, 0.2, 0.3, 0.2, 0.2, 0.2, 0.01, 0.2, 0.01, 0.2, 0.3, 0.2],
+        val_accuracy=0.9, learning_rate=0.1,
+    )  # fmt: skip
+    lows = []
+    real_fill = plt.Axes.fill_between
+
+    def record(ax, x, low, high, **kw):
+        lows.append(float(np.min(low)))
+        return real_fill(ax, x, low, high, **kw)
+
+    monkeypatch.setattr(plt.Axes, "fill_between", record)
+    plots.learning_curves(epochs, tmp_path)
+    assert lows and min(lows) >= 0

@@ -57,6 +57,9 @@ def test_collect_reads_best_epoch_test_metrics_and_steady_state_timing(ws, colle
     assert row["images_per_second"] == pytest.approx(sum(ips[1:]) / (EPOCHS - 1))
     assert (row["host"], row["device"]) == ("node-7", "cpu")
     assert row["wall_time_s"] >= 0
+    # when and under what load it ran, so that runs sharing a host are not timed together
+    assert row["finished_at"] - row["started_at"] == pytest.approx(row["wall_time_s"])
+    assert row["load_avg_start"] >= 0 and row["load_avg_end"] >= 0
 
 
 def test_collect_reads_top5_ece_and_per_class_accuracy(ws, collected):

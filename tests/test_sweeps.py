@@ -28,6 +28,7 @@ STAGES = {
     "low_lr": BASE | {"overrides": {"training": {"batch_size": 32}, "lr": {"base_lr": 0.05}}},
     "base_seed1": BASE | {"seeds": [1]},  # the same settings as `base`, fewer seeds
     "lr_sweep": BASE | {"seeds": [1], "sweep": {"lr.base_lr": [0.05, 0.1]}},
+    "same_twice": BASE | {"seeds": [1], "sweep": {"lr.base_lr": [0.1, 0.10]}},
 }
 
 
@@ -155,3 +156,117 @@ def test_python_api_loads_expands_and_stays_lazy(ws):
     code = "import sys, fwbench; print('pandas' in sys.modules, fwbench.__version__)"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert p.stdout.split()[0] == "False"
+
+
+def test_an_override_of_a_swept_key_is_refused_in_one_line(ws, run_cli):
+    import fwbench
+    from fwbench.core.errors import FwbenchError
+
+    for flags in (["--lr", "0.07"], ["--set", "lr.base_lr=0.07"], ["--set", "lr={base_lr: 1}"]):
+        res = run_cli("run", "--stage", "lr_sweep", "--dry-run", "-w", ws.root, *flags)
+        assert res.code == 2 and "Traceback" not in res.err
+        assert "overrides lr.base_lr, which stage 'lr_sweep' sweeps (0.05, 0.1)" in res.err
+        assert "--only lr.base_lr=VALUE" in res.err and len(res.err.strip().splitlines()) == 1
+    with pytest.raises(FwbenchError, match="which stage 'lr_sweep' sweeps"):
+        fwbench.expand("lr_sweep", ws.root, sets=["lr.base_lr=0.05"])
+    # a key the stage does not sweep is still a plain override
+    assert len(fwbench.expand("lr_sweep", ws.root, sets=["training.label_smoothing=0.1"])) == 4
+
+
+def test_a_run_is_listed_once_even_if_two_sweep_values_are_the_same_settings(ws, run_cli):
+    specs = _specs("same_twice")  # 0.1 and 0.10 are one value: one run per seed and framework
+    assert len(specs) == len({s.run_id for s in specs}) == 2
+    out = _dry(run_cli, ws, "same_twice")
+    ids = re.findall(r"(digits\S+)", out)
+    assert len(ids) == len(set(ids)) == 2 and "would launch 2 run(s)" in out
+
+
+def test_only_selects_by_a_swept_key_and_lines_name_the_settings(ws, run_cli):
+    out = _dry(run_cli, ws, "lr_sweep", "--only", "lr.base_lr=0.1")
+    lines = [ln for ln in out.splitlines() if ln.startswith("pending")]
+    assert len(lines) == 2 and all(ln.endswith("[lr.base_lr=0.1]") for ln in lines)
+    assert "would launch 2 run(s)" in out
+    both = _dry(run_cli, ws, "lr_sweep", "--only", "lr.base_lr=0.05|0.1,framework=pytorch")
+    assert sorted(re.findall(r"\[(lr.base_lr=[0-9.]+)\]", both)) == [
+        "lr.base_lr=0.05",
+        "lr.base_lr=0.1",
+    ]
+    res = run_cli(
+        "run", "--stage", "lr_sweep", "--dry-run", "-w", ws.root, "--only", "lr.base_lr=0.3"
+    )
+    assert (
+        res.code == 2 and "the stage sweeps no lr.base_lr '0.3'; its values: 0.05, 0.1" in res.err
+    )
+    res = run_cli("run", "--stage", "lr_sweep", "--dry-run", "-w", ws.root, "--only", "lr.bse_lr=1")
+    assert res.code == 2 and "did you mean 'lr.base_lr'?" in res.err
+    for spec in _specs("lr_sweep"):
+        _finish(ws, spec, 0.9)
+    status = run_cli("status", "-w", ws.root, "--stage", "lr_sweep").out
+    assert sum("[lr.base_lr=0.05]: test acc 0.9000" in ln for ln in status.splitlines()) == 2
+
+
+def test_a_shortcut_and_a_set_of_the_same_key_are_refused(ws, run_cli):
+    res = run_cli("run", "--stage", "base", "--dry-run", "-w", ws.root,
+                  "--set", "training.batch_size=32", "--batch-size", "16")  # fmt: skip
+    assert res.code == 2
+    assert "--set training.batch_size=32 and --batch-size both set training.batch_size" in res.err
+    out = _dry(run_cli, ws, "base", "--lr", "0.02")  # a --set outside the stage's sweep: labelled
+    assert out.count("[lr.base_lr=0.02]") == 4
+
+
+def test_settings_are_what_the_run_trained_and_conclusions_are_per_settings(ws):
+    import fwbench
+    from fwbench.analysis.report import _conclusions
+
+    plain = _specs("base", sets=("epochs.digits=30",))[:2]  # both train 2 epochs (the stage's)
+    other = _specs("base", sets=("epochs.digits=5",))[2:]
+    for spec in [*plain, *other]:
+        _finish(ws, spec, 0.8)
+    runs, _ = fwbench.load_results(ws.root)
+    assert set(runs["settings"]) == {""} and set(runs["epochs"]) == {2}
+    for spec in _specs("lr_sweep"):
+        _finish(ws, spec, 0.5 + spec.train_config.lr.base_lr)
+    runs, _ = fwbench.load_results(ws.root, stages=["lr_sweep"])
+    text = _conclusions(fwbench.analyze(runs, ws.root))
+    headings = [ln for ln in text.splitlines() if ln.startswith("- **")]
+    assert len(headings) == 2
+    assert [("lr.base_lr=0.05" in h, "lr.base_lr=0.1" in h) for h in headings] == [
+        (True, False),
+        (False, True),
+    ]
+    bullets = [ln for ln in text.splitlines() if ln.startswith("    - ")]
+    assert len(bullets) == len(set(bullets))  # no metric twice
+
+
+def test_run_takes_several_stages_and_lists_a_shared_run_once(ws, run_cli):
+    out = _dry(run_cli, ws, "base", "--stage", "base_seed1")
+    assert "base+base_seed1: 4 runs" in out and "would launch 4 run(s)" in out
+    mine = ws.root / "mine.yaml"
+    mine.write_text("lr:\n  base_lr: 0.05\n")  # one name per file; --config is the old one
+    for flag in ("--train-config", "--config"):
+        low = _dry(run_cli, ws, "base", flag, mine)
+        assert set(re.findall(r"(digits\S+)", low)) == {s.run_id for s in _specs("low_lr")}
+
+
+def test_the_python_api_reads_like_pandas(ws, tmp_path):
+    import pydoc
+
+    import fwbench
+    from fwbench.core.errors import FwbenchError
+
+    assert {"analyze", "expand", "load_results", "report"} <= set(dir(fwbench))
+    text = pydoc.render_doc(fwbench, renderer=pydoc.plaintext)
+    assert "load_results(workspace" in text and "(a name or a list)" in text
+    for spec in _specs("lr_sweep"):
+        _finish(ws, spec, 0.5 + spec.train_config.lr.base_lr)
+    runs, _ = fwbench.load_results(ws.root, stages="lr_sweep")  # a name, not only a list
+    assert len(runs) == 4
+    with pytest.raises(FwbenchError, match="no such workspace"):
+        fwbench.load_results(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FwbenchError, match="no runs/ folder"):
+        fwbench.load_results(tmp_path / "empty")
+    analysis = fwbench.analyze(runs)
+    assert repr(analysis).startswith("<Analysis summary: 4 rows, comparison: ")
+    assert "\n" not in repr(analysis)
+    assert len(fwbench.analyze(runs, ws.root).summary) == 4

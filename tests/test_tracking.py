@@ -18,7 +18,13 @@ from fwbench.data.prepare import prepare
 from fwbench.record.runs import RunDir
 from fwbench.training.console import epoch_line
 from fwbench.training.sinks import Sink, Sinks
-from fwbench.training.tracking import EPOCH_METRICS, STEP_LOSS, STEP_LR, default_mlflow_uri
+from fwbench.training.tracking import (
+    EPOCH_METRICS,
+    STEP_LOSS,
+    STEP_LR,
+    TEST_METRICS,
+    default_mlflow_uri,
+)
 from runfixtures import find_run
 from test_training_runs import fwbench
 
@@ -160,3 +166,59 @@ def test_epoch_line_rounds_for_reading():
         "keras epoch 3/10  train loss 1.2346 acc 0.5000  val loss 2.0000 acc 0.6123  "
         "1235 img/s  12.3 s  ETA 1:26"
     )
+
+
+def test_both_sinks_hold_the_test_metrics_one_lr_series_and_mlflow_keeps_the_artifacts(
+    tmp_path, capfd
+):
+    """The sinks alone (no training): what a finished run hands them comes back from
+    TensorBoard and MLflow, and MLflow's own set-up lines stay off the console."""
+    from mlflow import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from fwbench.config.train import load_train_config
+    from fwbench.record.runs import make_spec
+    from fwbench.training.tracking import MlflowSink, TensorBoardSink
+
+    spec = make_spec(load_train_config(), dataset="digits", model="mobilenetv2",
+                     precision="fp32", seed=1, framework="pytorch", epochs_override=1)  # fmt: skip
+    rd = RunDir(tmp_path / "run")
+    rd.write_spec(spec)
+    (rd.checkpoints).mkdir()
+    (rd.checkpoints / "best.pt").write_bytes(b"weights")
+    test = {"accuracy": 0.9, "top5_accuracy": 0.99, "macro_f1": 0.8, "ece": 0.05, "loss": 0.3,
+            "best_epoch": 1, "checkpoint": "checkpoints/best.pt"}  # fmt: skip
+    rd.test_path.write_text(__import__("json").dumps(test))
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    sinks = Sinks([TensorBoardSink(rd.path / "tb"), MlflowSink(rd, uri, tmp_path / "artifacts")])
+    sinks.start(spec, 2, 0)
+    sinks.step(0, 0, 2.0, 0.0, 16)
+    sinks.step(1, 0, 1.5, 0.05, 16)
+    record = {
+        "epoch": 1, "train_loss": 1.7, "train_accuracy": 0.4, "val_loss": 1.2,
+        "val_accuracy": 0.6, "val_macro_f1": 0.55, "epoch_time_seconds": 3.0,
+        "learning_rate": 0.05, "images_per_second": 10.0, "data_time_seconds": 0.1,
+    }  # fmt: skip
+    sinks.epoch(record)
+    sinks.close("done", test)
+    assert "MLflow database tables" not in capfd.readouterr().err
+    tb = EventAccumulator(str(rd.path / "tb"))
+    tb.Reload()
+    tags = set(tb.Tags()["scalars"])
+    want = {f"test/{m}": v for m, v in test.items() if m in TEST_METRICS}
+    assert {t for t in tags if "lr" in t or "learning_rate" in t} == {STEP_LR}
+    assert {t: tb.Scalars(t)[0].value for t in want} == pytest.approx(want)
+    assert [(e.step, e.value) for e in tb.Scalars("val/accuracy")] == [(1, pytest.approx(0.6))]
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("fwbench").experiment_id])
+    assert {k: v for k, v in run.data.metrics.items() if k.startswith("test/")} == want
+    assert not any("learning_rate" in k for k in run.data.metrics)
+    assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, STEP_LR)] == [
+        (0, 0.0),
+        (1, 0.05),
+    ]
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert names == {"test.json", "checkpoints"}
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == [
+        "checkpoints/best.pt"
+    ]

@@ -186,3 +186,19 @@ def test_subset_shrinks_training_only_and_eval_subset_is_explicit(ws):
 
     assert inputs(subset=100) == (100, 100, 200)  # synthetic: 500 / 100 / 200
     assert inputs(subset=100, eval_subset=50) == (100, 50, 50)
+
+
+def test_train_log_has_one_readable_line_per_epoch_and_warns_of_a_warmup_longer_than_training(
+    ws, tmp_path, capsys
+):
+    rd = new_run(ws, tmp_path, "pytorch", config(lr={"warmup_epochs": 5.0}), name="warm")
+    assert train_run(rd, ws, backend=load_backend("pytorch", linear_model("pytorch")))
+    log = rd.log_path.read_text()
+    for epoch in (1, 2):
+        assert sum(f"pytorch epoch {epoch}/2  train loss" in ln for ln in log.splitlines()) == 1
+    assert "train_loss=" not in log  # the raw record is epochs.jsonl's
+    warning = "warning: LR warmup (12 steps) is as long as training (12 steps)"
+    assert log.count(warning) == 1 and warning in capsys.readouterr().err
+    rd = new_run(ws, tmp_path, "pytorch", config(lr={"warmup_epochs": 1.0}), name="short")
+    assert train_run(rd, ws, backend=load_backend("pytorch", linear_model("pytorch")))
+    assert "warmup" not in rd.log_path.read_text()

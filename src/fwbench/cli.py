@@ -82,11 +82,16 @@ app.command("plan")(plan_cmd.plan)
 app.command("run")(run_cmd.run)
 app.command("status")(run_cmd.status)
 app.command("migrate")(runs_cmd.migrate)
+app.add_typer(runs_cmd.app, name="runs")
 
 
 def main() -> None:
     """Console-script entry point: user errors, a full or read-only disk and Ctrl-C are one line."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if any(a in ("--help", "-h") for a in sys.argv[1:]) or len(sys.argv) == 1:
+        from fwbench.commands.output import widen_help_off_terminal
+
+        widen_help_off_terminal()
     try:
         app()
     except SystemExit as e:

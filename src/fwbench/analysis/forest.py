@@ -11,14 +11,23 @@ import numpy as np
 
 from fwbench.analysis.stats import Analysis
 from fwbench.analysis.style import cell_label, save_figure
-from fwbench.analysis.verdicts import DIFFERENT, EQUIVALENT, INCONCLUSIVE, NO_VERDICT
+from fwbench.analysis.verdicts import (
+    BEYOND,
+    EQUIVALENT,
+    INCONCLUSIVE,
+    NO_TEST,
+    NO_VERDICT,
+    WITHIN,
+)
 from fwbench.analysis.wording import format_margin
 from fwbench.registry.metric_info import METRICS
 
 VERDICT_COLORS = {
     EQUIVALENT: "#2e7d32",
-    DIFFERENT: "#c62828",
+    WITHIN: "#1565c0",
+    BEYOND: "#c62828",
     INCONCLUSIVE: "#ef8f00",
+    NO_TEST: "#6d4c41",
     NO_VERDICT: "#9e9e9e",
 }
 
@@ -83,7 +92,9 @@ def forest_plot(analysis: Analysis, out_dir: Path) -> list[Path]:
         plt.Line2D([], [], marker="o", ls="", color=c, label=v) for v, c in VERDICT_COLORS.items()
     ]
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
-    conf = f"{analysis.config.confidence:.0%}"
-    fig.suptitle(f"Paired difference a − b per cell with {conf} bootstrap CI; shaded: margin")
+    fig.suptitle(
+        "Paired difference a − b per cell with the interval its verdict read\n"
+        "(Holm-adjusted level); shaded: margin"
+    )
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return [save_figure(fig, out_dir / "forest.png")]

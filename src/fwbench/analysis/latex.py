@@ -1,8 +1,10 @@
 """LaTeX tables for a paper: numeric columns, booktabs rules, ASCII only, caption and label.
 
-Each table is a ``table`` float (``\\begin{table}``, ``\\caption``, ``\\label{tab:fwbench-...}``)
-around a booktabs ``tabular``; fractions are in % (differences in pp), relative differences in
-%. A document needs ``\\usepackage{booktabs}`` and ``\\input{analysis/<name>.tex}``.
+Each table is a float (``\\caption``, ``\\label{tab:fwbench-...}``) around a booktabs
+``tabularx`` as wide as the text, in ``\\small``: text columns (cell, verdict) wrap, so a table
+fits an article page; all but coverage are ``sidewaystable`` floats
+(landscape). Fractions are in % (differences in pp), relative differences in %. A document needs
+``\\usepackage{booktabs,tabularx,rotating}`` and ``\\input{analysis/<name>.tex}``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,14 @@ from fwbench.analysis.stats import Analysis
 from fwbench.core.fileio import write_text
 from fwbench.registry.metric_info import METRICS
 
+PACKAGES = ("booktabs", "tabularx", "rotating")
+WRAP = r">{\raggedright\arraybackslash}X"  # a text column that wraps within the text width
+TEXT_COLUMNS = ("Cell", "Arms", "Arm", "Metric", "Verdict")
+SHORT = {  # column headers: the metric in a word
+    "test_accuracy": "Top-1", "test_top5_accuracy": "Top-5", "test_macro_f1": "Macro-F1",
+    "test_ece": "ECE", "epoch_time_s": "Epoch", "images_per_second": "Throughput",
+}  # fmt: skip
+LANDSCAPE = ("summary", "comparison", "seeds", "amp")
 ASCII = {"−": "-", "–": "-", "±": "+-", "×": "x", "α": "alpha", "δ": "delta", "†": "*"}
 
 
@@ -39,8 +49,16 @@ def _scale(metric: str, relative: bool) -> tuple[float, str]:
     return (100.0, "pp") if METRICS[metric].unit == "fraction" else (1.0, "s")
 
 
+def _mean_sd(mean: pd.Series, sd: pd.Series, factor: float) -> list[str]:
+    """``91.83 (0.65)``: a mean with its sd in brackets, ``--`` where there is no mean."""
+    return [
+        "--" if pd.isna(m) else f"{m * factor:.2f}" + ("" if pd.isna(d) else f" ({d * factor:.2f})")
+        for m, d in zip(mean, sd, strict=True)
+    ]
+
+
 def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per cell and arm: seeds, then mean and sd of each metric (fractions in %)."""
+    """Per cell and arm: seeds, then ``mean (sd)`` of each metric (fractions in %)."""
     out = pd.DataFrame({"Cell": _cell(summary), "Arm": summary["framework"]})
     out["Seeds"] = summary["n_seeds"].astype(int)
     for metric, info in METRICS.items():
@@ -48,9 +66,9 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
             continue
         factor = 100.0 if info.unit == "fraction" else 1.0
         unit = {"fraction": "%", "seconds": "s", "rate": "img/s"}[info.unit]
-        short = info.label.split(" (")[0]
-        out[f"{short} ({unit})"] = summary[f"{metric}_mean"] * factor
-        out[f"{short} sd"] = summary[f"{metric}_sd"] * factor
+        out[f"{SHORT[metric]} ({unit})"] = _mean_sd(
+            summary[f"{metric}_mean"], summary[f"{metric}_sd"], factor
+        )
     return out
 
 
@@ -63,15 +81,14 @@ def comparison_table(comparison: pd.DataFrame) -> pd.DataFrame:
             {
                 "Cell": cell_name(r),
                 "Arms": r["comparison"],
-                "Metric": METRICS[r["metric"]].label.split(" (")[0],
-                "Unit": unit,
+                "Metric": f"{SHORT[r['metric']]} ({unit})",
                 "Pairs": r["n_pairs"],
                 "Diff.": r["diff"] * factor,
                 "CI low": r["ci_low"] * factor,
                 "CI high": r["ci_high"] * factor,
                 "Margin": r["margin"] * factor,
+                "Level (%)": r["ci_level"] * 100,
                 "p t (Holm)": r["p_t_holm"],
-                "p TOST (Holm)": r["p_tost_holm"],
                 "Verdict": r["verdict"],
             }
         )
@@ -80,12 +97,12 @@ def comparison_table(comparison: pd.DataFrame) -> pd.DataFrame:
 
 def seeds_table(comparison: pd.DataFrame) -> pd.DataFrame:
     """Per cell, arm pair and metric: sd of the paired differences and the seeds needed."""
-    table = comparison_table(comparison)[["Cell", "Arms", "Metric", "Unit", "Pairs", "Margin"]]
+    table = comparison_table(comparison)[["Cell", "Arms", "Metric", "Pairs", "Margin"]]
     factors = [
         _scale(m, s == "relative")[0]
         for m, s in zip(comparison["metric"], comparison["margin_scale"], strict=True)
     ]
-    table.insert(5, "sd diff.", comparison["sd_diff"].to_numpy() * factors)
+    table.insert(4, "sd diff.", comparison["sd_diff"].to_numpy() * factors)
     table["Seeds equiv."] = comparison["seeds_equivalence"].to_numpy()
     table["Seeds diff."] = comparison["seeds_difference"].to_numpy()
     return table
@@ -114,8 +131,20 @@ def _p(value: float) -> str:
     return "--" if pd.isna(value) else f"{value:.3g}"
 
 
-def to_latex(frame: pd.DataFrame, caption: str, label: str) -> str:
-    """One booktabs table float, ASCII only; p-value columns in 3 significant digits."""
+def _column_format(frame: pd.DataFrame) -> str:
+    """Wrapping text columns, left-aligned other text, right-aligned numbers."""
+    kinds = []
+    for name in frame.columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[name])
+        kinds.append(WRAP if name in TEXT_COLUMNS else "r" if numeric else "l")
+    if WRAP not in kinds:  # tabularx needs one X column: the first text column wraps
+        first = next((i for i, k in enumerate(kinds) if k == "l"), 0)
+        kinds[first] = WRAP
+    return "".join(kinds)
+
+
+def to_latex(frame: pd.DataFrame, caption: str, label: str, landscape: bool = False) -> str:
+    """One booktabs table float as wide as the text, ASCII only; p-values in 3 digits."""
     if frame.empty:
         return f"% {label}: no rows\n"
     formatters: dict[str, Callable] = {c: _p for c in frame.columns if c.startswith("p ")}
@@ -125,18 +154,27 @@ def to_latex(frame: pd.DataFrame, caption: str, label: str) -> str:
         na_rep="--",
         float_format="%.2f",
         formatters=formatters,
+        column_format="@{}" + _column_format(frame) + "@{}",
         caption=_ascii(caption),
         label=f"tab:fwbench-{label}",
         position="htbp",
     )
-    return _ascii(text)
+    float_name = "sidewaystable" if landscape else "table"
+    text = text.replace(
+        "\\begin{table}[htbp]",
+        f"\\begin{{{float_name}}}[htbp]\n\\centering\n\\small\n\\setlength{{\\tabcolsep}}{{4pt}}",
+    )
+    text = text.replace("\\end{table}", f"\\end{{{float_name}}}")
+    head, rule, body = text.partition("\\midrule")
+    text = head + rule + body.replace("/", "/\\allowbreak{}")  # cell names break at a slash
+    text = text.replace("\\begin{tabular}", "\\begin{tabularx}{\\linewidth}")
+    return _ascii(text.replace("\\end{tabular}", "\\end{tabularx}"))
 
 
 def write_latex_tables(out: Path, analysis: Analysis) -> list[Path]:
     """Write ``coverage``, ``summary``, ``comparison``, ``seeds`` and ``amp`` as ``.tex``."""
     cfg = analysis.config
     comp = analysis.comparison
-    conf = f"{cfg.confidence:.0%}"
     tables = {
         "coverage": (analysis.coverage, "Runs per stage and state."),
         "summary": (
@@ -145,10 +183,11 @@ def write_latex_tables(out: Path, analysis: Analysis) -> list[Path]:
         ),
         "comparison": (
             comparison_table(comp) if not comp.empty else pd.DataFrame(),
-            f"Paired difference a - b per cell, arm pair and metric with its {conf} bootstrap CI "
-            f"(pp for fractions, percent for ratios); paired t and TOST p-values Holm-adjusted "
-            f"over all {int(comp['family_size'].iloc[0]) if not comp.empty else 0} tests; "
-            f"verdict at alpha = {cfg.alpha}.",
+            f"Paired difference a - b per cell, arm pair and metric with the interval its "
+            f"verdict read, at the row's Holm-adjusted level (pp for fractions, percent for "
+            f"ratios); paired t p-values Holm-adjusted over the "
+            f"{int(comp['family_size'].iloc[0]) if not comp.empty else 0} tested rows; "
+            f"alpha = {cfg.alpha}.",
         ),
         "seeds": (
             seeds_table(comp) if not comp.empty else pd.DataFrame(),
@@ -161,6 +200,9 @@ def write_latex_tables(out: Path, analysis: Analysis) -> list[Path]:
         ),
     }
     return [
-        write_text(out / f"{name}.tex", to_latex(frame, caption.replace("%", r"\%"), name))
+        write_text(
+            out / f"{name}.tex",
+            to_latex(frame, caption.replace("%", r"\%"), name, name in LANDSCAPE),
+        )
         for name, (frame, caption) in tables.items()
     ]

@@ -27,6 +27,7 @@ from fwbench.analysis.stats import Analysis  # noqa: E402
 from fwbench.analysis.style import arm_color, cell_label, cell_slug, save_figure  # noqa: E402
 
 _save = save_figure
+MIN_FIGURE_WIDTH = 6.4  # inches: a figure title fits over a single panel
 
 
 def mean_ci(frame: pd.DataFrame, column: str, confidence: float = 0.95) -> pd.DataFrame:
@@ -75,8 +76,9 @@ def learning_curves(epochs: pd.DataFrame, out_dir: Path) -> list[Path]:
             arm = cell[cell["framework"] == framework]
             pct = arm.assign(val_accuracy=arm["val_accuracy"] * 100)
             _band(acc_ax, pct, "val_accuracy", framework, bounds=(0.0, 100.0))
-            _band(loss_ax, arm, "train_loss", framework, label=" train")
-            _band(loss_ax, arm, "val_loss", framework, style="--", label=" val")
+            # a loss is never negative: its band stops at 0
+            _band(loss_ax, arm, "train_loss", framework, (0.0, np.inf), label=" train")
+            _band(loss_ax, arm, "val_loss", framework, (0.0, np.inf), style="--", label=" val")
             lr = arm.groupby("epoch")["learning_rate"].mean()
             lr_ax.plot(lr.index, lr, marker="o", ms=3, color=arm_color(framework), label=framework)
         acc_ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy")
@@ -96,7 +98,8 @@ def learning_curves(epochs: pd.DataFrame, out_dir: Path) -> list[Path]:
 def _grid(n: int, width: float = 3.2, height: float = 3.0) -> tuple[plt.Figure, np.ndarray]:
     cols = min(n, 4)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    total = max(width * cols, MIN_FIGURE_WIDTH)  # room for the figure's title over one panel
+    fig, axes = plt.subplots(rows, cols, figsize=(total, height * rows), squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, axes.flat
@@ -145,13 +148,14 @@ def _grouped_bars(ax: plt.Axes, summary: pd.DataFrame, metric: str, ylabel: str)
     for i, framework in enumerate(arms):
         arm = summary[summary["framework"] == framework]
         by_label = {cell_label(r): r for r in arm.to_dict("records")}
-        mean = [by_label.get(lb, {}).get(f"{metric}_mean", np.nan) for lb in labels]
-        sd = [by_label.get(lb, {}).get(f"{metric}_sd", np.nan) for lb in labels]
+        mean = np.array([by_label.get(lb, {}).get(f"{metric}_mean", np.nan) for lb in labels])
+        sd = np.nan_to_num([by_label.get(lb, {}).get(f"{metric}_sd", np.nan) for lb in labels])
+        below = np.minimum(sd, np.nan_to_num(mean))  # a time or a rate never goes below 0
         ax.bar(
             x + (i - (len(arms) - 1) / 2) * width,
             mean,
             width,
-            yerr=np.nan_to_num(sd),
+            yerr=np.vstack([below, sd]),
             capsize=3,
             color=arm_color(framework),
             label=framework,

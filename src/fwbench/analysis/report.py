@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from fwbench.analysis.pairs import arm_order
 from fwbench.analysis.plots import make_plots
 from fwbench.analysis.stats import Analysis, analyze
 from fwbench.analysis.style import cell_label
-from fwbench.analysis.tables import PRIMARY, displays, write_analysis
+from fwbench.analysis.tables import PRIMARY, displays, family_text, write_analysis
 from fwbench.analysis.wording import arm_label
 from fwbench.config.analysis import AnalysisConfig
 from fwbench.core.fileio import write_text
@@ -45,6 +46,17 @@ pre{background:#f6f8fa;padding:0.8em;overflow-x:auto;font-size:0.85em}
 code{background:#f6f8fa;padding:0 3px} h2{border-bottom:1px solid #ddd;padding-bottom:3px}
 details{margin:0.6em 0;border:1px solid #ddd;padding:0.3em 0.8em}
 summary{font-weight:600;cursor:pointer}
+@media (max-width:640px){
+body{padding:0 0.5em}
+table{display:block;border:0}
+thead{display:none}
+tbody,tr{display:block}
+tr{border:1px solid #ccc;margin:0 0 0.6em 0}
+td{display:block;max-width:none;border:0;border-bottom:1px solid #eee}
+td::before{content:attr(data-label);display:block;font-weight:600;color:#555}
+p:has(>img){overflow-x:auto}
+p>img{min-width:720px;max-width:none}
+}
 """
 APPENDIX = ("Environment", "Configuration", "Matrix coverage and audit", "Fairness checks")
 
@@ -69,8 +81,9 @@ def _question(runs: pd.DataFrame, cfg: AnalysisConfig) -> str:
         f"**The question.** For each cell (dataset, model, precision, variant): does training "
         f"in {arm_label(cfg.reference)} or in {' / '.join(others) or 'another arm'} give a "
         f"different result, and at what speed? Each cell gets a verdict on the per-seed "
-        f"difference: *different*, *equivalent within ±δ* (a declared margin) or "
-        f"*inconclusive*; no verdict below {cfg.min_seeds} finished seed pairs."
+        f"difference against a declared margin ±δ: *different — beyond ±δ*, *different but "
+        f"within ±δ*, *equivalent within ±δ* or *inconclusive*; no test where the seeds do not "
+        f"vary, no verdict below {cfg.min_seeds} finished seed pairs."
     )
 
 
@@ -101,7 +114,8 @@ def _conclusions(analysis: Analysis) -> str:
     if comp.empty:
         return "No cells to compare: no run has finished."
     lines = []
-    for _, cell in comp.groupby(["dataset", "model", "precision", "variant", "comparison"]):
+    keys = [c for c in ("dataset", "model", "precision", "variant", "settings") if c in comp]
+    for _, cell in comp.groupby([*keys, "comparison"], dropna=False):
         first = cell.iloc[0]
         lines.append(f"- **{cell_label(first)}, {first['comparison']}**")
         lines += [f"    - {r['conclusion']}." for r in cell.to_dict("records")]
@@ -162,13 +176,21 @@ def build_markdown(
         "Mean ± sd over finished seeds [t-based CI; † truncated to the metric's bounds]; seeds "
         "counted as done/failed/diverged/other (other: pending, running, interrupted, corrupt).",
         sections.md_table(views["summary"]),
+        "### Divergence per arm",
+        "Seeds that diverged out of the seeds that ended (done or diverged), per cell and arm "
+        "pair; where the rates differ, Fisher's exact test (two-sided, Holm over this table). "
+        "Diverged runs are left out of the metric tests, so an arm that diverges more shows here.",
+        sections.md_table(views["divergence"], "_(no run diverged)_"),
         "### Every comparison, paired by seed",
         primary_statement(analysis),
         sections.md_table(views["comparison"]),
         *attribution.report_section(runs),
         "### Seeds needed",
         f"Seed pairs that would decide each comparison with {cfg.power:.0%} power, from the "
-        "observed sd of the paired differences (`fwbench plan` answers this before a matrix).",
+        f"observed sd of the paired differences, planned at {family_text(analysis)} (Bonferroni: "
+        "Holm's first and strictest step, so each comparison has the power whatever its rank; "
+        "`fwbench plan` answers this before a matrix). *decided*: the verdict is already "
+        "reached; *no variation*: all seeds identical, nothing to plan from.",
         sections.md_table(views["seeds"]),
         "### Per-class accuracy",
         sections.md_table(views["per_class"], "_(no per-class accuracy in these results)_"),
@@ -200,11 +222,36 @@ def build_markdown(
     return "\n\n".join(s for s in out if s) + "\n"
 
 
+def _label_cells(body: str) -> str:
+    """Each table cell carries its column's header (``data-label``): on a phone a row becomes a
+    card of labelled lines, so every row's verdict shows without sideways scrolling."""
+
+    def one_table(match: re.Match) -> str:
+        table = match.group(0)
+        heads = [
+            re.sub(r"<[^>]+>", "", h).strip()
+            for h in re.findall(r"<th[^>]*>(.*?)</th>", table, flags=re.S)
+        ]
+
+        def one_row(row: re.Match) -> str:
+            cells = iter(heads)
+            return re.sub(
+                r"<td(?=[\s>])",
+                lambda _: f'<td data-label="{html.escape(next(cells, ""), quote=True)}"',
+                row.group(0),
+            )
+
+        return re.sub(r"<tr>.*?</tr>", one_row, table, flags=re.S)
+
+    return re.sub(r"<table>.*?</table>", one_table, body, flags=re.S)
+
+
 def to_html(markdown_text: str, title: str = "fwbench report") -> str:
     """One standalone HTML page (inline CSS, no external resources) from the report Markdown."""
     body = markdown.markdown(
         markdown_text, extensions=["tables", "fenced_code", "toc", "md_in_html"]
     )
+    body = _label_cells(body)
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'

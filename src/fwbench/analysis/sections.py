@@ -13,12 +13,14 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from fwbench.analysis.overlaps import load_text, overlapping_runs
 from fwbench.analysis.replicates import CELL, finished
 from fwbench.analysis.stats import Analysis
 from fwbench.analysis.verdicts import NO_VERDICT
 from fwbench.config.train import load_train_config
 from fwbench.core.paths import Workspace
 from fwbench.record.runs import RunDir
+from fwbench.record.view import warmup_as_long_as_training
 
 FAIRNESS_FILES = {
     "param_comparison.csv": ("Parameter counts per framework", "fwbench models compare"),
@@ -248,9 +250,25 @@ def limitations(ws: Workspace, runs: pd.DataFrame, analysis: Analysis) -> list[s
             f"Short schedules: epochs below the recipe's ({'; '.join(pairs)}); "
             "accuracies are far from converged values."
         )
+    warm = warmup_as_long_as_training(ws.root, done)
+    if warm:
+        notes.append(
+            f"In {warm} run(s) the LR warmup lasted the whole training: the peak LR was never "
+            "reached (lower lr.warmup_epochs or train more epochs)."
+        )
     mixed = runs.groupby([*CELL, "framework"])[["epochs", "subset", "input_size"]].nunique()
     if (mixed > 1).any(axis=None):
         notes.append("Some cells mix runs with different epochs, subset or input size.")
+    shared = runs[overlapping_runs(runs).fillna(0) > 0]
+    if len(shared):
+        notes.append(
+            f"{len(shared)} of {len(runs)} runs ran at the same time as another run on their "
+            "host (e.g. `fwbench run --parallel 2`): their epoch time and throughput are left "
+            "out of the speed verdicts; run speed stages with `--parallel 1` to time them."
+        )
+    load = load_text(runs)
+    if load:
+        notes.append(f"Machine load while the runs trained: {load}.")
     if runs["host"].dropna().nunique() > 1:
         notes.append(f"Runs ran on {runs['host'].nunique()} hosts: compare times with care.")
     if not (ws.results_dir / "param_comparison.csv").is_file():

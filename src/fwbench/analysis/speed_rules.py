@@ -4,7 +4,8 @@ Determinism is not free on a GPU (PyTorch ResNet-50 FP32 lost 28 % of its throug
 H200), so a speed difference between a deterministic and a non-deterministic run measures the
 rule, not the framework. Cells whose finished runs differ in ``deterministic`` (in effect, as
 each arm read it back into ``env.json``) get no speed verdict; ``fwbench analyze`` says so in one
-line per cell. Runs collected before determinism was recorded (no value) are not judged.
+line per cell (``analysis/overlaps.py`` holds the other timing rule: runs that shared a host).
+Runs collected before determinism was recorded (no value) are not judged.
 """
 
 from __future__ import annotations
@@ -12,9 +13,6 @@ from __future__ import annotations
 import pandas as pd
 
 from fwbench.analysis.replicates import CELL, cell_name, finished
-from fwbench.registry.metric_info import METRICS
-
-SPEED_METRICS = tuple(m for m, info in METRICS.items() if info.unit in ("seconds", "rate"))
 
 
 def _label(value) -> str:

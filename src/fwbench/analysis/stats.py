@@ -18,6 +18,7 @@ import pingouin as pg
 from scipy import stats
 
 from fwbench.analysis.attribution import primary_runs
+from fwbench.analysis.diverged_seeds import divergence_table
 from fwbench.analysis.per_class import per_class_table
 from fwbench.analysis.replicates import CELL, STATES, finished, with_metric_columns
 from fwbench.analysis.speed_rules import mixed_determinism
@@ -32,7 +33,7 @@ CONSTANT = "constant samples"
 TESTED = "tested"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Analysis:
     """Every table ``fwbench analyze`` writes, and the settings that made them."""
 
@@ -41,7 +42,14 @@ class Analysis:
     comparison: pd.DataFrame
     amp: pd.DataFrame
     per_class: pd.DataFrame
+    divergence: pd.DataFrame  # diverged seeds per arm and Fisher's exact test (divergence.py)
     config: AnalysisConfig
+
+    def __repr__(self) -> str:
+        """One line: the tables and their sizes (print a table itself to see it)."""
+        tables = ("summary", "comparison", "coverage", "amp", "per_class")
+        sizes = ", ".join(f"{t}: {len(getattr(self, t))} rows" for t in tables)
+        return f"<Analysis {sizes}>"
 
 
 def describe(
@@ -167,7 +175,7 @@ def cell_summary(runs: pd.DataFrame, cfg: AnalysisConfig) -> pd.DataFrame:
         sel = done.loc[done.index.intersection(group.index)]
         row["n_seeds"] = len(sel)
         for metric, info in METRICS.items():
-            for stat, value in describe(sel[metric], cfg.confidence, info.bounds).items():
+            for stat, value in describe(sel[metric], cfg.confidence, info.range).items():
                 if stat != "n":
                     row[f"{metric}_{stat}"] = value
         rows.append(row)
@@ -259,5 +267,6 @@ def analyze(runs: pd.DataFrame, cfg: AnalysisConfig | None = None) -> Analysis:
         comparison=verdict_table(runs, cfg),
         amp=amp_effect(runs, cfg),
         per_class=per_class_table(runs, cfg),
+        divergence=divergence_table(runs, cfg.alpha, cfg.reference),
         config=cfg,
     )

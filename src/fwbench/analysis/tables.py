@@ -11,14 +11,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from fwbench.analysis.diverged_seeds import divergence_display
 from fwbench.analysis.latex import write_latex_tables
+from fwbench.analysis.paired import TESTED
+from fwbench.analysis.power import family_alpha
 from fwbench.analysis.replicates import CELL, cell_name
 from fwbench.analysis.stats import Analysis
-from fwbench.analysis.verdicts import NO_VERDICT
+from fwbench.analysis.verdicts import DECIDED
 from fwbench.analysis.wording import (
     PLUS_MINUS,
     format_ci,
     format_diff,
+    format_level,
     format_margin,
     format_p,
     format_value,
@@ -27,7 +31,7 @@ from fwbench.core.fileio import atomic_write, write_text
 from fwbench.core.paths import Workspace
 from fwbench.registry.metric_info import METRICS
 
-TABLES = ("coverage", "summary", "comparison", "amp", "per_class")
+TABLES = ("coverage", "summary", "comparison", "amp", "per_class", "divergence")
 TRUNCATED = "†"
 PRIMARY = "test_accuracy"
 SPEED = "epoch_time_s"
@@ -75,12 +79,19 @@ def _pairs(r: dict) -> str:
 
 
 def diff_with_ci(r: dict, analysis: Analysis) -> str:
-    """A comparison row's difference with its CI in reading units (no CI without a verdict)."""
+    """A comparison row's difference with the interval its verdict read (tested rows only)."""
     margin = analysis.config.margins[r["metric"]]
     diff = format_diff(r["metric"], r["diff"], margin)
-    if r["verdict"] == NO_VERDICT:
+    if r["status"] != TESTED:
         return diff
     return f"{diff} {format_ci(r['metric'], r['ci_low'], r['ci_high'], margin)}"
+
+
+def interval_text(r: dict) -> str:
+    """How a row's interval was drawn: ``t, 99.6 %``, ``BCa, 99.6 %`` or n/a."""
+    if r["status"] != TESTED:
+        return "n/a"
+    return f"{r['ci_method']}, {format_level(r['ci_level'])}"
 
 
 def verdict_display(analysis: Analysis) -> pd.DataFrame:
@@ -88,17 +99,18 @@ def verdict_display(analysis: Analysis) -> pd.DataFrame:
     comp = analysis.comparison
     if comp.empty:
         return comp
-    conf = f"{analysis.config.confidence:.0%}"
     rows = []
     for _, group in comp.groupby([*CELL, "comparison"], sort=False):
         by_metric = {r["metric"]: r for r in group.to_dict("records")}
         head = by_metric[PRIMARY]
         row = {"cell": cell_name(head), "arms": head["comparison"], "seed pairs": _pairs(head)}
         row["test accuracy: verdict"] = head["verdict_text"]
-        row[f"difference [{conf} CI]"] = diff_with_ci(head, analysis)
+        row["test accuracy: a − b [adjusted CI]"] = diff_with_ci(head, analysis)
         speed = by_metric.get(SPEED)
         row["epoch time: verdict"] = speed["verdict_text"] if speed else "not measured"
-        row[f"difference [{conf} CI] "] = diff_with_ci(speed, analysis) if speed else "n/a"
+        row["epoch time: a / b − 1 [adjusted CI]"] = (
+            diff_with_ci(speed, analysis) if speed else "n/a"
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -121,26 +133,49 @@ def comparison_display(analysis: Analysis) -> pd.DataFrame:
                 "seed pairs": _pairs(r),
                 "mean a / b": f"{format_value(m, r['mean_a'])} / {format_value(m, r['mean_b'])}",
                 "a − b [CI]": diff_with_ci(r, analysis),
-                "CI method": r["ci_method"] or "n/a",
+                "CI (method, level)": interval_text(r),
                 "margin": format_margin(m, margin),
                 "paired t p (Holm)": f"{format_p(r['p_t'])} ({format_p(r['p_t_holm'])})",
-                "TOST p (Holm)": f"{format_p(r['p_tost'])} ({format_p(r['p_tost_holm'])})",
+                "TOST p (alone)": format_p(r["p_tost"]),
                 "Wilcoxon p": format_p(r["p_w"]),
                 "Welch p": format_p(r["p_welch"]),
                 "Mann–Whitney p": format_p(r["p_mwu"]),
                 "between-arm r": "n/a" if not math.isfinite(r["corr"]) else f"{r['corr']:.2f}",
                 "Hedges' g": "n/a" if not math.isfinite(r["hedges_g"]) else f"{r['hedges_g']:.2f}",
-                "why tests disagree": r["why"] or "",
+                "why tests disagree": r["why"] if isinstance(r["why"], str) else "",
             }
         )
     return pd.DataFrame(rows)
 
 
-def seeds_text(value: float) -> str:
-    """A seeds-needed figure: an integer, ``> 100000`` or n/a."""
+NO_VARIATION = "cannot estimate (no variation)"
+
+
+def seeds_text(value: float, sd: float = math.nan) -> str:
+    """A seeds-needed figure: an integer, ``> 100000``, no variation (sd 0) or n/a."""
+    if sd == 0:
+        return NO_VARIATION
     if not isinstance(value, int | float) or math.isnan(value):
         return "n/a"
     return "> 100000" if math.isinf(value) else str(int(value))
+
+
+def seeds_cell(r: dict, key: str) -> str:
+    """Seeds needed for one row: ``decided with n`` once its verdict is decided, else the
+    figure, flagged when it is reached without a decision (the difference lies near ±δ)."""
+    if r["verdict"] in DECIDED:
+        return f"decided with {r['n_pairs']}"
+    text = seeds_text(r[key], r["sd_diff"])
+    reached = r["status"] == TESTED and r[key] <= r["n_pairs"]
+    return f"{text}: reached, undecided (difference near the margin)" if reached else text
+
+
+def family_text(analysis: Analysis) -> str:
+    """``α/m = 0.05/12 = 0.00417 (Bonferroni, Holm's strictest step)`` for the seeds tables."""
+    cfg, comp = analysis.config, analysis.comparison
+    family = int((comp["status"] == TESTED).sum()) if not comp.empty else 0
+    level = family_alpha(cfg.alpha, family)
+    return f"α/m = {cfg.alpha}/{max(family, 1)} = {level:.3g}"
 
 
 def seeds_display(analysis: Analysis) -> pd.DataFrame:
@@ -165,11 +200,11 @@ def seeds_display(analysis: Analysis) -> pd.DataFrame:
                 "seed pairs now": r["n_pairs"],
                 "sd of paired differences": sd_text,
                 "margin": format_margin(m, margin),
-                f"seeds to show equivalence ({cfg.power:.0%} power)": seeds_text(
-                    r["seeds_equivalence"]
+                f"seeds to show equivalence ({cfg.power:.0%} power)": seeds_cell(
+                    r, "seeds_equivalence"
                 ),
-                f"seeds to detect a margin-sized difference ({cfg.power:.0%})": seeds_text(
-                    r["seeds_difference"]
+                f"seeds to detect a margin-sized difference ({cfg.power:.0%})": seeds_cell(
+                    r, "seeds_difference"
                 ),
                 "verdict now": r["verdict_text"],
             }
@@ -252,6 +287,7 @@ def displays(analysis: Analysis) -> dict[str, pd.DataFrame]:
         "seeds": seeds_display(analysis),
         "per_class": per_class_display(analysis),
         "amp": amp_display(analysis.amp),
+        "divergence": divergence_display(analysis.divergence),
     }
 
 

@@ -24,6 +24,13 @@ def _finite(value: object) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
+def _number(value: float, decimals: int, sign: str) -> str:
+    """``value`` rounded, never ``-0.00`` (a difference that rounds to zero reads ``+0.00``)."""
+    if round(value, decimals) == 0:
+        value = 0.0
+    return f"{value:{sign}.{decimals}f}"
+
+
 def format_value(metric: str, value: float, signed: bool = False) -> str:
     """A metric value in its reading unit: fractions in % (pp for differences), time in s."""
     if not _finite(value):
@@ -31,16 +38,16 @@ def format_value(metric: str, value: float, signed: bool = False) -> str:
     sign = "+" if signed else ""
     unit = METRICS[metric].unit
     if unit == "fraction":
-        return f"{value * 100:{sign}.2f} {'pp' if signed else '%'}"
+        return f"{_number(value * 100, 2, sign)} {'pp' if signed else '%'}"
     if unit == "seconds":
-        return f"{value:{sign}.2f} s"
-    return f"{value:{sign}.1f} img/s"
+        return f"{_number(value, 2, sign)} s"
+    return f"{_number(value, 1, sign)} img/s"
 
 
 def format_diff(metric: str, value: float, margin: MarginConfig) -> str:
     """A difference between arms: pp for fractions, % for relative margins, else the unit."""
     if margin.scale == "relative":
-        return "n/a" if not _finite(value) else f"{value * 100:+.2f} %"
+        return "n/a" if not _finite(value) else f"{_number(value * 100, 2, '+')} %"
     return format_value(metric, value, signed=True)
 
 
@@ -69,3 +76,14 @@ def format_p(value: float) -> str:
 def arm_label(name: str) -> str:
     """How an arm is named in prose: ``PyTorch``, ``Keras``, ``Keras-JAX`` ..."""
     return ARM_LABELS.get(name, name)
+
+
+def format_level(level: float) -> str:
+    """A confidence level: ``95 %``, ``99.6 %`` (one decimal where it is not whole)."""
+    if not _finite(level):
+        return "n/a"
+    for decimals in (1, 2, 3, 4):
+        text = f"{level * 100:.{decimals}f}"
+        if float(text) < 100:
+            break
+    return text.rstrip("0").rstrip(".") + " %"

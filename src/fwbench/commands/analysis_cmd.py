@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fwbench.commands.options import AnalysisConfigOpt, MatrixOpt, OptPath, WorkspaceOpt
+from fwbench.commands.output import print_whole
 from fwbench.core.paths import Workspace
 
 StageOpt = typer.Option(
@@ -48,19 +49,23 @@ def load_settings(ws: Workspace, config: OptPath):
 
 def _verdict_table(analysis) -> Table:
     from fwbench.analysis.style import cell_label
-    from fwbench.analysis.tables import diff_with_ci, seeds_text
+    from fwbench.analysis.tables import diff_with_ci, family_text, seeds_cell
+    from fwbench.analysis.verdicts import DECIDED
     from fwbench.registry.metric_info import METRICS
 
     cfg = analysis.config
     table = Table(
-        "cell", "arms", "metric", "pairs", "verdict", f"a − b [{cfg.confidence:.0%} CI]",
+        "cell", "arms", "metric", "pairs", "verdict", "a − b \\[adjusted CI]",
         "seeds: equiv. / diff.",
         title=f"Verdicts (α = {cfg.alpha}, Holm over {analysis.comparison['family_size'].iloc[0]} "
-        f"tests; seeds for {cfg.power:.0%} power)",
+        f"tested rows, each interval at its Holm-adjusted level; seeds for {cfg.power:.0%} "
+        f"power at {family_text(analysis)})",
     )  # fmt: skip
     table.columns[0].overflow = "fold"  # a cell name is never cut
     for r in analysis.comparison.to_dict("records"):
-        seeds = f"{seeds_text(r['seeds_equivalence'])} / {seeds_text(r['seeds_difference'])}"
+        seeds = seeds_cell(r, "seeds_equivalence")
+        if r["verdict"] not in DECIDED and r["sd_diff"] != 0:
+            seeds += f" / {seeds_cell(r, 'seeds_difference')}"
         table.add_row(
             cell_label(r), r["comparison"], METRICS[r["metric"]].label, str(r["n_pairs"]),
             r["verdict_text"], diff_with_ci(r, analysis), seeds,
@@ -71,6 +76,7 @@ def _verdict_table(analysis) -> Table:
 def analyze(config: OptPath = AnalysisConfigOpt, workspace: OptPath = WorkspaceOpt) -> None:
     """Statistics across seeds from results/ -> analysis/*.csv, *.md, *.tex, with verdicts."""
     from fwbench.analysis.attribution import write_attribution
+    from fwbench.analysis.diverged_seeds import divergence_lines
     from fwbench.analysis.replicates import CELL, excluded_counts, excluded_text
     from fwbench.analysis.speed_rules import refusal_lines
     from fwbench.analysis.stats import analyze as run_analysis
@@ -91,8 +97,10 @@ def analyze(config: OptPath = AnalysisConfigOpt, workspace: OptPath = WorkspaceO
             out.print(f"{cell} {key[-1]}: excluded {excluded_text(counts)}")
     for line in refusal_lines(runs):
         out.print(line)
+    for line in divergence_lines(analysis.divergence):
+        out.print(line)
     if not analysis.comparison.empty:
-        out.print(_verdict_table(analysis))
+        print_whole(out, _verdict_table(analysis))
     out.print(f"wrote {len(paths)} tables to {ws.analysis_dir}")
 
 

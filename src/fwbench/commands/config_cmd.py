@@ -6,9 +6,13 @@ import typer
 from rich.console import Console
 
 from fwbench.commands.options import MatrixOpt, OptPath, TrainConfigOpt, WorkspaceOpt
+from fwbench.commands.output import print_whole
 from fwbench.core.paths import Workspace
 
-app = typer.Typer(help="Show and check configuration.", no_args_is_help=True)
+app = typer.Typer(
+    help="Show the resolved configuration (reading it checks it: an error names the file and key).",
+    no_args_is_help=True,
+)
 
 
 @app.command("show")
@@ -44,4 +48,4 @@ def show(
             *(str(len(a)) for a in (s.datasets, s.models, s.precisions, s.seeds, s.frameworks)),
             str(s.run_count),
         )
-    out.print(table)
+    print_whole(out, table)

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fwbench.commands.options import OptPath, WorkspaceOpt
+from fwbench.commands.output import print_whole
 from fwbench.core.fileio import write_text
 from fwbench.core.paths import Workspace
 from fwbench.registry.models import MODELS, VARIANTS, check_choice
@@ -70,7 +71,7 @@ def compare_cmd(
             f"{r.keras_trainable_params:,}", *extra, f"{r.diff_pct:.6f}", f"{r.threshold_pct:g}",
             _pass(r.params_passed and r.backends_passed), _pass(r.shapes_passed),
         )  # fmt: skip
-    out.print(table)
+    print_whole(out, table)
     path = ws.results_dir / "param_comparison.csv"
     write_text(path, pd.DataFrame([r.as_row() for r in rows]).to_csv(index=False))
     out.print(f"wrote {path}")

@@ -13,14 +13,24 @@ WorkspaceOpt = typer.Option(
     help="Project folder (default: $FWBENCH_WORKSPACE or the current directory).",
     show_default=False,
 )
+# One name per file: --train-config and --analysis-config. `--config` is the old name of either,
+# kept working (deprecated) so that existing scripts do not break.
 TrainConfigOpt = typer.Option(
-    None, "--config", help="Your train_config.yaml (default: configs/train_config.yaml if present)."
+    None,
+    "--train-config",
+    "--config",
+    help="Your train_config.yaml (default: configs/train_config.yaml if present; "
+    "--config: deprecated name).",
 )
 MatrixOpt = typer.Option(
     None, "--matrix", help="Your experiment_matrix.yaml (default: configs/ if present)."
 )
 AnalysisConfigOpt = typer.Option(
-    None, "--config", help="Your analysis.yaml (default: configs/analysis.yaml if present)."
+    None,
+    "--analysis-config",
+    "--config",
+    help="Your analysis.yaml (default: configs/analysis.yaml if present; "
+    "--config: deprecated name).",
 )
 
 OptPath = Path | None
@@ -33,8 +43,10 @@ SetOpt = typer.Option(
     help="Override a train-config key, e.g. --set lr.base_lr=0.05 (repeatable).",
     show_default=False,
 )
-BatchSizeOpt = typer.Option(None, "--batch-size", min=1, help="= --set training.batch_size=N.")
-LrOpt = typer.Option(None, "--lr", help="= --set lr.base_lr=X.")
+BatchSizeOpt = typer.Option(
+    None, "--batch-size", min=1, help="= --set training.batch_size=N (not both)."
+)
+LrOpt = typer.Option(None, "--lr", help="= --set lr.base_lr=X (not both).")
 TrackingOpt = typer.Option(
     None, "--tracking", help="Also log to: mlflow, or none (TensorBoard files are always written)."
 )

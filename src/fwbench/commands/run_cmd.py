@@ -43,22 +43,24 @@ from fwbench.study.matrix import (
 if TYPE_CHECKING:
     from fwbench.config.executor import SlurmExecutorConfig
 
-StageOpt = typer.Option(None, "--stage", "-s", help="Matrix stage: stage1, stage2, demo, ...")
+StageOpt = typer.Option(
+    None, "--stage", "-s", help="Matrix stage: stage1, stage2, demo, ... (repeatable)."
+)
 OnlyOpt = typer.Option(
     None, "--only", help="Filter runs, e.g. 'dataset=cifar10,model=resnet50|mobilenetv2'."
 )
 Opt = typer.Option
 
 
-def _stage_name(stage: str | None, matrix: Path | None) -> str:
+def _stage_names(stage: list[str] | None, matrix: Path | None) -> list[str]:
     from fwbench.config.train import read_yaml
 
     if stage:
-        return stage
+        return list(dict.fromkeys(stage))
     if matrix is not None:
         names = list(read_yaml(Path(matrix)).get("stages") or {})
         if len(names) == 1:
-            return names[0]
+            return names
         raise FwbenchError(
             f"{matrix} defines {len(names)} stages ({', '.join(names)})",
             fix="pick one with --stage",
@@ -103,7 +105,7 @@ def _print_runs(out: Console, runs: list[PlannedRun]) -> None:
         note += f"  ({words})" if words else ""
         if spec_conflict(r):
             note += "  (run directory holds other settings)"
-        out.print(f"{state:<12} {r.run_id}{note}", highlight=False, soft_wrap=True)
+        out.print(f"{state:<12} {r.name}{note}", highlight=False, soft_wrap=True, markup=False)
 
 
 def _notices(out: Console, ws: Workspace, runs: list[PlannedRun]) -> None:
@@ -126,7 +128,7 @@ def _summary(name: str, runs: list[PlannedRun]) -> str:
 
 
 def run(
-    stage: str | None = StageOpt,
+    stage: list[str] | None = StageOpt,
     matrix: OptPath = MatrixOpt,
     executor: str = Opt("local", "--executor", "-e", help="local or slurm."),
     dry_run: bool = Opt(False, "--dry-run", help="List the runs and their state; launch nothing."),
@@ -163,7 +165,7 @@ def run(
 ) -> None:
     """Run a stage of the matrix: finished runs are skipped, interrupted ones resume."""
     from fwbench.config.executor import EXECUTOR, load_executor_config
-    from fwbench.config.overrides import shortcut_sets
+    from fwbench.config.overrides import combine_sets
     from fwbench.config.train import find_user_config
     from fwbench.study.matrix import (
         error_line,
@@ -174,14 +176,18 @@ def run(
     if detach and executor != "slurm":
         raise FwbenchError("--detach needs --executor slurm", fix="add --executor slurm")
     ws = Workspace.from_env(workspace)
-    name = _stage_name(stage, matrix)
+    names = _stage_names(stage, matrix)
+    name = "+".join(names)
     all_sets = (
-        *(sets or []),
-        *shortcut_sets(batch_size=batch_size, lr=lr),
+        *combine_sets(sets, batch_size=batch_size, lr=lr),
         *tracking_sets(tracking, tracking_uri),
     )
     smoke = SmokeOptions(epochs_override, subset, num_workers, eval_subset, all_sets)
-    runs = plan(ws, name, config=config, matrix=matrix, only=only, smoke=smoke)
+    planned = (plan(ws, n, config=config, matrix=matrix, only=only, smoke=smoke) for n in names)
+    unique: dict[str, PlannedRun] = {}
+    for r in (r for rs in planned for r in rs):  # stages share runs: each is listed once
+        unique.setdefault(r.run_id, r)
+    runs = list(unique.values())
     launch = to_launch(runs, retry_failed)
     out = Console(highlight=False, soft_wrap=True)
     out.print(_summary(name, runs))
@@ -200,13 +206,14 @@ def run(
     for r in runs:
         if r.state == "running":  # held by a live trainer: this runner leaves it alone
             holder = describe_holder(r.run_dir.path / LOCK_NAME)
-            out.print(f"busy {r.run_id}: {holder}; skipped", soft_wrap=True)
+            out.print(f"busy {r.name}: {holder}; skipped", soft_wrap=True, markup=False)
     launching = {r.run_id for r in launch}
     skipped = [r for r in runs if r.state in UNSUCCESSFUL and r.run_id not in launching]
     for r in skipped:
         out.print(
-            f"skipped {r.state} {r.run_id}: {error_line(r.run_dir)} (--retry-failed reruns)",
+            f"skipped {r.state} {r.name}: {error_line(r.run_dir)} (--retry-failed reruns)",
             soft_wrap=True,
+            markup=False,
         )
     if launch:
         check_writable(ws.runs_dir)  # a read-only workspace is one line, not one per run
@@ -227,7 +234,8 @@ def run(
         except KeyboardInterrupt:
             raise Interrupted(
                 f"stage {name}: the runs in progress were stopped and left interrupted, finished "
-                f"runs are kept; `fwbench run --stage {name}` resumes them"
+                f"runs are kept; `fwbench run {' '.join(f'--stage {n}' for n in names)}` resumes "
+                "them"
             ) from None
         busy = [o.run_id for o in outcomes if o.state == "busy"]
         if busy:
@@ -239,8 +247,9 @@ def run(
     failed = [r for r in runs if r.state == "failed"]
     for r in failed:
         out.print(
-            f"failed {r.run_id}: {error_line(r.run_dir)} (log: {r.run_dir.log_path})",
+            f"failed {r.name}: {error_line(r.run_dir)} (log: {r.run_dir.log_path})",
             soft_wrap=True,
+            markup=False,
         )
     for o in unwritable:
         if o.run_id not in {r.run_id for r in failed}:
@@ -290,25 +299,61 @@ def _executor(kind: str, ws: Workspace, cfg: Any, out: Console, **options: Any) 
 
 
 def status(
-    stage: list[str] | None = Opt(None, "--stage", "-s", help="Stage(s) to show; default: all."),
+    stage: list[str] | None = Opt(None, "--stage", "-s", help="Stage(s) to show (repeatable)."),
+    show_all: bool = Opt(False, "--all", help="Every stage of the matrix, also those not started."),
     matrix: OptPath = MatrixOpt,
     config: OptPath = TrainConfigOpt,
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """Per stage: how many runs are done, running, failed, diverged or pending; why runs failed;
-    each running run's epoch and val accuracy, each done run's test accuracy, Slurm states."""
+    each running run's epoch and val accuracy, each done run's test accuracy, Slurm states.
+
+    Only stages that have runs are listed (``--all``: every stage). Runs started with
+    ``run --set`` or ``fwbench train`` are counted under their stage (``+ other settings``) or
+    under ``train``."""
+    from fwbench.study.runindex import found_runs
 
     ws = Workspace.from_env(workspace)
     _, stages = load_configs(ws, config, matrix)
     out = Console(highlight=False, soft_wrap=True)
-    header = f"{'stage':<12} {'runs':>5} " + " ".join(f"{s:>11}" for s in VIEW_STATES)
+    header = f"{'stage':<14} {'runs':>5} " + " ".join(f"{s:>11}" for s in VIEW_STATES)
     out.print(header)
+    on_disk = [f for f in found_runs(ws) if f.spec is not None]
     shown: dict[str, PlannedRun] = {}
+
+    def row(name: str, runs: list[PlannedRun]) -> None:
+        counts = count_states(runs)
+        out.print(f"{name:<14} {len(runs):>5} " + " ".join(f"{counts[s]:>11}" for s in VIEW_STATES))
+
     for name in stage or list(stages.stages):
         runs = plan(ws, name, config=config, matrix=matrix)
-        counts = count_states(runs)
-        out.print(f"{name:<12} {len(runs):>5} " + " ".join(f"{counts[s]:>11}" for s in VIEW_STATES))
-        shown |= {r.run_id: r for r in runs if r.run_dir.status_path.exists()}
+        planned = {r.run_id for r in runs}
+        other = [
+            PlannedRun(f.spec, f.run_dir, f.label)
+            for f in on_disk
+            if f.spec.stage == name and f.run_id not in planned
+        ]
+        started = [r for r in runs if r.run_dir.status_path.exists()]
+        if not (show_all or stage or started or other):
+            continue
+        row(name, runs)
+        if other:
+            row("+ other settings"[:14], other)
+        for r in [*started, *other]:  # a run shared by stages keeps the label that has one
+            if r.run_id not in shown or r.label:
+                shown[r.run_id] = r
+    outside: dict[str, list[PlannedRun]] = {}  # `fwbench train`, or a stage no longer defined
+    for f in on_disk:
+        if not f.spec.stage or f.spec.stage not in stages.stages:
+            outside.setdefault(f.spec.stage or "train", []).append(
+                PlannedRun(f.spec, f.run_dir, f.label)
+            )
+    for name, runs in sorted(outside.items()):
+        if not stage or name in stage:
+            row(name, runs)
+            shown |= {r.run_id: r for r in runs}
+    if not shown and not show_all and not stage:
+        out.print(f"no runs yet in {ws.runs_dir} (--all lists every stage of the matrix)")
     _run_lines(out, list(shown.values()), (*UNSUCCESSFUL, "corrupt"))
     _notices(out, ws, [])
 
@@ -328,4 +373,4 @@ def _run_lines(out: Console, runs: list[PlannedRun], unsuccessful: tuple[str, ..
         else:
             words = progress_words(r.run_dir, state, r.spec.epochs)
         words = f": {words}" if words else ""
-        out.print(f"{state} {r.run_id}{words}{where}", soft_wrap=True, markup=False)
+        out.print(f"{state} {r.name}{words}{where}", soft_wrap=True, markup=False)

@@ -91,12 +91,11 @@ def train(
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """Train one run (or resume it) and write its run directory."""
-    from fwbench.config.overrides import shortcut_sets
+    from fwbench.config.overrides import combine_sets
 
     ws = Workspace.from_env(workspace)
     all_sets = [
-        *(sets or []),
-        *shortcut_sets(batch_size=batch_size, lr=lr),
+        *combine_sets(sets, batch_size=batch_size, lr=lr),
         *tracking_sets(tracking, tracking_uri),
     ]
     request = RunRequest(
@@ -116,7 +115,7 @@ def train(
         sets=tuple(all_sets),
     )
     rd, spec = request.resolve(ws, run_dir)
-    out = Console(stderr=True, highlight=False)
+    out = Console(stderr=True, highlight=False, soft_wrap=True)  # a log line is never cut
     lock = lock_for_training(rd.path)  # one trainer per run; says who holds it if busy
     rd.write_spec(spec)
     damage = corruption(rd)
@@ -128,11 +127,13 @@ def train(
         return
     if framework_logs:
         os.environ["FWBENCH_FRAMEWORK_LOGS"] = "1"
+    from fwbench.training.loop import stderr_is_log, train_run
+
+    if stderr_is_log(rd):  # an executor's child: train.log gets these lines from the run itself
+        out = Console(stderr=True, quiet=True)
     t = spec.train_config.training
     effective_batch = t.batch_size * t.gradient_accumulation_steps
     out.print(f"{spec.run_id}: {spec.train_config.lr.describe(effective_batch)}")
-    from fwbench.training.loop import train_run
-
     try:
         state = train_run(rd, ws, show_progress=progress)
     finally:

@@ -34,6 +34,7 @@ class AnalysisConfig(Strict):
     power: Fraction = 0.8
     min_seeds: Annotated[int, Field(ge=2)] = 3
     bootstrap_resamples: Annotated[int, Field(ge=999)] = 9999
+    bootstrap_min_pairs: Annotated[int, Field(ge=5)] = 20
     random_state: int = 0
     reference: str = "pytorch"
     margins: dict[str, MarginConfig]

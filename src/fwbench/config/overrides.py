@@ -8,7 +8,9 @@ run's ``spec.json`` (``overrides``); their effect is in its settings and hash.
 
 from __future__ import annotations
 
+import difflib
 import itertools
+import re
 from typing import Any
 
 import yaml
@@ -55,12 +57,96 @@ def apply_sets(config: TrainConfig, sets: list[str] | tuple[str, ...]) -> TrainC
     if not sets:
         return config
     source = "--set " + " ".join(sets)
-    return config.merged(nested([parse_set(s) for s in sets]), source)
+    try:
+        return config.merged(nested([parse_set(s) for s in sets]), source)
+    except FwbenchError as e:
+        raise _with_suggestion(e, config) from None
+
+
+def known_keys(config: TrainConfig) -> list[str]:
+    """Every dotted key of ``config`` (sections and leaves): what ``--set`` can name."""
+
+    def walk(node: Any, prefix: str) -> list[str]:
+        if not isinstance(node, dict):
+            return []
+        keys = []
+        for k, v in node.items():
+            keys += [f"{prefix}{k}", *walk(v, f"{prefix}{k}.")]
+        return keys
+
+    return walk(config.model_dump(mode="json"), "")
+
+
+def _with_suggestion(e: FwbenchError, config: TrainConfig) -> FwbenchError:
+    """``e`` with "did you mean 'lr.base_lr'?" when it names an unknown key close to a known one."""
+    found = re.search(r"invalid config key '([^']+)': unknown key", e.what)
+    close = difflib.get_close_matches(found[1], known_keys(config), n=1) if found else []
+    if not close:
+        return e
+    what = e.what.replace(": unknown key", f": unknown key (did you mean '{close[0]}'?)", 1)
+    return FwbenchError(what, path=e.path, fix=e.fix)
 
 
 def shortcut_sets(**values: Any) -> list[str]:
     """``--batch-size 64 --lr 0.05`` as ``--set`` strings (unset shortcuts are left out)."""
     return [f"{SHORTCUTS[k]}={v}" for k, v in values.items() if v is not None]
+
+
+def set_key(text: str) -> str:
+    """The dotted key a ``--set`` string names (``"lr.base_lr=0.05"`` -> ``"lr.base_lr"``)."""
+    return ".".join(parse_set(text)[0])
+
+
+def overlaps(a: str, b: str) -> bool:
+    """Whether dotted keys ``a`` and ``b`` name the same setting (or one holds the other)."""
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def combine_sets(sets: list[str] | None, **shortcuts: Any) -> list[str]:
+    """``--set`` strings followed by the shortcuts' (``--lr``, ``--batch-size``).
+
+    A shortcut and a ``--set`` that name the same key are refused: neither silently wins.
+    """
+    given = list(sets or [])
+    short = shortcut_sets(**shortcuts)
+    for text in short:
+        key = set_key(text)
+        clash = next((s for s in given if overlaps(set_key(s), key)), None)
+        if clash is not None:
+            flag = "--" + next(k for k, v in SHORTCUTS.items() if v == key).replace("_", "-")
+            raise FwbenchError(
+                f"--set {clash} and {flag} both set {key}",
+                fix=f"pass one of them (--set and {flag} are the same setting)",
+            )
+    return [*given, *short]
+
+
+def refuse_swept(stage_name: str, sweep: dict[str, list[Any]], sets: tuple[str, ...]) -> None:
+    """An override of a key the stage sweeps is a user error: it would collapse the sweep
+    (every value the same run). Selecting sweep values is ``--only key=value``'s job."""
+    for text in sets:
+        key = set_key(text)
+        for swept, values in sweep.items():
+            if overlaps(key, swept):
+                shown = ", ".join(_yaml_text(v) for v in values)
+                raise FwbenchError(
+                    f"--set {text.split('  #')[0]} overrides {swept}, which stage "
+                    f"'{stage_name}' sweeps ({shown})",
+                    fix=f"pick sweep values with --only {swept}=VALUE, or drop the override",
+                )
+
+
+def setting_value(config: TrainConfig, key: str) -> Any:
+    """The value of dotted ``key`` in ``config`` (``"lr.base_lr"`` -> ``0.05``)."""
+    node: Any = config.model_dump(mode="json")
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def value_text(value: Any) -> str:
+    """A setting's value as YAML flow text, the way labels and filters write it."""
+    return _yaml_text(value)
 
 
 def sweep_sets(sweep: dict[str, list[Any]]) -> list[list[str]]:

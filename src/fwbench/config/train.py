@@ -103,19 +103,22 @@ class LRConfig(Strict):
 
 
 class DivergenceConfig(Strict):
-    """When a run is ``diverged`` (it then stops and is excluded from every statistic).
+    """When a run is ``diverged`` (it then stops; ``recipe.divergence`` applies the rules).
 
     Each limit is a multiple of the chance loss ln(C) of a C-class problem (2.30 for 10
     classes): a model that has learnt nothing scores about ln(C); one far above it is broken.
-    A non-finite loss always counts.
+    A non-finite loss always counts at once; a finite one only when sustained (train_config.yaml
+    says why these defaults).
     """
 
-    # one optimizer step's mean training loss above k * ln(C), at any time (warmup included)
+    # the mean step loss over the last ``window_steps`` optimizer steps above k * ln(C)
     step_loss_multiple: Annotated[float, Field(gt=1)] = 10.0
-    # an epoch's mean training loss above k * ln(C) once warmup is over
+    window_steps: PositiveInt = 50
+    # ``patience_epochs`` consecutive epochs after warmup whose mean training loss is above
+    # k * ln(C), or whose validation loss is above k' * ln(C)
     train_loss_multiple: Annotated[float, Field(gt=1)] = 1.5
-    # an epoch's validation loss above k * ln(C) once warmup is over
     val_loss_multiple: Annotated[float, Field(gt=1)] = 10.0
+    patience_epochs: PositiveInt = 2
 
 
 class TrainingConfig(Strict):
@@ -135,6 +138,9 @@ class TrainingConfig(Strict):
     # "fp32" means full FP32 in both arms: TF32 matmuls/convolutions off (TensorFlow turns them
     # on by default on Ampere+ GPUs, PyTorch only for convolutions). No effect on CPUs.
     tf32: bool = False
+    # What ``precision: amp`` computes in (``recipe.precision``): auto = float16 with loss
+    # scaling on a GPU, bfloat16 on a CPU. In the settings hash: it changes the numbers.
+    amp_dtype: Literal["auto", "float16", "bfloat16"] = "auto"
     # PyTorch arm only: NHWC memory format, Keras' native layout. For speed; it also changes the
     # rounding (other kernels and summation orders), see train_config.yaml.
     channels_last: bool = True

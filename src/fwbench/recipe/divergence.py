@@ -1,14 +1,25 @@
 """When a training run has diverged: one rule set, applied by the shared epoch loop to every arm.
 
-A diverged run stops, ends in state ``diverged`` with its reason, and is excluded from every
-statistic: a model whose loss exploded or that trains above chance is not a replicate of the
-recipe. Limits are multiples of the chance loss ln(C) (``training.divergence`` in the config).
+A diverged run stops and ends in state ``diverged`` with its reason (the step or epoch named).
+Limits are multiples of the chance loss ln(C) (``training.divergence`` in the config):
+
+- a non-finite training or validation loss ends the run at once (nothing can recover from it);
+- otherwise only a *sustained* signal counts, never one step: the mean step loss over the last
+  ``window_steps`` optimizer steps above ``step_loss_multiple`` x ln(C), or, once warmup is
+  over, ``patience_epochs`` consecutive epochs whose training loss is above
+  ``train_loss_multiple`` x ln(C) or whose validation loss is above ``val_loss_multiple`` x ln(C).
+
+A single spike (ordinary early instability, e.g. 23.15 once among ~2.3 on CIFAR-10) must not end
+a run that recovers: whichever framework spikes more would lose seeds, biasing the comparison.
+How many seeds of each arm diverged is itself reported (``analysis/diverged_seeds.py``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
 
 from fwbench.config.train import DivergenceConfig
 
@@ -22,52 +33,76 @@ class Diverged(Exception):
         self.reason, self.epoch, self.step, self.value = reason, epoch, step, value
 
 
-@dataclass(frozen=True)
 class DivergenceWatch:
-    """Checks one run's losses against its limits (all multiples of ln(num_classes))."""
+    """Checks one run's losses against its limits (all multiples of ln(num_classes)).
 
-    config: DivergenceConfig
-    num_classes: int
-    warmup_steps: int
+    Holds the last ``window_steps`` step losses; :meth:`state` / :meth:`restore` carry them
+    through a checkpoint so a resumed run is judged as an uninterrupted one.
+    """
+
+    def __init__(self, config: DivergenceConfig, num_classes: int, warmup_steps: int):
+        self.config, self.num_classes, self.warmup_steps = config, num_classes, warmup_steps
+        self.recent: deque[float] = deque(maxlen=config.window_steps)
 
     @property
     def chance_loss(self) -> float:
         """Cross-entropy of a uniform guess: ln(C)."""
         return math.log(self.num_classes)
 
-    def _limit(self, multiple: float) -> float:
+    def limit(self, multiple: float) -> float:
+        """``multiple`` x ln(C)."""
         return multiple * self.chance_loss
 
+    def state(self) -> list[float]:
+        """The step losses in the window (for the last checkpoint)."""
+        return list(self.recent)
+
+    def restore(self, losses: Sequence[float]) -> None:
+        """Refill the window from :meth:`state` (an old checkpoint without one: empty)."""
+        self.recent.clear()
+        self.recent.extend(losses)
+
     def check_step(self, epoch: int, step: int, loss: float) -> None:
-        """A non-finite loss, or a step loss above ``step_loss_multiple`` x ln(C)."""
+        """A non-finite loss at once; else a full window whose mean is above the step limit."""
         if not math.isfinite(loss):
             raise Diverged("non-finite training loss", epoch, step, loss)
-        limit = self._limit(self.config.step_loss_multiple)
-        if loss > limit:
+        self.recent.append(loss)
+        if len(self.recent) < self.recent.maxlen:
+            return
+        mean = sum(self.recent) / len(self.recent)
+        multiple = self.config.step_loss_multiple
+        if mean > self.limit(multiple):
             raise Diverged(
-                f"training loss above {self.config.step_loss_multiple:g} x ln(C) = {limit:.2f}",
+                f"mean training loss of the last {len(self.recent)} steps above "
+                f"{multiple:g} x ln(C) = {self.limit(multiple):.2f}",
                 epoch,
                 step,
-                loss,
+                mean,
             )
 
-    def check_epoch(self, epoch: int, steps_done: int, train_loss: float, val_loss: float) -> None:
-        """After warmup: epoch train loss above ``train_loss_multiple`` x ln(C), or val loss
-        above ``val_loss_multiple`` x ln(C) (or non-finite)."""
-        if not math.isfinite(val_loss):
-            raise Diverged("non-finite validation loss", epoch, None, val_loss)
-        if steps_done <= self.warmup_steps:
+    def check_epoch(self, records: Sequence[dict[str, Any]], steps_per_epoch: int) -> None:
+        """After the latest epoch of ``records`` (``epochs.jsonl`` lines, oldest first): a
+        non-finite validation loss, or the last ``patience_epochs`` epochs all past warmup and
+        all above the training or the validation limit."""
+        last = records[-1]
+        epoch = last["epoch"] - 1
+        if not math.isfinite(last["val_loss"]):
+            raise Diverged("non-finite validation loss", epoch, None, last["val_loss"])
+        patience = self.config.patience_epochs
+        recent = records[-patience:]
+        if len(recent) < patience or recent[0]["epoch"] * steps_per_epoch <= self.warmup_steps:
             return
         rules = (
-            ("training", self.config.train_loss_multiple, train_loss),
-            ("validation", self.config.val_loss_multiple, val_loss),
+            ("training", "train_loss", self.config.train_loss_multiple),
+            ("validation", "val_loss", self.config.val_loss_multiple),
         )
-        for what, multiple, value in rules:
-            limit = self._limit(multiple)
-            if value > limit:
+        for what, key, multiple in rules:
+            limit = self.limit(multiple)
+            if all(r[key] > limit for r in recent):
                 raise Diverged(
-                    f"{what} loss above {multiple:g} x ln(C) = {limit:.2f} after warmup",
+                    f"{what} loss above {multiple:g} x ln(C) = {limit:.2f} for {patience} "
+                    "epochs after warmup",
                     epoch,
                     None,
-                    value,
+                    last[key],
                 )

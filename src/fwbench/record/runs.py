@@ -113,6 +113,14 @@ _NOT_IDENTITY = {"config_hash", "stage", "num_workers", "overrides"}
 _NOT_IDENTITY_TRAIN = ("tracking", "tracking_uri")
 
 
+def _load_average() -> float | None:
+    """The host's 1-minute load average (None where the OS has none): what else ran beside."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def identity_fields(spec: RunSpec) -> dict[str, Any]:
     """The spec as JSON, less the fields that cannot change its numbers (what the hash covers)."""
     fields = spec.model_dump(mode="json", exclude=_NOT_IDENTITY)
@@ -260,9 +268,11 @@ class RunDir:
         status.update(state=state, host=socket.gethostname(), pid=os.getpid(), updated_at=now)
         if state == "running":
             status.setdefault("started_at", now)
+            status.setdefault("load_avg_start", _load_average())
             status.pop("error", None)
         if state in ("done", "failed", "diverged"):
             status["finished_at"] = now
+            status["load_avg_end"] = _load_average()
         write_json(self.status_path, status)
         return status
 

@@ -22,6 +22,11 @@ class MetricInfo:
         """The metric's range when it is bounded (a fraction), else None."""
         return (0.0, 1.0) if self.unit == "fraction" else None
 
+    @property
+    def range(self) -> tuple[float, float]:
+        """Where the metric's values (and so their CIs) can lie: [0, 1], or never below 0."""
+        return self.bounds or (0.0, float("inf"))
+
 
 METRICS: dict[str, MetricInfo] = {
     m.column: m

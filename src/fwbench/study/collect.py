@@ -17,9 +17,10 @@ import pandas as pd
 from fwbench.core.errors import FwbenchError
 from fwbench.core.fileio import StagedWrites
 from fwbench.core.paths import Workspace
-from fwbench.record.check import QUARANTINE, corruption
+from fwbench.record.check import corruption
 from fwbench.record.runs import EPOCH_FIELDS, RunDir, RunSpec, identity_fields
 from fwbench.study.matrix import expand_stage, load_configs, run_state
+from fwbench.study.runindex import find_run_dirs
 
 # "settings": the swept train-config keys that set this run apart from the others collected
 # ("lr.base_lr=0.05"; empty when nothing is swept); each swept key is also a column of its own.
@@ -51,6 +52,10 @@ RUN_COLUMNS = [
     "data_time_s",
     "train_time_s",
     "wall_time_s",
+    "started_at",
+    "finished_at",
+    "load_avg_start",
+    "load_avg_end",
     "host",
     "cpu_model",
     "device",
@@ -62,15 +67,6 @@ RUN_COLUMNS = [
     "run_dir",
 ]
 RUNS_CSV, RUNS_PARQUET, EPOCHS_PARQUET = "runs.csv", "runs.parquet", "epochs.parquet"
-
-
-def find_run_dirs(runs_root: Path) -> list[RunDir]:
-    """Every run directory (a folder holding ``spec.json``) under ``runs_root``, sorted."""
-    if not runs_root.is_dir():
-        return []
-    skip = {"checkpoints", QUARANTINE}
-    found = (p.parent for p in runs_root.rglob("spec.json") if not skip & set(p.parts))
-    return [RunDir(p) for p in sorted(found)]
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -165,6 +161,10 @@ def run_row(run: RunDir, spec: RunSpec, epochs: pd.DataFrame, root: Path) -> dic
     started, finished = status.get("started_at"), status.get("finished_at")
     if isinstance(started, int | float) and isinstance(finished, int | float):
         row["wall_time_s"] = float(finished - started)
+    # when and under what load it ran: runs overlapping on one host are not timed together
+    row["started_at"], row["finished_at"] = started, finished
+    row["load_avg_start"] = status.get("load_avg_start")
+    row["load_avg_end"] = status.get("load_avg_end")
     row["host"] = env.get("hostname") or status.get("host")
     row["cpu_model"] = env.get("cpu_model")
     # training writes the backend's facts under "run"; a flat env.json is read as well
@@ -212,13 +212,20 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _effective(spec: RunSpec) -> dict[str, Any]:
+    flat = _flat(identity_fields(spec)["train_config"])
+    flat = {k: v for k, v in flat.items() if not k.startswith(("epochs.", "input_size."))}
+    return flat | {"epochs": spec.epochs, "input_size": spec.input_size}
+
+
 def swept_settings(specs: list[RunSpec]) -> tuple[list[str], list[dict[str, Any]]]:
     """The train-config keys whose values differ between ``specs``, and each spec's values.
 
     Keys are dotted paths (``lr.base_lr``); settings outside the hash (workers, tracking) never
-    count as swept.
+    count as swept. Per-dataset tables of the config (``epochs.digits``) count as what the run
+    really used: ``epochs`` (after ``epochs_override``) and ``input_size``.
     """
-    flats = [_flat(identity_fields(s)["train_config"]) for s in specs]
+    flats = [_effective(s) for s in specs]
     keys = sorted({k for f in flats for k in f})
     swept = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
     return swept, [{k: f.get(k) for k in swept} for f in flats]
@@ -263,7 +270,8 @@ def collect_runs(
         rows.append(row)
         if len(epochs):
             epoch_tables.append(_epoch_rows(spec, row["state"], epochs, row["settings"]))
-    runs = pd.DataFrame.from_records(rows, columns=[*RUN_COLUMNS, *swept])
+    extra = [k for k in swept if k not in RUN_COLUMNS]
+    runs = pd.DataFrame.from_records(rows, columns=[*RUN_COLUMNS, *extra])
     runs = _typed(runs).sort_values(ID_COLUMNS[2:7], kind="stable").reset_index(drop=True)
     empty = pd.DataFrame(columns=[*ID_COLUMNS, "state", *EPOCH_FIELDS])
     epochs_all = pd.concat(epoch_tables, ignore_index=True) if epoch_tables else empty

@@ -8,13 +8,25 @@ is read from its run directory only (``status.json``), so the local and Slurm ex
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from fwbench.config.overrides import apply_sets, fit_batch_to_subset, sweep_sets
+import yaml
+
+from fwbench.config.overrides import (
+    FITTED,
+    apply_sets,
+    fit_batch_to_subset,
+    refuse_swept,
+    set_key,
+    setting_value,
+    sweep_sets,
+    value_text,
+)
 from fwbench.config.train import (
     EXPERIMENT_MATRIX,
     ExperimentMatrix,
@@ -83,13 +95,16 @@ def expand_stage(
     """Every RunSpec of ``stage``, in a stable order (sweep, dataset, model, precision, seed,
     framework).
 
-    Command-line options win over the stage's own ``epochs_override``, ``subset``, ``overrides``
-    and ``sweep`` values. An attribution stage (``rungs``) expands to the arms its rungs compare
-    (``Stage.arms``).
+    Command-line options win over the stage's own ``epochs_override``, ``subset`` and
+    ``overrides``; a ``--set`` of a key the stage sweeps is refused (it would make every sweep
+    value the same run: choose values with ``--only key=value``). A run is listed once even if
+    two combinations resolve to the same settings. An attribution stage (``rungs``) expands to
+    the arms its rungs compare (``Stage.arms``).
     """
+    refuse_swept(name, stage.sweep, smoke.sets)
     staged = stage.train_config(base, source=f"{EXPERIMENT_MATRIX} stage '{name}' overrides")
     subset = smoke.subset or stage.subset
-    specs = []
+    specs, seen = [], set()
     for swept in sweep_sets(stage.sweep):
         train, fitted = fit_batch_to_subset(apply_sets(staged, [*swept, *smoke.sets]), subset)
         axes = [stage_axis(stage, k, train) for k in AXES if k != "framework"]
@@ -114,8 +129,28 @@ def expand_stage(
                 compile_mode=compile_mode,
                 overrides=[*smoke.sets, *([fitted] if fitted else [])],
             )
-            specs.append(spec)
+            if spec.run_id not in seen:
+                seen.add(spec.run_id)
+                specs.append(spec)
     return specs
+
+
+def settings_label(spec: RunSpec, swept: list[str] | tuple[str, ...] = ()) -> str:
+    """What sets this run apart besides its id's axes: the stage's swept keys and the
+    command-line ``--set`` values (``lr.base_lr=0.2``); empty for a plain run."""
+    parts = [f"{k}={value_text(setting_value(spec.train_config, k))}" for k in swept]
+    for text in spec.overrides:
+        if FITTED in text or text.startswith(("tracking", "epochs=")):
+            continue
+        key = set_key(text)
+        if key not in swept:
+            parts.append(f"{key}={value_text(setting_value(spec.train_config, key))}")
+    return ", ".join(parts)
+
+
+def named(run_id: str, label: str) -> str:
+    """A run as lines show it: ``<run id> [lr.base_lr=0.2]`` (the id alone without settings)."""
+    return f"{run_id} [{label}]" if label else run_id
 
 
 def stage_axis(stage: Stage, key: str, train: TrainConfig) -> list:
@@ -129,9 +164,11 @@ def stage_axis(stage: Stage, key: str, train: TrainConfig) -> list:
 def parse_filters(only: list[str], stage: Stage | None = None) -> dict[str, set[str]]:
     """``["dataset=cifar10,model=resnet50|mobilenetv2", ...]`` -> ``{axis: allowed values}``.
 
-    Keys are ANDed, values of one key (``|`` or repeated) are ORed. Unknown keys, and values the
-    stage does not contain, are user errors (a typo would otherwise select nothing silently).
+    Keys are ANDed, values of one key (``|`` or repeated) are ORed. Besides the axes, any key the
+    stage sweeps is a filter (``lr.base_lr=0.2``). Unknown keys, and values the stage does not
+    contain, are user errors (a typo would otherwise select nothing silently).
     """
+    swept = dict(stage.sweep) if stage is not None else {}
     filters: dict[str, set[str]] = {}
     for text in only:
         for part in filter(None, (p.strip() for p in text.split(","))):
@@ -141,17 +178,29 @@ def parse_filters(only: list[str], stage: Stage | None = None) -> dict[str, set[
                 raise FwbenchError(
                     f"bad filter '{part}'", fix="write --only key=value[|value],key=value"
                 )
-            if key not in AXES:
+            if key not in AXES and key not in swept:
+                known = ", ".join([*AXES, *swept])
                 raise FwbenchError(
-                    f"unknown filter key '{key}'; known: {', '.join(AXES)}",
+                    f"unknown filter key '{key}'{_suggest(key, [*AXES, *swept])}; known: {known}",
                     fix="filter on one of the known keys",
                 )
             names = (v.strip() for v in values.split("|"))
             if key == "framework":
                 names = (canonical(v) for v in names)
+            if key in swept:
+                names = (value_text(yaml_value(v)) for v in names)
             filters.setdefault(key, set()).update(names)
     if stage is not None:
         for key, values in filters.items():
+            if key in swept:
+                known = [value_text(v) for v in swept[key]]
+                missing = sorted(values - set(known))
+                if missing:
+                    raise FwbenchError(
+                        f"the stage sweeps no {key} '{missing[0]}'; its values: {', '.join(known)}",
+                        fix="check the --only values against `fwbench config show`",
+                    )
+                continue
             known = [str(v) for v in getattr(stage, AXES[key]) or ("eager", "compiled")]
             missing = sorted(values - set(known))
             if missing:
@@ -162,9 +211,27 @@ def parse_filters(only: list[str], stage: Stage | None = None) -> dict[str, set[
     return filters
 
 
+def yaml_value(text: str) -> object:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _suggest(word: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _value(spec: RunSpec, key: str) -> str:
+    if key in AXES:
+        return str(getattr(spec, key))
+    return value_text(setting_value(spec.train_config, key))
+
+
 def select(specs: list[RunSpec], filters: dict[str, set[str]]) -> list[RunSpec]:
-    """The specs whose every filtered axis has one of the allowed values."""
-    return [s for s in specs if all(str(getattr(s, k)) in v for k, v in filters.items())]
+    """The specs whose every filtered axis (or swept key) has one of the allowed values."""
+    return [s for s in specs if all(_value(s, k) in v for k, v in filters.items())]
 
 
 def pid_alive(pid: int) -> bool:
@@ -221,10 +288,16 @@ class PlannedRun:
 
     spec: RunSpec
     run_dir: RunDir
+    label: str = ""  # settings_label: the swept and --set values that set the run apart
 
     @property
     def run_id(self) -> str:
         return self.spec.run_id
+
+    @property
+    def name(self) -> str:
+        """``<run id> [lr.base_lr=0.2]``: the id and, when there are any, its settings."""
+        return named(self.spec.run_id, self.label)
 
     @property
     def state(self) -> str:
@@ -245,7 +318,8 @@ def plan(
     train, stages = load_configs(ws, config, matrix)
     stage = stages.stage(stage_name)
     specs = select(expand_stage(stage_name, stage, train, smoke), parse_filters(only or [], stage))
-    return [PlannedRun(s, run_dir_for(ws.runs_dir, s)) for s in specs]
+    swept = list(stage.sweep)
+    return [PlannedRun(s, run_dir_for(ws.runs_dir, s), settings_label(s, swept)) for s in specs]
 
 
 def spec_conflict(run: PlannedRun) -> bool:

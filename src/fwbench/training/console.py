@@ -38,6 +38,17 @@ def epoch_line(spec: RunSpec, record: dict[str, Any], eta_seconds: float | None)
     )
 
 
+def warmup_warning(warmup_steps: int, total_steps: int) -> str | None:
+    """The line that says the LR never reaches its peak (warmup as long as training, or longer),
+    or None when warmup ends before the last step."""
+    if warmup_steps < total_steps or warmup_steps == 0:
+        return None
+    return (
+        f"warning: LR warmup ({warmup_steps} steps) is as long as training ({total_steps} steps): "
+        "the peak LR is never reached; lower lr.warmup_epochs or train more epochs"
+    )
+
+
 class ConsoleSink(Sink):
     """Epoch lines always; the live bar only when ``live`` and stderr is a terminal."""
 
@@ -49,43 +60,75 @@ class ConsoleSink(Sink):
         self.bar = self.task = None
         self.epoch_seconds: list[float] = []
 
+    def prepare(self, spec: RunSpec) -> None:
+        """Before the framework, data and model load (seconds): on a terminal the bar appears
+        at once, with a spinner saying what is going on."""
+        self.spec = spec
+        if not self.live or self.bar is not None:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            SpinnerColumn(),
+            "{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            "{task.fields[rate]}",
+            TimeElapsedColumn(),
+            "ETA",
+            TimeRemainingColumn(),
+            console=Console(file=self.stream, highlight=False),
+            transient=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task(
+            f"{spec.framework}: loading the framework, data and model", total=None, rate=""
+        )
+
     def start(self, spec: RunSpec, steps_per_epoch: int, first_epoch: int) -> None:
         self.spec, self.steps = spec, steps_per_epoch
         if first_epoch:
             self._print(f"{spec.run_id}: resuming after epoch {first_epoch}/{spec.epochs}")
         if self.live:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+            self.prepare(spec)
+            self.bar.remove_task(self.task)
+            self._new_task(first_epoch)  # the bar shows before the first (slowest) step ends
 
-            self.bar = Progress(
-                "{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                "{task.fields[rate]}",
-                TimeElapsedColumn(),
-                "ETA",
-                TimeRemainingColumn(),
-                console=Console(file=self.stream, highlight=False),
-                transient=True,
-            )
-            self.bar.start()
+    def _new_task(self, epoch: int) -> None:
+        desc = f"{self.spec.framework} epoch {epoch + 1}/{self.spec.epochs}"
+        self.task = self.bar.add_task(desc, total=self.steps, rate="starting")
+        self._t0, self._done, self._images = None, 0, 0
 
     def step(self, step: int, epoch: int, loss: float, lr: float, images: int) -> None:
         if self.bar is None:
             return
         if self.task is None:
-            desc = f"{self.spec.framework} epoch {epoch + 1}/{self.spec.epochs}"
-            self.task = self.bar.add_task(desc, total=self.steps, rate="")
-            self._t0, self._done = time.perf_counter(), 0
+            self._new_task(epoch)
         self._done += 1
-        rate = self._done / max(time.perf_counter() - self._t0, 1e-9)
-        self.bar.update(self.task, advance=1, rate=f"{rate:.1f} it/s loss {loss:.4f} lr {lr:.3g}")
+        self.bar.update(self.task, advance=1, rate=self._rate(loss, lr, images))
+
+    def _rate(self, loss: float, lr: float, images: int) -> str:
+        """``12.3 it/s 394 img/s loss 1.2345 lr 0.0031``. Rates are timed from the end of the
+        epoch's first step (its time is mostly start-up), so they appear from the second on;
+        during linear warmup the first step's LR is 0, shown as ``lr warmup``."""
+        now = time.perf_counter()
+        if self._t0 is None:
+            self._t0 = now
+            rate = ""
+        else:
+            self._images += images
+            seconds = max(now - self._t0, 1e-6)
+            rate = f"{(self._done - 1) / seconds:.1f} it/s {self._images / seconds:.0f} img/s "
+        lr_text = f"lr {lr:.3g}" if lr > 0 else "lr warmup"
+        return f"{rate}loss {loss:.4f} {lr_text}"
 
     def epoch(self, record: dict[str, Any]) -> None:
         if self.bar is not None and self.task is not None:

@@ -1,15 +1,16 @@
 """The one epoch loop both arms share (seed phase 5).
 
-Per optimizer step: the LR from ``fwbench.recipe.schedule.lr_at`` (warmup + cosine, one function for
-both arms), ``accumulation`` micro-batches fetched from the arm's pipeline (the time spent
+Per optimizer step: the LR from ``fwbench.recipe.schedule.lr_at`` (warmup + cosine, one function
+for both arms), ``accumulation`` micro-batches fetched from the arm's pipeline (the time spent
 waiting for them is the epoch's ``data_time_seconds``), one ``backend.train_step``, whose loss
 and hits stay on the device until a batch of steps is read (``READ_EVERY_STEPS``). A run whose
-loss is non-finite or explodes, or that trains above chance after warmup, ends as ``diverged``
-(``fwbench.recipe.divergence``). Per epoch: validation, one line of ``epochs.jsonl``, the best
-checkpoint by ``val_accuracy`` (first best kept on ties) and the last checkpoint, which carries
-the model, optimizer, loss scaler, RNG state, finished epochs and step position so that a killed
-run resumes from its last finished epoch and ends exactly as an uninterrupted one. After the
-last epoch the best checkpoint is evaluated on the test split -> ``test.json``.
+loss is non-finite, or stays exploded over a window of steps or above chance for epochs after
+warmup, ends as ``diverged`` (``fwbench.recipe.divergence``). Per epoch: validation, one line of
+``epochs.jsonl``, the best checkpoint by ``val_accuracy`` (first best kept on ties) and the last
+checkpoint, which carries the model, optimizer, loss scaler, RNG state, divergence window,
+finished epochs and step position so that a killed run resumes from its last finished epoch and
+ends exactly as an uninterrupted one. After the last epoch the best checkpoint is evaluated on
+the test split -> ``test.json``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from fwbench.recipe.schedule import lr_at
 from fwbench.recipe.timing import Stopwatch
 from fwbench.record.runs import RunDir, RunSpec
 from fwbench.registry.arms import get_arm
-from fwbench.training.console import ConsoleSink
+from fwbench.training.console import ConsoleSink, epoch_line, warmup_warning
 from fwbench.training.preflight import interrupted, pin_threads, verify_run_data
 from fwbench.training.sinks import Sinks
 from fwbench.training.tracking import tracking_sinks
@@ -74,15 +75,19 @@ def train_run(
         return state
     _refuse_if_live(run_dir)
     run_dir.set_status("running", run_id=spec.run_id, framework=spec.framework)
+    console = ConsoleSink(live=show_progress)
+    console.prepare(spec)  # a terminal shows the bar now, not after the framework has loaded
     try:
         verify_run_data(ws, spec, run_dir)
         pin_threads(spec, run_dir)
         t = spec.train_config.training
         backend = backend or load_backend(spec.framework, deterministic=t.deterministic)
-        return _Trainer(run_dir, ws, spec, backend, show_progress, on_step).run()
+        return _Trainer(run_dir, ws, spec, backend, console, on_step).run()
     except KeyboardInterrupt:
+        console.close("failed", None)
         raise interrupted(run_dir, spec) from None
     except BaseException as e:
+        console.close("failed", None)
         error = describe(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
         run_dir.set_status("failed", error=error, traceback=traceback.format_exc()[-4000:])
         _log(run_dir, f"failed: {error}")
@@ -113,14 +118,24 @@ def _log(run_dir: RunDir, message: str) -> None:
         f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
 
 
+def stderr_is_log(run_dir: RunDir) -> bool:
+    """Whether stderr is this run's ``train.log`` (an executor launched it): what the console
+    prints lands there already, and writing it again would show every epoch twice."""
+    try:
+        err, log = os.fstat(sys.stderr.fileno()), os.stat(run_dir.log_path)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (err.st_dev, err.st_ino) == (log.st_dev, log.st_ino)
+
+
 class _Trainer:
     """One run's state while it trains (the loop itself lives in :meth:`run`)."""
 
-    def __init__(self, run_dir, ws, spec: RunSpec, backend: Backend, progress, on_step):
+    def __init__(self, run_dir, ws, spec: RunSpec, backend: Backend, console, on_step):
         self.run_dir, self.ws, self.spec, self.backend = run_dir, ws, spec, backend
         self.on_step = on_step
         # console line per epoch (+ live bar on a TTY), TensorBoard, MLflow if configured
-        self.sinks = Sinks([ConsoleSink(live=progress), *tracking_sinks(run_dir, ws, spec)])
+        self.sinks = Sinks([console, *tracking_sinks(run_dir, ws, spec)])
         self.best_path = run_dir.checkpoints / backend.best_file
         self.last_path = run_dir.checkpoints / backend.last_file
 
@@ -132,8 +147,14 @@ class _Trainer:
             cfg.training.divergence, self.inputs.num_classes, plan.warmup_steps
         )
         _log(self.run_dir, cfg.lr.describe(plan.effective_batch))
+        short = warmup_warning(plan.warmup_steps, plan.total_steps)
+        if short:
+            print(short, file=sys.stderr, flush=True)
+            if not stderr_is_log(self.run_dir):
+                _log(self.run_dir, short)
         self.backend.build(self.spec, self.inputs)
         meta = self._resume()
+        self.watch.restore(meta.get("divergence_window", []))
         self._write_env(facts, resumed_from=meta["epoch"] if meta["records"] else None)
         records: list[dict[str, Any]] = meta["records"]
         best = {"epoch": meta["best_epoch"], "val_accuracy": meta["best_val_accuracy"]}
@@ -152,10 +173,11 @@ class _Trainer:
                 records.append(record)
                 self.backend.save_last(self.last_path, self._meta(epoch, records, best))
                 append_jsonl(self.run_dir.epochs_path, record)
-                _log(self.run_dir, " ".join(f"{k}={v}" for k, v in record.items()))
+                if not stderr_is_log(self.run_dir):  # else the console's line is there
+                    _log(self.run_dir, epoch_line(self.spec, record, None))
                 sinks.epoch(record)
                 try:  # after the epoch's line is written: the evidence stays in epochs.jsonl
-                    self._check_epoch(epoch, record)
+                    self._check_epoch(records)
                 except Diverged as d:
                     sinks.close("diverged")
                     return self._diverged(d)
@@ -166,17 +188,16 @@ class _Trainer:
         sinks.close(state, self.run_dir.test_metrics())
         return state
 
-    def _check_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+    def _check_epoch(self, records: list[dict[str, Any]]) -> None:
         if self.spec.train_config.training.stop_on_divergence:
-            steps_done = (epoch + 1) * self.inputs.plan.steps_per_epoch
-            self.watch.check_epoch(epoch, steps_done, record["train_loss"], record["val_loss"])
+            self.watch.check_epoch(records, self.inputs.plan.steps_per_epoch)
 
     def _diverged(self, d: Diverged) -> str:
         _log(self.run_dir, f"diverged: {d}")
         self.run_dir.set_status(
             "diverged",
             error=str(d),
-            divergence_reason=d.reason,
+            divergence_reason=str(d),  # the rule, the value and where (epoch, step)
             diverged_epoch=d.epoch + 1,
             diverged_step=d.step,
             **self._peak_memory(),
@@ -191,6 +212,7 @@ class _Trainer:
             "records": records,
             "best_epoch": best["epoch"],
             "best_val_accuracy": best["val_accuracy"],
+            "divergence_window": self.watch.state(),  # a resumed run is judged the same
             "rng": host_rng_state(),
             "config_hash": self.spec.config_hash,
         }
@@ -219,15 +241,15 @@ class _Trainer:
         plan, cfg = self.inputs.plan, self.spec.train_config
         batches = self.backend.train_batches(epoch)
         self._sums = {"loss": 0.0, "correct": 0, "count": 0, "micro": 0}
-        pending: list[tuple[int, StepResult]] = []
+        pending: list[tuple[int, float, StepResult]] = []
         lr, start, watch = 0.0, time.perf_counter(), Stopwatch()  # same timing as `fwbench bench`
         last_read = start
         for i in range(plan.steps_per_epoch):
             step = epoch * plan.steps_per_epoch + i
             lr = lr_at(step, cfg.lr, plan)
             micro_batches = watch.fetch_many(batches, plan.accumulation)
-            pending.append((step, self.backend.train_step(micro_batches, lr)))
-            watch.step_done(pending[-1][1].count)
+            pending.append((step, lr, self.backend.train_step(micro_batches, lr)))
+            watch.step_done(pending[-1][2].count)
             if len(pending) >= READ_EVERY_STEPS or watch.ended - last_read >= READ_EVERY_SECONDS:
                 self._read(epoch, pending)
                 pending, last_read = [], time.perf_counter()
@@ -250,13 +272,13 @@ class _Trainer:
             "data_time_seconds": watch.data_seconds,
         }
 
-    def _read(self, epoch: int, pending: list[tuple[int, StepResult]]) -> None:
+    def _read(self, epoch: int, pending: list[tuple[int, float, StepResult]]) -> None:
         """Read ``pending`` step results to the host (one copy), then check and report each."""
         if not pending:
             return
         plan, cfg = self.inputs.plan, self.spec.train_config
-        results = self.backend.read_steps([r for _, r in pending])
-        for (step, _), result in zip(pending, results, strict=True):
+        results = self.backend.read_steps([r for _, _, r in pending])
+        for (step, lr, _), result in zip(pending, results, strict=True):
             loss = result.loss_sum / plan.accumulation  # the step's mean loss
             if cfg.training.stop_on_divergence:
                 self.watch.check_step(epoch, step, loss)
@@ -266,7 +288,7 @@ class _Trainer:
             self._sums["micro"] += plan.accumulation
             if self.on_step:
                 self.on_step(step, result)
-            self.sinks.step(step, epoch, loss, result.lr, result.count)
+            self.sinks.step(step, epoch, loss, lr, result.count)
 
     # --- the end ----------------------------------------------------------------------------
     def _finish(self, best: dict) -> str:
@@ -310,6 +332,8 @@ class _Trainer:
             "run": facts
             | {
                 "precision": self.spec.precision,
+                # the setting (auto | float16 | bfloat16); amp_dtype is what it resolved to
+                "amp_dtype_setting": self.spec.train_config.training.amp_dtype,
                 "seed": self.spec.seed,
                 # the rule asked for; ``deterministic``/``determinism`` (from the arm): in effect
                 "deterministic_setting": self.spec.train_config.training.deterministic,

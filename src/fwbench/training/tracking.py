@@ -1,19 +1,24 @@
 """Tracking sinks: TensorBoard event files for every run, MLflow when asked.
 
-Both log the same things, named the same way:
+Both log the same things, named the same way, each series on one axis that its section says:
 
-- per optimizer step (x = global step): ``train/loss_step``, ``train/lr``;
-- per epoch (x = epoch number): every field of the ``epochs.jsonl`` line (``train/loss``,
-  ``train/accuracy``, ``val/loss``, ``val/accuracy``, ``val/macro_f1``, ``perf/images_per_second``,
-  ``perf/data_time_seconds``, ``perf/epoch_time_seconds``, ``train/learning_rate``);
+- section ``train_step`` (x = optimizer step): ``train_step/loss``, ``train_step/lr`` (the one LR
+  series: the schedule changes it every step);
+- sections ``train``, ``val``, ``perf`` (x = epoch number): the fields of the ``epochs.jsonl``
+  line (``train/loss``, ``train/accuracy``, ``val/loss``, ``val/accuracy``, ``val/macro_f1``,
+  ``perf/images_per_second``, ``perf/data_time_seconds``, ``perf/epoch_time_seconds``);
+- section ``test`` (x = the best epoch, whose weights were tested): ``test/accuracy`` (top-1),
+  ``test/top5_accuracy``, ``test/macro_f1``, ``test/ece``, ``test/loss``;
 - the run's settings as hyperparameters (dataset, model, precision, seed, framework, variant and
-  every train-config key, dotted), and at the end the test metrics.
+  every train-config key, dotted). MLflow also keeps ``test.json`` and the best checkpoint as
+  artifacts of a finished run.
 
 TensorBoard files go to ``<run_dir>/tb/`` (``tensorboard --logdir runs/`` shows PyTorch and
 Keras runs side by side). MLflow goes to ``tracking_uri``, by default a SQLite store in
 ``<workspace>/mlruns/`` that needs no server (MLflow 3 keeps its plain-file store only in
 maintenance mode). The MLflow run id is kept in ``<run_dir>/tracking.json`` so a resumed run
-continues the same MLflow run. The libraries are imported only when a run starts.
+continues the same MLflow run. The libraries are imported only when a run starts; MLflow's own
+INFO lines (database set-up) stay off the console.
 """
 
 from __future__ import annotations
@@ -37,13 +42,19 @@ EPOCH_METRICS: dict[str, str] = {
     "val_loss": "val/loss",
     "val_accuracy": "val/accuracy",
     "val_macro_f1": "val/macro_f1",
-    "learning_rate": "train/learning_rate",
     "images_per_second": "perf/images_per_second",
     "data_time_seconds": "perf/data_time_seconds",
     "epoch_time_seconds": "perf/epoch_time_seconds",
 }
-STEP_LOSS, STEP_LR = "train/loss_step", "train/lr"
-TEST_METRICS = ("accuracy", "macro_f1", "loss")
+STEP_LOSS, STEP_LR = "train_step/loss", "train_step/lr"
+TEST_METRICS = ("accuracy", "top5_accuracy", "macro_f1", "ece", "loss")
+
+
+def _test_values(test: dict[str, Any]) -> dict[str, float]:
+    """``test/<metric>`` for each test metric the run wrote (top-5 only with > 5 classes)."""
+    return {
+        f"test/{m}": float(test[m]) for m in TEST_METRICS if isinstance(test.get(m), int | float)
+    }
 
 
 def hparams(spec: RunSpec) -> dict[str, Any]:
@@ -108,7 +119,7 @@ class TensorBoardSink(Sink):
 
     def close(self, state: str, test: dict[str, Any] | None) -> None:
         if test:
-            self._scalars({f"test/{m}": test[m] for m in TEST_METRICS}, test["best_epoch"])
+            self._scalars(_test_values(test), test["best_epoch"])
         self.writer.close()
 
 
@@ -131,8 +142,13 @@ class MlflowSink(Sink):
         return self.run_dir.path / "tracking.json"
 
     def start(self, spec: RunSpec, steps_per_epoch: int, first_epoch: int) -> None:
+        import logging
+
         from mlflow import MlflowClient
         from mlflow.entities import Metric, Param
+
+        for logger in ("mlflow", "alembic"):  # "Creating initial MLflow database tables..."
+            logging.getLogger(logger).setLevel(logging.WARNING)
 
         self.Metric = Metric
         if self.uri.startswith("sqlite:///"):
@@ -173,9 +189,14 @@ class MlflowSink(Sink):
 
     def close(self, state: str, test: dict[str, Any] | None) -> None:
         if test:
-            for m in TEST_METRICS:
-                self._metric(f"test/{m}", test[m], test["best_epoch"])
+            for name, value in _test_values(test).items():
+                self._metric(name, value, test["best_epoch"])
         self._flush()
+        if state == "done" and test:
+            self.client.log_artifact(self.run_id, str(self.run_dir.test_path))
+            best = self.run_dir.path / str(test.get("checkpoint", ""))
+            if test.get("checkpoint") and best.exists():
+                self.client.log_artifact(self.run_id, str(best), "checkpoints")
         status = {"done": "FINISHED", "diverged": "FAILED"}.get(state, "FAILED")
         self.client.set_terminated(self.run_id, status=status)
 

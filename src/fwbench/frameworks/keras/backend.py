@@ -12,9 +12,11 @@ differs, each written as the Keras custom-training-loop guide of its backend wri
 Which backend is in use is Keras' own (``KERAS_BACKEND``, set per process by
 ``fwbench.registry.arms.activate`` before Keras is imported).
 
-Precision: ``fp32``, or ``amp`` = the ``mixed_float16`` policy + ``LossScaleOptimizer`` on a
-GPU; on a CPU-only machine ``amp`` is ``mixed_bfloat16`` without loss scaling. Logits are cast
-to float32 before the loss in every case.
+Precision (``fwbench.recipe.precision``, the rule every arm follows): ``fp32``, or ``amp`` = the
+``mixed_<amp_dtype>`` policy (auto: float16 on a GPU, bfloat16 on a CPU) with
+``LossScaleOptimizer`` when that is float16. As the Keras mixed-precision guide prescribes, the
+model's last layer (the classifier ``Dense``) computes in float32, and the loss and softmax
+see float32 logits.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ from fwbench.core.threads import thread_count
 from fwbench.frameworks.base import Backend, Evaluation, ModelBuilder, StepResult
 from fwbench.frameworks.keras import parity
 from fwbench.frameworks.keras.losses import correct_count, loss_per_image  # noqa: F401
+from fwbench.frameworks.keras.models import float32_head
 from fwbench.frameworks.keras.optimizer import TorchSGD
 from fwbench.recipe.inputs import RunInputs
+from fwbench.recipe.precision import INITIAL_LOSS_SCALE, LOSS_SCALE_GROWTH_STEPS, resolve_precision
 from fwbench.record.runs import RunSpec
 from fwbench.registry.arms import ARMS, arm_of_backend
 
@@ -103,8 +107,9 @@ class KerasBackend(Backend):
         runtime = self.step.setup(threads, t.deterministic, self.tf32)
         keras.utils.set_random_seed(spec.seed)  # Python, NumPy, the backend and Keras' own
         self.gpu = runtime["device"] == "gpu"
-        self.amp = spec.precision == "amp"
-        policy = ("mixed_float16" if self.gpu else "mixed_bfloat16") if self.amp else self.dtype
+        self.precision = resolve_precision(spec.precision, t.amp_dtype, runtime["device"])
+        self.amp = self.precision.amp
+        policy = f"mixed_{self.precision.compute_dtype}" if self.amp else self.dtype
         keras.config.set_floatx("float64" if self.dtype == "float64" else "float32")
         keras.mixed_precision.set_global_policy(policy)
         arm = ARMS[self.name]
@@ -115,12 +120,11 @@ class KerasBackend(Backend):
             "compile": self.compile_mode,
             "execution": arm.execution(self.compile_mode),
             "mixed_precision_policy": policy,
-            "amp_dtype": policy.removeprefix("mixed_") if self.amp else None,
-            "loss_scaling": bool(self.amp and self.gpu),
+            **self.precision.facts(),
         }
 
     def build(self, spec: RunSpec, inputs: RunInputs) -> None:
-        """Model, TorchSGD (in LossScaleOptimizer for GPU AMP), the step and its pipelines."""
+        """Model, TorchSGD (in LossScaleOptimizer for float16), the step and its pipelines."""
         builder = self.model_builder or _default_builder
         self.model = builder(spec.model, inputs.num_classes, spec.input_size, spec.variant)
         if spec.init == "shared":  # the PyTorch arm's initial weights for this seed
@@ -130,10 +134,17 @@ class KerasBackend(Backend):
                 self.model,
                 shared_initial_state(spec.model, inputs.num_classes, spec.input_size, spec.seed),
             )
+        if self.amp:
+            float32_head(self.model)
         opt = spec.train_config.optimizer
         self.sgd = TorchSGD(opt.momentum, opt.nesterov, opt.weight_decay)
-        scaled = self.amp and self.gpu
-        self.optimizer = keras.optimizers.LossScaleOptimizer(self.sgd) if scaled else self.sgd
+        self.optimizer = self.sgd
+        if self.precision.loss_scaling:
+            self.optimizer = keras.optimizers.LossScaleOptimizer(
+                self.sgd,
+                initial_scale=INITIAL_LOSS_SCALE,
+                dynamic_growth_steps=LOSS_SCALE_GROWTH_STEPS,
+            )
         self.optimizer.build(self.model.trainable_variables)
         if self.capture_gradients:
             self._captured = parity.capture_gradients(self.sgd, self.model.trainable_variables)

@@ -141,3 +141,17 @@ def build_model(model: str, num_classes: int, input_size: int, variant: str = "l
 
         return mirrors.build_mirror(model, num_classes=num_classes, input_size=input_size)
     return BUILDERS[model](num_classes=num_classes, input_size=input_size)
+
+
+def float32_head(model) -> None:
+    """Make ``model``'s last ``Dense`` (its classifier head) compute in float32, in place.
+
+    The Keras mixed-precision guide keeps a model's outputs in float32; doing it in the head
+    itself (not only a float32 activation after it) also keeps logits beyond float16's 65504
+    finite. Its float32 weights stay the same variables.
+    """
+    keras = _keras()
+    heads = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    if not heads:
+        raise ValueError(f"model {model.name!r} has no Dense classifier head")
+    heads[-1].dtype_policy = keras.DTypePolicy("float32")

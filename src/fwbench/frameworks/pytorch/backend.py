@@ -5,8 +5,10 @@ reproduces. Its weight decay is L2 *coupled* into the gradient (``g += wd * p``)
 parameter, BatchNorm and biases included (torch's default). The LR of each step is written into
 the param groups by the shared loop before the step.
 
-Precision: ``fp32``, or ``amp`` = autocast + ``GradScaler`` (float16) on CUDA; on a CPU-only
-machine ``amp`` is bfloat16 autocast without a scaler (bf16 has fp32's exponent range).
+Precision (``fwbench.recipe.precision``, the rule every arm follows): ``fp32``, or ``amp`` =
+autocast in ``training.amp_dtype`` (auto: float16 on CUDA, bfloat16 on a CPU), with
+``GradScaler`` when that is float16; the classifier head runs outside autocast in float32 and
+the loss sees float32 logits.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from fwbench.frameworks.base import (
 )
 from fwbench.frameworks.pytorch import data
 from fwbench.frameworks.pytorch.determinism_switches import apply as apply_determinism
-from fwbench.frameworks.pytorch.models import build_seeded
+from fwbench.frameworks.pytorch.models import build_seeded, float32_head
 from fwbench.recipe.inputs import RunInputs
+from fwbench.recipe.precision import INITIAL_LOSS_SCALE, LOSS_SCALE_GROWTH_STEPS, resolve_precision
 from fwbench.record.runs import RunSpec
 
 
@@ -72,29 +75,32 @@ class TorchBackend(Backend):
         torch.backends.cudnn.allow_tf32 = self.tf32
         torch.set_float32_matmul_precision("high" if self.tf32 else "highest")
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.amp = spec.precision == "amp"
-        cuda = self.device.type == "cuda"
-        self.amp_dtype = (torch.float16 if cuda else torch.bfloat16) if self.amp else None
+        self.precision = resolve_precision(
+            spec.precision, t.amp_dtype, "gpu" if self.device.type == "cuda" else "cpu"
+        )
+        self.amp = self.precision.amp
+        self.amp_dtype = getattr(torch, self.precision.compute_dtype) if self.amp else None
         return {
             "device": str(self.device),
             "threads": threads,
             **determinism,
-            "amp_dtype": str(self.amp_dtype).removeprefix("torch.") if self.amp else None,
+            **self.precision.facts(),
             "tf32": self.tf32,
             "channels_last": self.channels_last,
             "compile": "compiled" if self.compile else "eager",
             "execution": "torch.compile" if self.compile else "eager",
-            "loss_scaling": bool(self.amp and cuda),
         }
 
     def build(self, spec: RunSpec, inputs: RunInputs) -> None:
-        """Model on the device, SGD, GradScaler (CUDA AMP only) and the three loaders."""
+        """Model on the device, SGD, GradScaler (float16 AMP only) and the three loaders."""
         self.model = build_seeded(
             spec.seed, spec.model, inputs.num_classes, spec.input_size, spec.variant,
             self.model_builder,
         )  # fmt: skip
         self.input_dtype = getattr(torch, self.dtype)
         self.model.to(self.device, dtype=self.input_dtype)
+        if self.amp:
+            float32_head(self.model)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         # compiled for training only: ``self.model`` keeps its plain state-dict keys
@@ -107,7 +113,12 @@ class TorchBackend(Backend):
             nesterov=opt.nesterov,
             weight_decay=opt.weight_decay,
         )
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
+        self.scaler = torch.amp.GradScaler(
+            self.device.type,
+            init_scale=INITIAL_LOSS_SCALE,
+            growth_interval=LOSS_SCALE_GROWTH_STEPS,
+            enabled=self.precision.loss_scaling,
+        )
         self.accumulation = inputs.plan.accumulation
         self.label_smoothing = spec.train_config.training.label_smoothing
         self.train_loader, self.sampler = data.train_loader(inputs)

@@ -13,6 +13,9 @@ The ``matched`` variant is the same torchvision model: the Keras arm mirrors tor
 
 from __future__ import annotations
 
+import torch
+from torch import nn
+
 from fwbench.registry.models import VARIANTS, check_choice, get_model
 from fwbench.registry.stems import stem_for
 
@@ -29,7 +32,6 @@ def mobilenetv2(num_classes: int, input_size: int, width_mult: float = 1.0):
 
 def resnet50(num_classes: int, input_size: int):
     """torchvision ``resnet50`` (v1.5) with a 3×3 stem; max-pool kept only where the stem says."""
-    from torch import nn
     from torchvision.models import resnet50 as tv_resnet50
 
     model = tv_resnet50(num_classes=num_classes)
@@ -45,7 +47,6 @@ def resnet50(num_classes: int, input_size: int):
 
 def convnext_tiny(num_classes: int, input_size: int, stochastic_depth_prob: float = 0.1):
     """torchvision ``convnext_tiny`` with a smaller patchify stem."""
-    from torch import nn
     from torchvision.models import convnext_tiny as tv_convnext_tiny
 
     model = tv_convnext_tiny(num_classes=num_classes, stochastic_depth_prob=stochastic_depth_prob)
@@ -77,7 +78,29 @@ def build_seeded(
     :func:`build_model`) called. The PyTorch arm builds with it, and ``init: shared`` rebuilds
     the same weights with it in a Keras arm's process.
     """
-    import torch
-
     torch.manual_seed(seed)
     return (builder or build_model)(model, num_classes, input_size, variant)
+
+
+class Float32Linear(nn.Linear):
+    """A ``Linear`` that computes in float32 (or float64) even inside an autocast region.
+
+    PyTorch's AMP guide: a region that must stay in float32 runs with autocast disabled and its
+    inputs cast up. For the classifier head this keeps logits beyond float16's 65504 finite.
+    """
+
+    def forward(self, x):
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.to(torch.promote_types(x.dtype, self.weight.dtype)))
+
+
+def float32_head(model) -> None:
+    """Make ``model``'s last ``Linear`` (its classifier head) compute in float32, in place.
+
+    Its class is swapped rather than the module replaced: parameters, state-dict names and the
+    RNG stream stay as they were.
+    """
+    heads = [m for m in model.modules() if type(m) is nn.Linear]
+    if not heads:
+        raise ValueError(f"{type(model).__name__} has no Linear classifier head")
+    heads[-1].__class__ = Float32Linear

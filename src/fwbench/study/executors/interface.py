@@ -41,6 +41,8 @@ class Outcome:
     state: str
     error: str = ""
     seconds: float = 0.0
+    name: str = ""  # the id with its settings label (PlannedRun.name), for the console
+    result: str = ""  # a done run's "test acc 0.9312"
 
     @property
     def ok(self) -> bool:
@@ -103,13 +105,20 @@ def mark_launched(run_dir: RunDir, **fields: object) -> None:
 
 def outcome_line(out: Outcome, where: str) -> str:
     """One rich-markup line for a finished run: state, id, where it ran, and the error line."""
+    from rich.markup import escape
+
     mark = {"done": "[green]done[/]", "diverged": "[yellow]diverged[/]", "busy": "[yellow]busy[/]"}
-    text = f"{mark.get(out.state, '[red]FAILED[/]')} {out.run_id} ({where})"
-    return f"{text}: {out.error}" if out.error else text
+    result = f"  {out.result}" if out.result else ""
+    text = f"{mark.get(out.state, '[red]FAILED[/]')} {escape(out.name or out.run_id)}{result}"
+    text += f" ({where})"
+    return f"{text}: {escape(out.error)}" if out.error else text
 
 
 def outcome_of(run: PlannedRun, seconds: float = 0.0) -> Outcome:
     """The outcome of ``run`` as its run directory tells it."""
+    from fwbench.record.view import progress_words
+
     state = run_state(run.run_dir)
     error = error_line(run.run_dir) if state in ("failed", "diverged") else ""
-    return Outcome(run.run_id, state, error, seconds)
+    result = progress_words(run.run_dir, state, run.spec.epochs) if state == "done" else ""
+    return Outcome(run.run_id, state, error, seconds, run.name, result)

@@ -34,7 +34,7 @@ from rich.progress import (
 
 from fwbench.core.errors import describe
 from fwbench.record.lock import Busy, RunLock
-from fwbench.record.view import progress_words
+from fwbench.record.view import EpochFeed, progress_words, short_names
 from fwbench.study.executors.interface import (
     CommandFor,
     Executor,
@@ -47,6 +47,7 @@ from fwbench.study.executors.interface import (
     train_command,
 )
 from fwbench.study.matrix import PlannedRun, run_state
+from fwbench.training.console import epoch_line
 
 POLL_SECONDS = 0.2
 
@@ -85,6 +86,7 @@ class _Active:
     started: float
     slot: int
     lock: RunLock
+    feed: EpochFeed
 
 
 class LocalExecutor(Executor):
@@ -108,8 +110,10 @@ class LocalExecutor(Executor):
         self.grace_seconds = grace_seconds
 
     def run(self, runs: list[PlannedRun]) -> list[Outcome]:
-        """Run every run in ``runs``; a failure is recorded and the rest go on."""
+        """Run every run in ``runs``; a failure is recorded and the rest go on. Each epoch a run
+        finishes is printed as it lands in its ``epochs.jsonl``, behind the run's short name."""
         queue, active, outcomes = deque(runs), [], {}
+        short = short_names([(r.spec, r.label) for r in runs])
         columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn())
         columns += (MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"))
         progress = Progress(*columns, TimeRemainingColumn(), console=self.console)
@@ -129,13 +133,20 @@ class LocalExecutor(Executor):
                             continue
                         free.pop(0)
                         active.append(started)
+                    for a in active:
+                        for record in a.feed.new():
+                            line = f"[{short[a.run.run_id]}] {_epoch_text(a.run, record)}"
+                            progress.console.print(line, highlight=False, markup=False)
                     for a in [a for a in active if a.process.poll() is not None]:
+                        for record in a.feed.new():  # the last epoch, if written since
+                            line = f"[{short[a.run.run_id]}] {_epoch_text(a.run, record)}"
+                            progress.console.print(line, highlight=False, markup=False)
                         active.remove(a)
                         outcomes[a.run.run_id] = out = self._finish(a)
                         line = outcome_line(out, f"{out.seconds:.0f} s")
                         progress.console.print(line, highlight=False, soft_wrap=True)
                         progress.advance(task)
-                    names = ", ".join(_running(a.run) for a in active)
+                    names = ", ".join(_running(a.run, short[a.run.run_id]) for a in active)
                     progress.update(task, description=f"local x{self.parallel}: {names}")
                     time.sleep(POLL_SECONDS)
         except KeyboardInterrupt:
@@ -150,7 +161,7 @@ class LocalExecutor(Executor):
         try:
             lock = RunLock(run.run_dir.path).acquire()
         except Busy as busy:
-            return Outcome(run.run_id, "busy", busy.holder)
+            return Outcome(run.run_id, "busy", busy.holder, name=run.name)
         except OSError as e:
             return Outcome(run.run_id, "failed", f"cannot lock the run directory: {describe(e)}")
         state = run_state(run.run_dir)  # another runner may have finished it since we planned
@@ -191,7 +202,7 @@ class LocalExecutor(Executor):
             preexec_fn=_die_with_parent,
             pass_fds=(lock.hand_over(env),),  # the child holds the run's lock too
         )
-        return _Active(run, process, log, time.monotonic(), slot, lock)
+        return _Active(run, process, log, time.monotonic(), slot, lock, EpochFeed(run.run_dir))
 
     def _finish(self, a: _Active) -> Outcome:
         a.log.close()
@@ -231,10 +242,19 @@ class LocalExecutor(Executor):
             )
 
 
-def _running(run: PlannedRun) -> str:
-    """``<run id> (epoch 3/10, val acc 0.6123)`` for the live line."""
+def _epoch_text(run: PlannedRun, record: dict) -> str:
+    """The run's epoch line as its own console shows it, or the raw fields if incomplete."""
+    left = run.spec.epochs - int(record.get("epoch", 0))
+    try:
+        return epoch_line(run.spec, record, left * float(record["epoch_time_seconds"]))
+    except (KeyError, TypeError, ValueError):
+        return f"epoch {record.get('epoch')}/{run.spec.epochs}"
+
+
+def _running(run: PlannedRun, short: str) -> str:
+    """``s1-pytorch (epoch 3/10, val acc 0.6123)`` for the live line (short: it holds several)."""
     words = progress_words(run.run_dir, "running", run.spec.epochs)
-    return f"{run.run_id} ({words})" if words else run.run_id
+    return f"{short} ({words})" if words else short
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:
