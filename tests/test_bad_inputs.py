@@ -248,8 +248,7 @@ def test_prepared_files_that_do_not_match_the_manifest_are_refused(run_cli, digi
     np.save(path, idx[::-1].copy())
     result = run_cli(*TRAIN, "--subset", "100", "--epochs-override", "1", "--no-progress")
     assert_one_line(result, 2, "does not match the SHA-256 in its manifest", "val_indices.npy")
-    status = json.loads(next((digits_ws / "runs").glob("*/status.json")).read_text())
-    assert status["state"] == "failed" and "SHA-256" in status["error"]
+    assert not list(digits_ws.glob("runs/*")), "a failed precondition left a run directory"
 
 
 def test_interrupted_prepare_force_keeps_the_old_preparation(run_cli, digits_ws, monkeypatch):
@@ -365,33 +364,61 @@ def test_tiny_imagenet_annotations_that_are_not_utf8_are_refused(run_cli, ws, tm
     assert_one_line(result, 2, "not UTF-8", "val_annotations.txt")
 
 
-@pytest.mark.parametrize("delay", [0.2, 0.6, 1.5])
-def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path, delay):
-    """Ctrl-C while Python imports fwbench, or later while the command works."""
+@pytest.fixture(scope="module")
+def collect_ws(tmp_path_factory):
+    return runfixtures.build_workspace(tmp_path_factory.mktemp("ctrlc") / "fx")
+
+
+def _collect(ws, **env):
+    """Start ``python -m fwbench.cli collect`` on ``ws`` (the real entry point)."""
     import os
-    import signal
     import subprocess
     import sys
-    import time
 
-    ws = runfixtures.build_workspace(tmp_path / "fx")
-    env = os.environ | {"FWBENCH_WORKSPACE": str(ws), "COLUMNS": "200"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fwbench.cli", "collect"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(delay)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    if proc.returncode == 0:
-        pytest.skip(f"collect finished within {delay} s, before the signal")
-    assert proc.returncode == 130, err
+    env = os.environ | {"FWBENCH_WORKSPACE": str(ws), "COLUMNS": "200"} | env
+    cmd = [sys.executable, "-m", "fwbench.cli", "collect"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _assert_interrupted(proc, err, code):
+    assert proc.returncode == code, err  # an exit code, never death by the signal (-2, -15)
     assert "Traceback" not in err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("interrupted"), err
+
+
+@pytest.mark.parametrize("point", ["import", "command", "write", "finish", "exit"])
+@pytest.mark.parametrize(("signame", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_at_every_point_of_a_command_is_one_line_and_128_plus_signal(
+    collect_ws, point, signame, code
+):
+    """The command signals itself when it reaches ``point`` (while importing, starting the
+    command, inside an atomic write, after its outcome is known, in the last exit hook)."""
+    proc = _collect(collect_ws, FWBENCH_TEST_SIGNAL=f"{point}:{signame}")
+    _, err = proc.communicate(timeout=120)
+    _assert_interrupted(proc, err, code)
+    assert not list(collect_ws.rglob("*.tmp")), "a temp file was left behind"
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.15, 0.3, 0.5, 0.8])
+def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(collect_ws, tmp_path, delay):
+    """Ctrl-C ``delay`` seconds after fwbench's first line ran (imports, work, writing, exit):
+    exit 130 with one line, or the command had already ended cleanly before the signal."""
+    import signal
+    import time
+
+    points = tmp_path / "points"
+    proc = _collect(collect_ws, FWBENCH_TEST_POINTS=str(points))
+    deadline = time.monotonic() + 60
+    while not points.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)  # the handler is installed before the first point is written
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:  # ended before the signal: whole output, nothing on stderr
+        assert err.strip() == "" and "exit" in points.read_text().split(), err
+        return
+    _assert_interrupted(proc, err, 130)
 
 
 def test_an_interrupted_run_is_resumed_without_retry_failed(tmp_path):
@@ -405,3 +432,81 @@ def test_an_interrupted_run_is_resumed_without_retry_failed(tmp_path):
     runs = plan(Workspace(ws), runfixtures.STAGE)
     assert {r.run_id: r.state for r in runs}[run_id] == "interrupted"
     assert run_id in {r.run_id for r in to_launch(runs, retry_failed=False)}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--epochs", "0"],
+        ["train", "--subset", "-5"],
+        ["train", "--subset", "0"],
+        ["run", "--stage", "stage1", "--parallel", "0"],
+        ["run", "--stage", "stage1", "--parallel", "-1"],
+        ["plan", "--sd", "-1"],
+        ["train", "--seed", "1e20"],
+        ["train", "--batch-size", "abc"],
+        ["status", "--bogus"],
+        ["nosuch"],
+        ["collect", "extra-argument"],
+    ],
+    ids=" ".join,
+)
+def test_usage_errors_are_one_line_and_exit_2(run_cli, ws, args):
+    before = tree_hashes(ws)
+    result = run_cli(*args)
+    assert_one_line(result, 2, "Fix: see `fwbench")
+    assert "Usage:" not in result.err + result.out
+    assert tree_hashes(ws) == before and not (ws / "runs").exists()
+
+
+def test_parity_error_comes_before_any_framework_log_line(tmp_path):
+    """The dataset is checked before TensorFlow loads, so its log lines never precede the error."""
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"FWBENCH_WORKSPACE": str(tmp_path), "COLUMNS": "200"}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    cmd = [sys.executable, "-m", "fwbench.cli", "parity", "pixels", "--dataset", "nosuch"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error:") and "nosuch" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("stats", None, "manifest field 'stats' is null, not a table"),
+        ("sizes", [1, 2], "manifest field 'sizes' is [1, 2], not a table"),
+        ("file_sizes", {"val_indices.npy": "big"}, "file_sizes['val_indices.npy'] is \"big\""),
+    ],
+)
+def test_a_manifest_with_wrong_types_is_one_line(run_cli, digits_ws, field, value, needle):
+    path = digits_ws / "data" / "splits" / "digits" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps(manifest | {field: value}))
+    result = run_cli(*TRAIN, "--subset", "100", "--epochs-override", "1", "--no-progress")
+    assert_one_line(result, 2, needle, "manifest.json", "Fix:")
+    assert not (digits_ws / "runs").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_during_train_leaves_the_run_interrupted_with_one_line(run_cli, digits_ws):
+    """SIGTERM like Ctrl-C: the run is ``interrupted`` (resumable), one line, exit 143."""
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"FWBENCH_WORKSPACE": str(digits_ws), "FWBENCH_TEST_SIGNAL": "epoch:SIGTERM"}
+    args = [*TRAIN, "--subset", "40", "--epochs-override", "2", "--no-progress"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "fwbench.cli", *args], env=env, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 143, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error", "interrupted"))]
+    assert len(lines) == 1 and "left interrupted after 1 of 2 epochs" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    (status,) = digits_ws.glob("runs/*/status.json")
+    assert json.loads(status.read_text())["state"] == "interrupted"

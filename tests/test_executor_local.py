@@ -46,7 +46,7 @@ FAKE_TRAIN = textwrap.dedent(
     import json
     with open(rd.epochs_path, "a") as f:
         for epoch in range(1, rd.read_spec().epochs + 1):
-            f.write(json.dumps({"epoch": epoch}) + "\\n")
+            f.write(json.dumps({"epoch": epoch, "val_accuracy": 0.5}) + "\\n")
     rd.test_path.write_text(json.dumps({"accuracy": 0.5}))
     rd.set_status("done")
     """

@@ -112,7 +112,11 @@ def test_run_writes_every_file_with_every_field(reference, arm):
     assert status["peak_memory_bytes"] > 0 and status["peak_memory_source"] == "peak RSS (host)"
     names = sorted(p.name for p in rd.checkpoints.iterdir())
     assert (
-        names == {"pytorch": ["best.pt", "last.pt"], "keras": ["best.weights.h5", "last.npz"]}[arm]
+        names
+        == {
+            "pytorch": ["best.pt", "last.pt", "previous-last.pt"],
+            "keras": ["best.weights.h5", "last.npz", "previous-last.npz"],
+        }[arm]
     )
     assert "done: test accuracy" in rd.log_path.read_text()
 

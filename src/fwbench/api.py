@@ -37,7 +37,7 @@ def _workspace(workspace: str | Path | None) -> Workspace:
     """The workspace, which must exist (a typo would otherwise read as "no runs")."""
     from fwbench.core.errors import FwbenchError
 
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)  # a missing folder: the message below
     if not ws.root.is_dir():
         raise FwbenchError(
             "no such workspace", path=ws.root, fix="pass the project folder that holds runs/"

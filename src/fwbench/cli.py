@@ -8,20 +8,21 @@ import their heavy dependencies (pydantic models, pandas, frameworks) inside the
 
 from __future__ import annotations
 
-import signal
 import sys
 
+from fwbench.core import interrupts
 
-def _interrupted_while_starting(signum: int, frame: object) -> None:
-    sys.stderr.write("interrupted while starting: nothing was read or written\n")
-    sys.exit(130)  # raised inside whatever import was running; SystemExit prints no traceback
-
-
-# Ctrl-C during the imports below (seconds on a loaded machine) is one line, not a traceback.
-signal.signal(signal.SIGINT, _interrupted_while_starting)
+# Ctrl-C or SIGTERM during the imports below (seconds on a loaded machine): one line, 130/143.
+interrupts.starting()
 
 import typer  # noqa: E402
+
+try:  # Typer >= 0.25 carries its own copy of click
+    from typer._click import exceptions as click_errors  # noqa: E402
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors  # noqa: E402
 from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
 
 from fwbench.commands import (  # noqa: E402
     analysis_cmd,
@@ -86,41 +87,79 @@ app.add_typer(runs_cmd.app, name="runs")
 
 
 def main() -> None:
-    """Console-script entry point: user errors, a full or read-only disk and Ctrl-C are one line."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    if any(a in ("--help", "-h") for a in sys.argv[1:]) or len(sys.argv) == 1:
-        from fwbench.commands.output import widen_help_off_terminal
-
-        widen_help_off_terminal()
+    """Console-script entry point: user errors, usage errors, a full or read-only disk, Ctrl-C and
+    SIGTERM are one line; the exit code is 2 (user error) or 128 + the signal (130, 143)."""
     try:
-        app()
-    except SystemExit as e:
-        if e.code == 130:  # Typer ends a KeyboardInterrupt as a silent exit 130
-            _fail(Interrupted(INTERRUPTED))
+        code = _outcome(_command())
+    except KeyboardInterrupt:  # the signal landed as the command ended, before its outcome
+        code = _fail(_interrupted())
+    except BaseException:
+        interrupts.finishing(1)  # a programming error: its traceback, exit 1
         raise
-    except KeyboardInterrupt:
-        _fail(Interrupted(INTERRUPTED))
-    except FwbenchError as e:
-        _fail(e)
-    except OSError as e:
-        err = from_os_error(e)
-        if err is None:
-            raise
-        _fail(err)
+    sys.exit(interrupts.finishing(code))
 
 
-INTERRUPTED = (
-    "stopped by Ctrl-C; every file written so far is complete (writes are atomic) and "
-    "running the same command again continues"
-)
+def _command() -> object:
+    """Run the command: its return value, or the exception that ended it."""
+    try:
+        interrupts.running()
+        if any(a in ("--help", "-h") for a in sys.argv[1:]) or len(sys.argv) == 1:
+            from fwbench.commands.output import widen_help_off_terminal
+
+            widen_help_off_terminal()
+        rv = app(standalone_mode=False, prog_name="fwbench")
+    except BaseException as e:
+        interrupts.settled()
+        return e
+    interrupts.settled()
+    return rv
 
 
-def _fail(e: FwbenchError) -> None:
+def _outcome(result: object) -> int:
+    """The exit code of the command's result, a failure printed as one line."""
+    if isinstance(result, KeyboardInterrupt | typer.Abort):
+        return _fail(_interrupted())
+    if isinstance(result, click_errors.NoArgsIsHelpError):
+        result.show()  # `fwbench` alone (or a group alone): its help
+        return result.exit_code
+    if isinstance(result, click_errors.ClickException):
+        return _fail(usage_error(result))
+    if isinstance(result, FwbenchError):
+        return _fail(result)
+    if isinstance(result, OSError) and from_os_error(result) is not None:
+        return _fail(from_os_error(result))
+    if isinstance(result, SystemExit):
+        return result.code if isinstance(result.code, int) else (0 if result.code is None else 1)
+    if isinstance(result, BaseException):
+        raise result
+    if result == 130:  # Typer turns a KeyboardInterrupt into Exit(130): the command was stopped
+        return _fail(_interrupted())
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+def _interrupted() -> Interrupted:
+    return Interrupted(
+        f"stopped by {interrupts.name()}; every file written so far is complete (writes are "
+        "atomic) and running the same command again continues"
+    )
+
+
+def usage_error(e: click_errors.ClickException) -> FwbenchError:
+    """A usage error (bad option value, unknown option, missing argument) as one line."""
+    ctx = getattr(e, "ctx", None)
+    command = ctx.command_path if ctx is not None else "fwbench"
+    what = " ".join(e.format_message().split()).rstrip(".")
+    err = FwbenchError(what, fix=f"see `{command} --help`")
+    err.exit_code = e.exit_code
+    return err
+
+
+def _fail(e: FwbenchError) -> int:
     label = "interrupted" if isinstance(e, Interrupted) else "error"
     Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[bold red]{label}:[/] {e.message}"
+        f"[bold red]{label}:[/] {escape(e.message)}"
     )
-    sys.exit(e.exit_code)
+    return interrupts.exit_code() if isinstance(e, Interrupted) else e.exit_code
 
 
 if __name__ == "__main__":

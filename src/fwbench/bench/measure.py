@@ -314,7 +314,7 @@ def job_spec_and_inputs(job: BenchJob):
     from fwbench.recipe.schedule import plan_steps
     from fwbench.record.runs import make_spec
 
-    ws = Workspace.from_env(job.workspace)
+    ws = Workspace.from_env(job.workspace, create=True)
     cfg = workspace_train_config(ws, job.train_config)
     training = cfg.training.model_copy(
         update={

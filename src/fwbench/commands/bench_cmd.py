@@ -44,24 +44,41 @@ def bench(
     precisions: str = typer.Option("fp32", "--precisions", help="fp32 and/or amp."),
     batch_sizes: str = typer.Option("64", "--batch-sizes", help="Comma-separated batch sizes."),
     input_size: int = typer.Option(
-        None, "--img-size", "--input-size", help="Input size (default: the dataset's)."
+        None,
+        "--img-size",
+        "--input-size",
+        min=8,
+        max=8192,
+        help="Input size (default: the dataset's).",
     ),
-    num_classes: int = typer.Option(None, "--num-classes", help="Classes (default: dataset's)."),
+    num_classes: int = typer.Option(
+        None, "--num-classes", min=2, max=100_000, help="Classes (default: dataset's)."
+    ),
     dataset: str = typer.Option(
         "digits", "--dataset", help="Prepared dataset the pipeline modes read."
     ),
     modes: str = typer.Option(MODES_HELP, "--modes", help="Which of " + MODES_HELP + "."),
-    steps: int = typer.Option(20, "--steps", help="Timed steps per repeat."),
-    warmup: int = typer.Option(3, "--warmup", help="Untimed steps before each repeat."),
-    repeats: int = typer.Option(5, "--repeats", help="Timed windows per mode (median, min, max)."),
+    steps: int = typer.Option(20, "--steps", min=1, max=100_000, help="Timed steps per repeat."),
+    warmup: int = typer.Option(
+        3, "--warmup", min=0, max=100_000, help="Untimed steps before each repeat."
+    ),
+    repeats: int = typer.Option(
+        5, "--repeats", min=1, max=1000, help="Timed windows per mode (median, min, max)."
+    ),
     variant: str = typer.Option("library", "--variant", help="library or matched models."),
     num_workers: int = typer.Option(
         None,
         "--num-workers",
+        min=0,
+        max=4096,
         help="PyTorch loader workers (default: 0 on <= 4 CPUs, else CPUs/2 up to the config's).",
     ),
     threads: int = typer.Option(
-        None, "--threads", help="Intra-op threads (default: $FWBENCH_THREADS or usable CPUs)."
+        None,
+        "--threads",
+        min=1,
+        max=4096,
+        help="Intra-op threads (default: $FWBENCH_THREADS or usable CPUs).",
     ),
     tf32: bool = typer.Option(False, "--tf32/--no-tf32", help="TF32 matmuls/convs in both arms."),
     channels_last: bool = typer.Option(
@@ -97,7 +114,7 @@ def bench(
     from fwbench.core.paths import Workspace
     from fwbench.core.threads import thread_count
 
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)
     user_config = find_user_config(ws.configs_dir, TRAIN_CONFIG, config)
     cfg = load_train_config(user_config)
     n_threads = threads or thread_count()

@@ -50,7 +50,7 @@ def prepare_cmd(
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
     """Read each dataset, split it (stratified, seed 42), compute train-only stats, validate."""
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)
     from fwbench.data.prepare import prepare  # numpy/scikit-learn: only when preparing
 
     sums = _read_checksums(checksums)

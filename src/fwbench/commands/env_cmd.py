@@ -19,7 +19,7 @@ def env(workspace: OptPath = WorkspaceOpt) -> None:
     """Write environment.txt, env.json, requirements_lock.txt (no GPU is recorded, not an error)."""
     from fwbench.frameworks.env import write_environment
 
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)
     out = Console()
     info = write_environment(ws.root)
     for name, fw in info["frameworks"].items():

@@ -53,7 +53,7 @@ def compare_cmd(
 
     check_choice("variant", variant, VARIANTS)
     arms = [a for a in _arms(keras_backends) if a != "keras"]
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)
     out = Console()
     with out.status("building models ...") as status:
         rows = compare_all(variant, progress=lambda text: status.update(f"building {text} ..."))
@@ -91,7 +91,7 @@ def audit_cmd(
 
     check_choice("variant", variant, VARIANTS)
     stem_for(next(iter(MODELS)), input_size)  # a user error for an unsupported size
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)
     out = Console()
     rows = []
     for model in MODELS:

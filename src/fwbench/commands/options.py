@@ -44,7 +44,7 @@ SetOpt = typer.Option(
     show_default=False,
 )
 BatchSizeOpt = typer.Option(
-    None, "--batch-size", min=1, help="= --set training.batch_size=N (not both)."
+    None, "--batch-size", min=1, max=10**9, help="= --set training.batch_size=N (not both)."
 )
 LrOpt = typer.Option(None, "--lr", help="= --set lr.base_lr=X (not both).")
 TrackingOpt = typer.Option(

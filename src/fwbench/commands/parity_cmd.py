@@ -18,15 +18,19 @@ def _save(workspace, name: str, rows: list[dict]) -> None:
     from fwbench.core.fileio import write_text
     from fwbench.core.paths import Workspace
 
-    path = Workspace.from_env(workspace).results_dir / f"parity_{name}.csv"
+    path = Workspace.from_env(workspace, create=True).results_dir / f"parity_{name}.csv"
     write_text(path, pd.DataFrame(rows).to_csv(index=False))
 
 
 @app.command("models")
 def models_cmd(
-    num_classes: int = typer.Option(10, "--num-classes", help="Classes of the head."),
-    batch: int = typer.Option(2, "--batch", help="Random images per check."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the input and the perturbed weights."),
+    num_classes: int = typer.Option(
+        10, "--num-classes", min=2, max=100_000, help="Classes of the head."
+    ),
+    batch: int = typer.Option(2, "--batch", min=1, max=4096, help="Random images per check."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**32 - 1, help="Seed of the input and the perturbed weights."
+    ),
     keras_backends: str = typer.Option(
         "keras,keras-jax,keras-torch",
         "--keras-backends",
@@ -77,7 +81,7 @@ def models_cmd(
 def pixels_cmd(
     dataset: str = typer.Option("synthetic", "--dataset", help="A prepared dataset."),
     split: str = typer.Option("val", "--split", help="train, val or test."),
-    index: int = typer.Option(0, "--index", help="Which image of the split."),
+    index: int = typer.Option(0, "--index", min=0, max=10**9, help="Which image of the split."),
     config: OptPath = TrainConfigOpt,
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
@@ -89,7 +93,7 @@ def pixels_cmd(
     from fwbench.core.paths import Workspace
     from fwbench.parity.pixels import TOLERANCE, check_pixels
 
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)
     cfg = workspace_train_config(ws, config)
     rows = check_pixels(ws, dataset, cfg, split=split, index=index)
     table = Table(
@@ -117,9 +121,9 @@ def lr_cmd(
     config: OptPath = TrainConfigOpt,
     matrix: OptPath = MatrixOpt,
     subset: int | None = typer.Option(
-        None, "--subset", min=1, help="Training images (default: all)."
+        None, "--subset", min=1, max=10**9, help="Training images (default: all)."
     ),
-    epochs_override: int | None = typer.Option(None, "--epochs-override", min=1),
+    epochs_override: int | None = typer.Option(None, "--epochs-override", min=1, max=100_000),
     keras_backends: str = typer.Option(
         "keras-jax,keras-torch",
         "--keras-backends",
@@ -141,7 +145,7 @@ def lr_cmd(
     from fwbench.parity.lr import RELATIVE_TOLERANCE, arm_lrs, check_lr, lr_cases
     from fwbench.registry.arms import get_arm
 
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)
     cfg = workspace_train_config(ws, config)
     stages = None
     if stage is not None:
@@ -199,10 +203,12 @@ def lr_cmd(
 def train_cmd(
     model: str = typer.Option("mobilenetv2", "--model", help="mobilenetv2, resnet50, ..."),
     dataset: str = typer.Option("digits", "--dataset", help="A prepared dataset."),
-    steps: int = typer.Option(10, "--steps", min=3, help="Lockstep optimizer steps."),
+    steps: int = typer.Option(10, "--steps", min=3, max=100_000, help="Lockstep optimizer steps."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float64 (both arms)."),
-    batch_size: int = typer.Option(32, "--batch-size", min=2, help="Images per step."),
-    seed: int = typer.Option(42, "--seed", help="Run seed (init, order, augmentation)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=2, max=65536, help="Images per step."),
+    seed: int = typer.Option(
+        42, "--seed", min=0, max=2**32 - 1, help="Run seed (init, order, augmentation)."
+    ),
     config: OptPath = TrainConfigOpt,
     workspace: OptPath = WorkspaceOpt,
 ) -> None:
@@ -220,7 +226,7 @@ def train_cmd(
 
     get_model(model)
     check_choice("dtype", dtype, ("float32", "float64"))
-    ws = Workspace.from_env(workspace)
+    ws = Workspace.from_env(workspace, create=True)
     cfg = workspace_train_config(ws, config)
     out = Console(width=max(Console().width, 150))
     with out.status(f"{model}: building three arms, {steps} lockstep steps ({dtype}) ..."):

@@ -65,12 +65,13 @@ def plan(
         None,
         "--sd",
         min=0,
+        max=1e6,
         help="Planned sd of the per-seed difference between two arms "
         "(a fraction for accuracies, a relative sd for speed). Default: from pilot runs.",
     ),
     metric: str = typer.Option("test_accuracy", "--metric", help="Metric --sd refers to."),
     margin: float | None = typer.Option(
-        None, "--margin", min=0, help="Equivalence margin (default: analysis.yaml's)."
+        None, "--margin", min=0, max=1e6, help="Equivalence margin (default: analysis.yaml's)."
     ),
     stage: str | None = typer.Option(
         None,

@@ -100,11 +100,12 @@ def _print_runs(out: Console, runs: list[PlannedRun]) -> None:
 
     for r in runs:
         state = r.state
-        note = f"  {error_line(r.run_dir)}" if state in (*UNSUCCESSFUL, "corrupt") else ""
-        words = progress_words(r.run_dir, state, r.spec.epochs)
-        note += f"  ({words})" if words else ""
-        if spec_conflict(r):
-            note += "  (run directory holds other settings)"
+        if spec_conflict(r):  # another run's directory: refused by `run`, not repaired
+            note = "  (run directory holds other settings)"
+        else:
+            note = f"  {error_line(r.run_dir)}" if state in (*UNSUCCESSFUL, "corrupt") else ""
+            words = progress_words(r.run_dir, state, r.spec.epochs)
+            note += f"  ({words})" if words else ""
         out.print(f"{state:<12} {r.name}{note}", highlight=False, soft_wrap=True, markup=False)
 
 
@@ -134,29 +135,44 @@ def run(
     dry_run: bool = Opt(False, "--dry-run", help="List the runs and their state; launch nothing."),
     only: list[str] | None = OnlyOpt,
     retry_failed: bool = Opt(False, "--retry-failed", help="Rerun failed and diverged runs."),
-    parallel: int | None = Opt(None, "--parallel", "-j", min=1, help="Local: runs at once."),
+    parallel: int | None = Opt(
+        None, "--parallel", "-j", min=1, max=4096, help="Local: runs at once."
+    ),
     sets: list[str] | None = SetOpt,
     batch_size: int | None = BatchSizeOpt,
     lr: float | None = LrOpt,
     epochs_override: int | None = Opt(
-        None, "--epochs", "--epochs-override", min=1, help="Train N epochs (every run)."
+        None,
+        "--epochs",
+        "--epochs-override",
+        min=1,
+        max=100_000,
+        help="Train N epochs (every run).",
     ),
-    subset: int | None = Opt(None, "--subset", min=1, help="Smoke: train on N images."),
+    subset: int | None = Opt(None, "--subset", min=1, max=10**9, help="Smoke: train on N images."),
     eval_subset: int | None = Opt(
-        None, "--eval-subset", min=1, help="Smoke: evaluate on N val and N test images."
+        None, "--eval-subset", min=1, max=10**9, help="Smoke: evaluate on N val and N test images."
     ),
-    num_workers: int | None = Opt(None, "--num-workers", min=0, help="DataLoader workers."),
+    num_workers: int | None = Opt(
+        None, "--num-workers", min=0, max=4096, help="DataLoader workers."
+    ),
     tracking: str | None = TrackingOpt,
     tracking_uri: str | None = TrackingUriOpt,
     detach: bool = Opt(False, "--detach", help="Slurm: submit, print job ids, return."),
     partition: str | None = Opt(None, "--partition", help="Slurm partition."),
-    time_min: int | None = Opt(None, "--time-min", help="Slurm time limit per run (minutes)."),
-    max_requeues: int | None = Opt(
-        None, "--max-requeues", min=0, help="Slurm: requeues after a time limit (resuming)."
+    time_min: int | None = Opt(
+        None, "--time-min", min=1, max=10**6, help="Slurm time limit per run (minutes)."
     ),
-    mem_gb: int | None = Opt(None, "--mem-gb", help="Slurm memory per run (GB)."),
-    cpus: int | None = Opt(None, "--cpus", help="Slurm CPUs per run."),
-    gpus: int | None = Opt(None, "--gpus", help="Slurm GPUs per run (0: none)."),
+    max_requeues: int | None = Opt(
+        None,
+        "--max-requeues",
+        min=0,
+        max=1000,
+        help="Slurm: requeues after a time limit (resuming).",
+    ),
+    mem_gb: int | None = Opt(None, "--mem-gb", min=1, max=10**6, help="Slurm memory per run (GB)."),
+    cpus: int | None = Opt(None, "--cpus", min=1, max=4096, help="Slurm CPUs per run."),
+    gpus: int | None = Opt(None, "--gpus", min=0, max=1024, help="Slurm GPUs per run (0: none)."),
     account: str | None = Opt(None, "--account", help="Slurm account."),
     sbatch_opt: list[str] | None = Opt(None, "--sbatch-opt", help="Extra sbatch KEY=VALUE."),
     executor_config: OptPath = Opt(None, "--executor-config", help="Your executor.yaml."),

@@ -58,9 +58,16 @@ def train(
     batch_size: int | None = BatchSizeOpt,
     lr: float | None = LrOpt,
     epochs_override: int | None = typer.Option(
-        None, "--epochs", "--epochs-override", min=1, help="Train N epochs, not the config's."
+        None,
+        "--epochs",
+        "--epochs-override",
+        min=1,
+        max=100_000,
+        help="Train N epochs, not the config's.",
     ),
-    num_workers: int | None = typer.Option(None, "--num-workers", min=0, help=_WORKERS_HELP),
+    num_workers: int | None = typer.Option(
+        None, "--num-workers", min=0, max=4096, help=_WORKERS_HELP
+    ),
     variant: str = typer.Option("library", help=f"Model variant: {', '.join(VARIANTS)}."),
     init: str | None = typer.Option(
         None, help="Initial weights: own or shared (matched: the PyTorch arm's; the default)."
@@ -69,10 +76,15 @@ def train(
         None,
         "--subset",
         min=1,
+        max=10**9,
         help="Train on a stratified subset of N images (validation and test stay whole).",
     ),
     eval_subset: int | None = typer.Option(
-        None, "--eval-subset", min=1, help="Evaluate on a stratified N of val and of test."
+        None,
+        "--eval-subset",
+        min=1,
+        max=10**9,
+        help="Evaluate on a stratified N of val and of test.",
     ),
     compile_mode: str | None = typer.Option(
         None, "--compile", help="eager or compiled (default: the config's training.compile)."
@@ -116,8 +128,15 @@ def train(
     )
     rd, spec = request.resolve(ws, run_dir)
     out = Console(stderr=True, highlight=False, soft_wrap=True)  # a log line is never cut
+    verified = None
+    if not rd.spec_path.exists():  # a new run: the data is hashed before its directory exists
+        from fwbench.data.integrity import verify_prepared
+
+        verified = verify_prepared(ws, spec.dataset)
     lock = lock_for_training(rd.path)  # one trainer per run; says who holds it if busy
     rd.write_spec(spec)
+    if verified is not None and rd.read_status().get("data_verified") is None:
+        rd.set_status(rd.read_status().get("state", "pending"), data_verified=verified)
     damage = corruption(rd)
     if damage:  # a "done" run whose files are not whole: set them aside, resume, re-evaluate
         where = quarantine(rd, spec, damage)

@@ -17,6 +17,7 @@ import yaml
 
 from fwbench.config.train import TrainConfig
 from fwbench.core.errors import FwbenchError
+from fwbench.core.strict_yaml import parse_yaml
 
 # Everyday shortcuts: flag name -> the key it sets.
 SHORTCUTS: dict[str, str] = {"batch_size": "training.batch_size", "lr": "lr.base_lr"}
@@ -31,16 +32,25 @@ def parse_set(text: str) -> tuple[list[str], Any]:
             f"bad --set '{text}'", fix="write --set key.path=value, e.g. --set lr.base_lr=0.05"
         )
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = parse_yaml(raw) if raw.strip() else None  # the config files' own strict rules
     except yaml.YAMLError:
         value = raw  # an unparsable value stays a string; the schema judges it
     return path, value
 
 
 def nested(pairs: list[tuple[list[str], Any]]) -> dict[str, Any]:
-    """Key paths and values -> one nested mapping (later pairs win)."""
+    """Key paths and values -> one nested mapping; a key given twice with two values (``--set
+    training.batch_size=abc --batch-size 16``) is a user error, so every value given is judged."""
     out: dict[str, Any] = {}
+    given: dict[tuple[str, ...], Any] = {}
     for path, value in pairs:
+        key = tuple(path)
+        if key in given and given[key] != value:
+            raise FwbenchError(
+                f"{'.'.join(path)} is set twice, to {given[key]!r} and to {value!r}",
+                fix="give each key once (a shortcut like --batch-size sets it too)",
+            )
+        given[key] = value
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,13 +24,19 @@ from pydantic import (
 
 from fwbench.core.errors import FwbenchError
 from fwbench.core.paths import Workspace
+from fwbench.core.strict_yaml import parse_yaml
 from fwbench.registry.arms import canonical
 from fwbench.registry.attribution_rungs import RUNGS, arms
 from fwbench.registry.datasets import DATASETS
 from fwbench.registry.models import FRAMEWORKS, INITS, MODELS, PRECISIONS, VARIANTS
 
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
+# Every number has a range: a huge value is refused here, not deep in the numerics later.
+BIG = 10**9  # above any count fwbench handles (images, batches, steps)
+PositiveInt = Annotated[int, Field(gt=0, le=BIG)]
+NonNegFloat = Annotated[float, Field(ge=0, le=1e6)]
+Epochs = Annotated[int, Field(gt=0, le=100_000)]
+Pixels = Annotated[int, Field(gt=0, le=8192)]
+Workers = Annotated[int, Field(ge=0, le=4096)]
 
 
 SEED_MAX = 2**32 - 1  # the largest seed every framework's generator accepts
@@ -44,7 +49,7 @@ class Strict(BaseModel):
     1.2 number rules, so ``5e-4`` is a float, not the string PyYAML would make of it.)
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 def check_seed(seed: int) -> int:
@@ -67,7 +72,7 @@ class OptimizerConfig(Strict):
     name: Literal["sgd"] = "sgd"
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     nesterov: bool = True
-    weight_decay: NonNegFloat = 5e-4
+    weight_decay: Annotated[float, Field(ge=0, le=1)] = 5e-4
 
 
 class LRConfig(Strict):
@@ -78,11 +83,12 @@ class LRConfig(Strict):
     ``linear`` (Goyal et al. 2017), ``sqrt`` (Krizhevsky 2014; Hoffer et al. 2017) or ``none``.
     """
 
-    base_lr: Annotated[float, Field(gt=0)] = 0.1
+    # finite; a huge LR is allowed (the run diverges, recorded as such: the tests force it)
+    base_lr: Annotated[float, Field(gt=0, le=1e30)] = 0.1
     reference_batch: PositiveInt = 256
     scaling: Literal["linear", "sqrt", "none"] = "linear"
-    warmup_epochs: NonNegFloat = 5.0
-    min_lr: NonNegFloat = 0.0
+    warmup_epochs: Annotated[float, Field(ge=0, le=100_000)] = 5.0
+    min_lr: Annotated[float, Field(ge=0, le=100)] = 0.0
     schedule: Literal["cosine"] = "cosine"
 
     def peak_lr(self, effective_batch: int) -> float:
@@ -112,13 +118,13 @@ class DivergenceConfig(Strict):
     """
 
     # the mean step loss over the last ``window_steps`` optimizer steps above k * ln(C)
-    step_loss_multiple: Annotated[float, Field(gt=1)] = 10.0
-    window_steps: PositiveInt = 50
+    step_loss_multiple: Annotated[float, Field(gt=1, le=1e300)] = 10.0
+    window_steps: Annotated[int, Field(gt=0, le=10**6)] = 50
     # ``patience_epochs`` consecutive epochs after warmup whose mean training loss is above
     # k * ln(C), or whose validation loss is above k' * ln(C)
-    train_loss_multiple: Annotated[float, Field(gt=1)] = 1.5
-    val_loss_multiple: Annotated[float, Field(gt=1)] = 10.0
-    patience_epochs: PositiveInt = 2
+    train_loss_multiple: Annotated[float, Field(gt=1, le=1e300)] = 1.5
+    val_loss_multiple: Annotated[float, Field(gt=1, le=1e300)] = 10.0
+    patience_epochs: Annotated[int, Field(gt=0, le=100_000)] = 2
 
 
 class TrainingConfig(Strict):
@@ -126,12 +132,12 @@ class TrainingConfig(Strict):
 
     batch_size: PositiveInt = 256
     eval_batch_size: PositiveInt = 512
-    gradient_accumulation_steps: PositiveInt = 1
+    gradient_accumulation_steps: Annotated[int, Field(gt=0, le=65536)] = 1
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    num_workers: Annotated[int, Field(ge=0)] = 8
+    num_workers: Workers = 8
     pin_memory: bool = True
     persistent_workers: bool = True
-    prefetch_factor: PositiveInt = 2
+    prefetch_factor: Annotated[int, Field(gt=0, le=1024)] = 2
     deterministic: bool = True
     stop_on_divergence: bool = True
     divergence: DivergenceConfig = DivergenceConfig()
@@ -145,7 +151,7 @@ class TrainingConfig(Strict):
     # rounding (other kernels and summation orders), see train_config.yaml.
     channels_last: bool = True
     # Intra-op threads (None: the usable CPUs). Changes the numbers, so it is in the config hash.
-    threads: PositiveInt | None = None
+    threads: Annotated[int, Field(gt=0, le=4096)] | None = None
     # Execution mode: each arm's default ("eager") or its compiler ("compiled": torch.compile,
     # XLA jit_compile, jax.jit); fwbench.registry.arms says which mechanism each arm uses.
     compile: Literal["eager", "compiled"] = "eager"
@@ -154,7 +160,7 @@ class TrainingConfig(Strict):
 class AugmentationConfig(Strict):
     """Train-time augmentation; evaluation never augments."""
 
-    random_crop_padding: Annotated[int, Field(ge=0)] = 4
+    random_crop_padding: Annotated[int, Field(ge=0, le=1024)] = 4
     horizontal_flip: bool = True
 
 
@@ -164,9 +170,9 @@ class TrainConfig(Strict):
     optimizer: OptimizerConfig = OptimizerConfig()
     lr: LRConfig = LRConfig()
     training: TrainingConfig = TrainingConfig()
-    epochs: dict[str, PositiveInt]
+    epochs: dict[str, Epochs]
     augmentation: dict[str, AugmentationConfig]
-    input_size: dict[str, PositiveInt]
+    input_size: dict[str, Pixels]
     # Where metrics go besides the run directory and its TensorBoard files
     # (fwbench.training.tracking):
     # "mlflow" logs to ``tracking_uri`` (default: a local SQLite store in <workspace>/mlruns).
@@ -216,7 +222,7 @@ class Stage(Strict):
     # matched-shared,
     # floor) instead of one variant: it runs every arm those rungs compare, per seed.
     rungs: list[str] = []
-    epochs_override: PositiveInt | None = None
+    epochs_override: Epochs | None = None
     subset: PositiveInt | None = None  # training images per run (val and test stay whole)
     eval_subset: PositiveInt | None = None  # val/test images per run, only when asked for
     # A partial train_config merged over the resolved one for this stage's runs only
@@ -359,31 +365,12 @@ def default_config_text(name: str) -> str:
     return resources.files("fwbench.config.defaults").joinpath(name).read_text(encoding="utf-8")
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 floats: ``5e-4`` and ``1e3`` are numbers."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
-def parse_yaml(text: str) -> Any:
-    """Parse YAML text (safe; YAML 1.2 number rules)."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
-
-
 def read_yaml(path: Path) -> dict[str, Any]:
     """Parse a YAML mapping; missing files, non-UTF-8 text and syntax errors are user errors."""
+    if path.is_dir():
+        raise FwbenchError(
+            "config path is a folder, not a YAML file", path=path, fix="name the file itself"
+        )
     if not path.is_file():
         raise FwbenchError("config file not found", path=path, fix="check the path")
     try:

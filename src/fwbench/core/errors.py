@@ -43,8 +43,10 @@ _OS_FIXES: dict[int, str] = {
     errno.ENOSPC: "free disk space (or point --workspace at a disk with room), then rerun",
     errno.EDQUOT: "free space within your quota, then rerun",
     errno.EROFS: "the file system is read-only: remount it writable or use another --workspace",
-    errno.EACCES: "make the folder writable for you, or use another --workspace",
-    errno.EPERM: "make the folder writable for you, or use another --workspace",
+    errno.EACCES: "give yourself access to it (read, and write for outputs), or use another "
+    "--workspace",
+    errno.EPERM: "give yourself access to it (read, and write for outputs), or use another "
+    "--workspace",
 }
 
 
@@ -55,13 +57,26 @@ def describe(e: OSError) -> str:
     return f"{text} ({where})" if where else text
 
 
+def _access(filename: object) -> str:
+    """``read`` when ``filename`` is an existing file we may not read, else ``write``."""
+    import os
+
+    readable = not isinstance(filename, str | Path) or not os.path.isfile(filename)
+    return "write" if readable or os.access(filename, os.R_OK) else "read"
+
+
 def from_os_error(e: OSError) -> FwbenchError | None:
     """The user error for a full disk or a read-only/protected path, or None for other errors."""
     fix = _OS_FIXES.get(e.errno or 0)
     if fix is None:
         return None
     what = e.strerror or str(e)
-    what = f"cannot write: {what}" if e.errno != errno.ENOSPC else f"disk full: {what}"
+    if e.errno == errno.ENOSPC:
+        what = f"disk full: {what}"
+    elif e.errno in (errno.EACCES, errno.EPERM):  # reading or writing: the error does not say
+        what = f"cannot {_access(e.filename)}: {what}"
+    else:
+        what = f"cannot write: {what}"
     return FwbenchError(
         what + "; files written before are intact (writes are atomic)", path=e.filename, fix=fix
     )

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from fwbench.core.interrupts import point
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -25,12 +27,20 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        point("write")
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as e:
         tmp_path.unlink(missing_ok=True)
+        _name(e, path)
         raise
     return path
+
+
+def _name(e: BaseException, path: Path) -> None:
+    """An OSError raised by a writer that does not say its file (pandas, pyarrow) names it."""
+    if isinstance(e, OSError) and e.filename is None:
+        e.filename = str(path)
 
 
 def check_writable(folder: str | Path) -> Path:
@@ -65,7 +75,12 @@ class StagedWrites:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         self._staged.append((Path(tmp), path))
-        write(Path(tmp))
+        try:
+            write(Path(tmp))
+        except OSError as e:
+            _name(e, path)
+            raise
+        point("write")
         os.chmod(tmp, 0o666 & ~_UMASK)
         return Path(tmp)
 

@@ -9,6 +9,7 @@ import yaml
 
 from fwbench.core.errors import FwbenchError
 from fwbench.core.fileio import write_yaml
+from fwbench.core.strict_yaml import parse_yaml  # strict and bounded, like every config
 
 
 def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[list[float], list[float]]:
@@ -34,13 +35,15 @@ def read_stats_file(path: Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError:
+        data = parse_yaml(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict):
         raise FwbenchError(
-            "dataset_stats.yaml is not valid YAML",
+            "dataset_stats.yaml is not a valid YAML mapping",
             path=path,
             fix="delete it and rerun `fwbench data prepare` for each dataset",
-        ) from None
+        )
     return data
 
 

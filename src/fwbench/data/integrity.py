@@ -48,6 +48,22 @@ def read_manifest(ws: Workspace, dataset: str) -> dict[str, Any]:
         raise FwbenchError(f"unreadable manifest ({e})", path=path, fix=_redo(dataset)) from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         raise FwbenchError("manifest has no 'files' table", path=path, fix=_redo(dataset))
+    for key in ("file_sizes", "stats", "sizes"):  # every table the checks read, typed
+        value = manifest.get(key, {})
+        if not isinstance(value, dict):
+            raise FwbenchError(
+                f"manifest field '{key}' is {json.dumps(value)[:40]}, not a table",
+                path=path,
+                fix=_redo(dataset),
+            )
+    for key in ("file_sizes", "sizes"):
+        for name, n in manifest.get(key, {}).items():
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise FwbenchError(
+                    f"manifest {key}['{name}'] is {json.dumps(n)[:40]}, not a count",
+                    path=path,
+                    fix=_redo(dataset),
+                )
     return manifest
 
 

@@ -25,7 +25,7 @@ from fwbench.data.raw import (
     download_file,
     expected_md5,
 )
-from fwbench.data.safe_archive import extract_tar
+from fwbench.data.safe_archive import extract_folder
 from fwbench.registry.datasets import DatasetInfo, get_dataset
 
 __all__ = ["Checksums", "RawDataset", "read_dataset"]
@@ -81,13 +81,7 @@ def _locate_cifar(info: DatasetInfo, source: Path, data_dir: Path, fetch: bool, 
             )
         archive = download_file(info.url or "", data_dir / info.archive.name)
     check_md5(archive, expected_md5(info, info.archive.name, sums))
-    extract_tar(archive, data_dir)
-    folder = data_dir / info.folder
-    if not folder.is_dir():
-        raise FwbenchError(
-            f"archive did not contain {info.folder}/", path=archive, fix="use the official archive"
-        )
-    return folder
+    return extract_folder(archive, data_dir, info.folder)  # only that folder is put in place
 
 
 def _cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:

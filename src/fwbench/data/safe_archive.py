@@ -56,3 +56,33 @@ def extract_zip(archive: Path, dest: Path) -> None:
             path=archive,
             fix="download it again (or pass --download)",
         ) from None
+
+
+def extract_folder(archive: Path, dest: Path, folder: str) -> Path:
+    """Extract ``archive`` into a staging folder beside ``dest/folder``, then move only
+    ``folder`` into place: nothing else in ``dest`` is created or overwritten, whatever the
+    archive holds. Returns ``dest/folder``."""
+    import shutil
+    import tempfile
+
+    target = dest / folder
+    if target.exists():
+        raise FwbenchError(
+            f"{folder} exists but is not a complete dataset folder",
+            path=target,
+            fix="move it aside (or delete it) and prepare again",
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder}.extract-", dir=dest))
+    try:
+        extract = extract_zip if zipfile.is_zipfile(archive) else extract_tar
+        extract(archive, staging)
+        found = staging / folder
+        if not found.is_dir() or found.is_symlink():
+            raise FwbenchError(
+                f"archive did not contain {folder}/", path=archive, fix="use the official archive"
+            )
+        found.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

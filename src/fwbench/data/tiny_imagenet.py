@@ -20,7 +20,7 @@ from fwbench.data.raw import (
     download_file,
     expected_md5,
 )
-from fwbench.data.safe_archive import extract_zip
+from fwbench.data.safe_archive import extract_folder
 from fwbench.registry.datasets import get_dataset
 
 TINY_NPY = ("train_images", "train_labels", "test_images", "test_labels")
@@ -199,5 +199,4 @@ def read_tiny_imagenet(
             )
         archive = download_file(info.url or "", data_dir / info.archive.name)
     check_md5(archive, expected_md5(info, info.archive.name, checksums))
-    extract_zip(archive, data_dir)
-    return _tiny_from_folder(data_dir / info.folder, progress)
+    return _tiny_from_folder(extract_folder(archive, data_dir, info.folder), progress)

@@ -50,12 +50,8 @@ def check_pixels(
     ws: Workspace, dataset: str, train_config: TrainConfig, split: str = "val", index: int = 0
 ) -> list[PixelCheck]:
     """Run image ``index`` of ``split`` through both arms' pipelines; one row per check."""
-    import_both()  # torch before TensorFlow, in one place
-    import tensorflow as tf
-
-    from fwbench.frameworks.keras.tensorflow.data import augment_tf, normalize_tf
-    from fwbench.frameworks.pytorch.data import ArrayDataset
-
+    # every input is read and checked before a framework loads: its log lines never come
+    # before a user error
     arrays = load_split(ws, dataset, split)
     if not 0 <= index < len(arrays):
         raise FwbenchError(
@@ -65,6 +61,13 @@ def check_pixels(
     images = as_nhwc(arrays.images)
     mean, std = load_stats(ws, dataset)
     padding = train_config.for_dataset(dataset)[1].random_crop_padding
+
+    import_both()  # torch before TensorFlow, in one place
+    import tensorflow as tf
+
+    from fwbench.frameworks.keras.tensorflow.data import augment_tf, normalize_tf
+    from fwbench.frameworks.pytorch.data import ArrayDataset
+
     ds = ArrayDataset(images, arrays.labels, mean, std, padding)
     image = tf.constant(images[index])
     tf_mean, tf_std = tf.constant(mean), tf.constant(std)

@@ -252,9 +252,11 @@ class RunDir:
     def read_status(self) -> dict[str, Any]:
         """``status.json`` as a dict; ``{"state": "pending"}`` when absent or unreadable."""
         try:
-            return json.loads(self.status_path.read_text(encoding="utf-8"))
+            status = json.loads(self.status_path.read_text(encoding="utf-8"))
         except (FileNotFoundError, json.JSONDecodeError):
             return {"state": "pending"}
+        # not an object: `fwbench.runcheck` calls the run corrupt; nothing here trusts it
+        return status if isinstance(status, dict) else {"state": "pending"}
 
     @property
     def state(self) -> str:

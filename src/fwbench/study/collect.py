@@ -130,11 +130,14 @@ def spec_fields(spec: RunSpec) -> dict[str, Any]:
 
 def run_row(run: RunDir, spec: RunSpec, epochs: pd.DataFrame, root: Path) -> dict[str, Any]:
     """The summary row of one run: identity, state, best epoch, test metrics, timing, host."""
+    state = run_state(run) if run.path.is_dir() else "pending"
+    if state == "corrupt":  # its recorded numbers are not trusted: identity and reason only
+        return _corrupt_row(run, root, spec)
     status = run.read_status() if run.path.is_dir() else {"state": "pending"}
     test = run.test_metrics() or {}
     env = _read_json(run.env_path)
     row = {col: None for col in RUN_COLUMNS} | spec_fields(spec)
-    row["state"] = run_state(run) if run.path.is_dir() else "pending"
+    row["state"] = state
     row["error"] = status.get("error")
     row["run_dir"] = str(run.path.relative_to(root)) if run.path.is_relative_to(root) else None
     row["epochs_done"] = len(epochs)
@@ -175,15 +178,18 @@ def run_row(run: RunDir, spec: RunSpec, epochs: pd.DataFrame, root: Path) -> dic
     # in effect, as the arm read it back (``registry.determinism``)
     row["deterministic"] = facts.get("deterministic")
     row["determinism"] = _scalar(facts.get("determinism"))
-    if row["state"] == "corrupt":
-        row["note"] = f"corrupt: {corruption(run)}; `fwbench run` repairs it"
     return row
 
 
-def _corrupt_row(run: RunDir, root: Path) -> dict[str, Any]:
-    """The row of a run directory whose spec.json cannot be read: its id, state and why."""
-    row = {col: None for col in RUN_COLUMNS} | {"run_id": run.run_id, "state": "corrupt"}
-    row["note"] = f"corrupt: {corruption(run)}; `fwbench run` repairs it"
+def _corrupt_row(
+    run: RunDir, root: Path, spec: RunSpec | None = None, reason: str | None = None
+) -> dict[str, Any]:
+    """The row of a corrupt run: its identity (from the spec, when readable), state and why;
+    none of its recorded numbers (they count in no statistic)."""
+    trusted = spec is not None and spec.run_id == run.run_id  # else only its directory's name
+    ident = spec_fields(spec) if trusted else {"run_id": run.run_id}
+    row = {col: None for col in RUN_COLUMNS} | ident | {"state": "corrupt"}
+    row["note"] = f"corrupt: {reason or corruption(run)}; `fwbench run` repairs it"
     row["run_dir"] = str(run.path.relative_to(root)) if run.path.is_relative_to(root) else None
     return row
 
@@ -231,6 +237,22 @@ def swept_settings(specs: list[RunSpec]) -> tuple[list[str], list[dict[str, Any]
     return swept, [{k: f.get(k) for k in swept} for f in flats]
 
 
+def _duplicates(runs, root: Path) -> dict[Path, str]:
+    """``{directory: why}`` for every directory holding a run another directory holds too (the
+    one at ``root/<run id>``, else the first found, is kept): no run counts twice."""
+    holders: dict[str, list[Path]] = {}
+    for run, spec in runs:
+        if spec is not None:
+            holders.setdefault(spec.run_id, []).append(run.path)
+    out = {}
+    for run_id, paths in holders.items():
+        keep = root / run_id if root / run_id in paths else paths[0]
+        for p in paths:
+            if p != keep:
+                out[p] = f"holds run {run_id}, which {keep.name} holds too (a copy)"
+    return out
+
+
 def collect_runs(
     ws: Workspace, stages: list[str] | None = None, matrix_path: Path | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -240,21 +262,25 @@ def collect_runs(
     ones ``pending``): a run id carries its settings hash, so a directory left by the stage's
     earlier settings is another run and is not collected as this stage's.
     """
-    found: dict[str, tuple[RunDir, RunSpec | None]] = {}
+    every: list[tuple[RunDir, RunSpec | None]] = []
     for run in find_run_dirs(ws.runs_dir):
         try:
-            found[run.run_id] = (run, run.read_spec())
+            every.append((run, run.read_spec()))
         except FwbenchError:  # a corrupt run: still a row, never silently dropped
-            found[run.run_id] = (run, None)
+            every.append((run, None))
+    duplicates = _duplicates(every, ws.runs_dir)
+    found = {run.run_id: (run, spec) for run, spec in every if run.path not in duplicates}
     planned: list[tuple[RunDir, RunSpec | None, str | None]] = []
     if stages:
         train, matrix = load_configs(ws, None, matrix_path)
         expected = [s for name in stages for s in expand_stage(name, matrix.stage(name), train)]
         for spec in expected:
             run, on_disk = found.pop(spec.run_id, (RunDir(ws.runs_dir / spec.run_id), None))
-            planned.append((run, on_disk or spec, _mismatch(spec, on_disk)))
+            # a directory holding another run (a copy) is shown as the run the matrix expects
+            same = on_disk is not None and on_disk.run_id == spec.run_id
+            planned.append((run, on_disk if same else spec, _mismatch(spec, on_disk)))
     else:
-        planned = [(run, spec, None) for run, spec in found.values()]
+        planned = [(run, spec, None) for run, spec in every]
     rows, epoch_tables = [], []
     swept, values = swept_settings([spec for _, spec, _ in planned if spec is not None])
     settings_of = iter(values)
@@ -265,9 +291,13 @@ def collect_runs(
         settings = next(settings_of)
         epochs = epochs_frame(run.epochs())
         row = run_row(run, spec, epochs, ws.root) | settings
+        if row["state"] != "corrupt" and run.path in duplicates:
+            row = _corrupt_row(run, ws.root, spec, duplicates[run.path]) | settings
         row["settings"] = ", ".join(f"{k}={_scalar(v)}" for k, v in settings.items())
         row["note"] = "; ".join(n for n in (note, row["note"]) if n) or None
         rows.append(row)
+        if row["state"] == "corrupt":  # its epochs count nowhere either
+            continue
         if len(epochs):
             epoch_tables.append(_epoch_rows(spec, row["state"], epochs, row["settings"]))
     extra = [k for k in swept if k not in RUN_COLUMNS]

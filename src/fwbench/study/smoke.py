@@ -122,7 +122,8 @@ def smoke_spec(ws: Workspace, spec: RunSpec, steps: int) -> RunSpec:
         update={"lr": lr.model_copy(update={"warmup_epochs": warmup})}
     )
     update = {"epochs": SMOKE_EPOCHS, "subset": subset, "eval_subset": evaluate, "stage": None}
-    return spec.model_copy(update=update | {"train_config": train})
+    # a spec of its own (its hash and id follow its settings: a whole, true run directory)
+    return spec.model_copy(update=update | {"train_config": train}).with_hash()
 
 
 def _run_smoke(ws: Workspace, spec: RunSpec, scratch: Path, timeout: float) -> RunDir:

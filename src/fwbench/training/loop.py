@@ -22,10 +22,12 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fwbench.core.errors import FwbenchError, describe
 from fwbench.core.fileio import append_jsonl, write_json, write_text
+from fwbench.core.interrupts import point
 from fwbench.core.paths import Workspace
 from fwbench.frameworks.base import (
     Backend,
@@ -75,6 +77,7 @@ def train_run(
         return state
     _refuse_if_live(run_dir)
     run_dir.set_status("running", run_id=spec.run_id, framework=spec.framework)
+    reserve = _reserve_space(run_dir)
     console = ConsoleSink(live=show_progress)
     console.prepare(spec)  # a terminal shows the bar now, not after the framework has loaded
     try:
@@ -84,14 +87,42 @@ def train_run(
         backend = backend or load_backend(spec.framework, deterministic=t.deterministic)
         return _Trainer(run_dir, ws, spec, backend, console, on_step).run()
     except KeyboardInterrupt:
+        _free(reserve)
         console.close("failed", None)
         raise interrupted(run_dir, spec) from None
     except BaseException as e:
+        _free(reserve)  # a full disk still has room for the final state
         console.close("failed", None)
         error = describe(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
         run_dir.set_status("failed", error=error, traceback=traceback.format_exc()[-4000:])
         _log(run_dir, f"failed: {error}")
         raise
+    finally:
+        _free(reserve)
+
+
+RESERVE_NAME = ".reserve"
+_RESERVE_BYTES = 256 * 1024
+
+
+def _reserve_space(run_dir: RunDir) -> Path | None:
+    """A small file of zeros in the run directory, deleted to make room for the run's final
+    state (``failed``/``interrupted``, its log line) when the disk fills up during training."""
+    path = run_dir.path / RESERVE_NAME
+    try:
+        with open(path, "wb") as f:
+            f.write(b"\0" * _RESERVE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        path.unlink(missing_ok=True)
+        return None
+    return path
+
+
+def _free(reserve: Path | None) -> None:
+    if reserve is not None:
+        reserve.unlink(missing_ok=True)
 
 
 def _refuse_if_live(run_dir: RunDir) -> None:
@@ -138,6 +169,7 @@ class _Trainer:
         self.sinks = Sinks([console, *tracking_sinks(run_dir, ws, spec)])
         self.best_path = run_dir.checkpoints / backend.best_file
         self.last_path = run_dir.checkpoints / backend.last_file
+        self.previous_path = run_dir.checkpoints / f"previous-{backend.last_file}"
 
     def run(self) -> str:
         facts = self.backend.setup(self.spec)
@@ -171,8 +203,11 @@ class _Trainer:
                     best = {"epoch": epoch, "val_accuracy": record["val_accuracy"]}
                     self.backend.save_best(self.best_path)
                 records.append(record)
+                if self.last_path.exists():  # keep two: the previous one is the fallback
+                    os.replace(self.last_path, self.previous_path)
                 self.backend.save_last(self.last_path, self._meta(epoch, records, best))
                 append_jsonl(self.run_dir.epochs_path, record)
+                point("epoch")
                 if not stderr_is_log(self.run_dir):  # else the console's line is there
                     _log(self.run_dir, epoch_line(self.spec, record, None))
                 sinks.epoch(record)
@@ -221,8 +256,9 @@ class _Trainer:
         """Restore the last checkpoint if any; make ``epochs.jsonl`` match its epochs."""
         meta: dict[str, Any] = {"epoch": -1, "records": [], "best_epoch": None}
         meta["best_val_accuracy"] = None
-        if self.last_path.exists():
-            meta = self.backend.load_last(self.last_path)
+        loaded = self._load_checkpoint()
+        if loaded is not None:
+            meta = loaded
             if meta.get("config_hash") != self.spec.config_hash:
                 raise FwbenchError(
                     "last checkpoint belongs to other settings",
@@ -235,6 +271,34 @@ class _Trainer:
         lines = "".join(_jsonl_line(r) for r in meta["records"])
         write_text(self.run_dir.epochs_path, lines)
         return meta
+
+    def _load_checkpoint(self) -> dict[str, Any] | None:
+        """The last checkpoint's meta (its state restored); if it cannot be read, the previous
+        one's; if neither, None with the model built afresh (the run restarts). Each fallback
+        is a line on stderr and in train.log."""
+        tried = [p for p in (self.last_path, self.previous_path) if p.exists()]
+        for n, path in enumerate(tried):
+            try:
+                meta = self.backend.load_last(path)
+                if not isinstance(meta, dict) or not isinstance(meta.get("records"), list):
+                    raise ValueError("no run state in it")
+                return meta
+            except (KeyboardInterrupt, FwbenchError):
+                raise
+            except Exception as e:  # truncated or damaged: any reader's error
+                then = "the previous checkpoint" if n + 1 < len(tried) else "epoch 1 (restart)"
+                self._say(
+                    f"checkpoint {path.name} cannot be read ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'}); "
+                    f"resuming from {then}"
+                )
+        if tried:  # a failed load may have changed part of the model: build it again
+            self.backend.build(self.spec, self.inputs)
+        return None
+
+    def _say(self, message: str) -> None:
+        print(f"{self.spec.run_id}: {message}", file=sys.stderr, flush=True)
+        _log(self.run_dir, message)
 
     # --- one epoch --------------------------------------------------------------------------
     def _epoch(self, epoch: int) -> dict[str, Any]:

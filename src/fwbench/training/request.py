@@ -21,6 +21,19 @@ from fwbench.registry.datasets import DATASETS
 from fwbench.registry.models import PRECISIONS, VARIANTS, check_choice, get_model
 
 
+def check_run_dir(path: Path) -> None:
+    """``--run-dir`` names an fwbench run directory (it holds ``spec.json``), or a folder that
+    is empty or not there yet: a user's own folder is never written into."""
+    if path.exists() and not path.is_dir():
+        raise FwbenchError("--run-dir is a file, not a folder", path=path, fix="name a folder")
+    if path.is_dir() and not (path / "spec.json").is_file() and any(path.iterdir()):
+        raise FwbenchError(
+            "--run-dir is not an fwbench run directory (no spec.json) and is not empty",
+            path=path,
+            fix="name an empty or new folder, or a run directory fwbench made",
+        )
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """One run as asked for on the command line (``None``: not given)."""
@@ -58,6 +71,7 @@ class RunRequest:
                     fix="pass --framework, --dataset and --model, or --run-dir of a run with "
                     "spec.json",
                 )
+            check_run_dir(Path(run_dir))
             rd = RunDir(run_dir)
             return rd, rd.read_spec()
         missing = [k for k in ("framework", "dataset", "model") if k not in given]
@@ -76,6 +90,8 @@ class RunRequest:
         from fwbench.training.preflight import check_trainable  # numpy: not for `--help`
 
         spec = self._spec(ws, given)
+        if run_dir is not None:
+            check_run_dir(Path(run_dir))
         rd = RunDir(run_dir or ws.runs_dir / spec.run_id)
         check_trainable(ws, spec)  # before the run directory exists: a failure leaves nothing
         return rd, spec

@@ -123,6 +123,14 @@ class TensorBoardSink(Sink):
         self.writer.close()
 
 
+# Per request at most 4 s, no retry: an unanswering server is given up within 10 s in all.
+HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "4",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+}
+
+
 def default_mlflow_uri(ws: Workspace) -> str:
     """The embedded store: ``sqlite:///<workspace>/mlruns/mlflow.db``."""
     return f"sqlite:///{ws.root / 'mlruns' / 'mlflow.db'}"
@@ -153,6 +161,11 @@ class MlflowSink(Sink):
         self.Metric = Metric
         if self.uri.startswith("sqlite:///"):
             Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        # a server that does not answer costs seconds at the start, not minutes of retries
+        # (MLflow's defaults: 120 s per request, 7 retries with back-off); the user's own
+        # MLFLOW_HTTP_REQUEST_* settings win
+        for key, value in HTTP_LIMITS.items():
+            os.environ.setdefault(key, value)
         self.client = MlflowClient(tracking_uri=self.uri)
         known = _read(self.state_path)
         if known.get("mlflow_run_id") and known.get("mlflow_uri") == self.uri:

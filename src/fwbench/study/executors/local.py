@@ -33,6 +33,7 @@ from rich.progress import (
 )
 
 from fwbench.core.errors import describe
+from fwbench.core.interrupts import raise_stopped
 from fwbench.record.lock import Busy, RunLock
 from fwbench.record.view import EpochFeed, progress_words, short_names
 from fwbench.study.executors.interface import (
@@ -74,10 +75,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 @dataclass
 class _Active:
     run: PlannedRun
@@ -117,7 +114,7 @@ class LocalExecutor(Executor):
         columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn())
         columns += (MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"))
         progress = Progress(*columns, TimeRemainingColumn(), console=self.console)
-        old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+        old_term = signal.signal(signal.SIGTERM, raise_stopped)
         try:
             with progress:
                 task = progress.add_task("local", total=len(runs))
