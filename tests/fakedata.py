@@ -17,8 +17,14 @@ from PIL import Image
 from fwbench.core.fileio import md5_file
 
 
-def _batch(rng, n: int, labels: np.ndarray, label_key: bytes, extra: dict) -> dict:
+def _batch(
+    rng, n: int, labels: np.ndarray, label_key: bytes, extra: dict, signal: float = 0.0
+) -> dict:
     data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+    if signal:  # a learnable set: each class a colour of its own, blended into the noise
+        colours = np.random.default_rng(12345).integers(0, 256, size=(int(labels.max()) + 1, 3))
+        planes = np.repeat(colours[labels], 1024, axis=1)  # CIFAR rows: 1024 R, 1024 G, 1024 B
+        data = np.round((1 - signal) * data + signal * planes).astype(np.uint8)
     d = {
         b"batch_label": b"fake batch",
         label_key: labels.tolist(),
@@ -34,16 +40,23 @@ def _dump(obj: dict, path: Path) -> None:
         pickle.dump(obj, f, protocol=2)
 
 
-def write_cifar10(root: Path, per_class_per_batch: int = 2, per_class_test: int = 2, seed=0):
-    """``root/cifar-10-batches-py/`` with 5 data batches, test_batch and batches.meta."""
+def write_cifar10(
+    root: Path, per_class_per_batch: int = 2, per_class_test: int = 2, seed=0, signal: float = 0.0
+):
+    """``root/cifar-10-batches-py/`` with 5 data batches, test_batch and batches.meta.
+
+    ``signal`` > 0 blends a colour per class into the noise, so a model can learn the set
+    (``scripts/gpu-check.sh``: a smoke's loss must fall); 0 is pure noise.
+    """
     rng = np.random.default_rng(seed)
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(1, 6):
         labels = rng.permutation(np.repeat(np.arange(10), per_class_per_batch))
-        _dump(_batch(rng, labels.size, labels, b"labels", {}), folder / f"data_batch_{i}")
+        batch = _batch(rng, labels.size, labels, b"labels", {}, signal)
+        _dump(batch, folder / f"data_batch_{i}")
     labels = rng.permutation(np.repeat(np.arange(10), per_class_test))
-    _dump(_batch(rng, labels.size, labels, b"labels", {}), folder / "test_batch")
+    _dump(_batch(rng, labels.size, labels, b"labels", {}, signal), folder / "test_batch")
     names = [
         n.encode()
         for n in [

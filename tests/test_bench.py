@@ -214,3 +214,28 @@ def test_bench_command_measures_the_keras_arm_in_its_own_process(tmp_path, run_c
     assert list(table["mode"]) == ["bare", "harness", "harness+pipeline", "pipeline"]
     assert (table["num_workers"] == "autotune").all()
     assert table["param_count"].iloc[0] == 2_236_682
+
+
+@pytest.mark.slow
+def test_bench_measures_both_rules_and_every_arms_rows_carry_the_same_one(tmp_path, run_cli):
+    args = ["bench", "-w", tmp_path, "--frameworks", "pytorch,keras-jax,keras-torch",
+            "--deterministic", "on,off", "--modes", "harness", "--batch-sizes", "2",
+            "--img-size", "32", "--num-classes", "10", "--steps", "1", "--warmup", "0",
+            "--repeats", "1", "--threads", "1"]  # fmt: skip
+    result = run_cli(*args)
+    assert result.code == 0, result.err
+    table = pd.read_csv(tmp_path / "results" / "bench.csv")
+    assert len(table) == 6 and set(table["mode"]) == {"harness"}
+    for rule, rows in table.groupby("deterministic"):
+        assert sorted(rows["framework"]) == ["keras-jax", "keras-torch", "pytorch"]
+        words = dict(zip(rows["framework"], rows["determinism"], strict=True))
+        assert words["pytorch"] == words["keras-torch"]  # Keras on torch: the torch mechanism
+        assert words["keras-jax"].startswith(
+            "XLA_FLAGS=--xla_gpu_deterministic_ops=true" if rule else "off (XLA defaults)"
+        )
+    assert set(table["deterministic"]) == {True, False}
+
+
+def test_deterministic_takes_on_off_or_both(tmp_path, run_cli):
+    result = run_cli("bench", "-w", tmp_path, "--deterministic", "maybe", "--modes", "bare")
+    assert result.code == 2 and "--deterministic takes on, off or on,off" in result.err

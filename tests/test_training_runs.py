@@ -19,6 +19,7 @@ import pytest
 from fwbench.core.paths import Workspace
 from fwbench.data.prepare import prepare
 from fwbench.record.runs import EPOCH_FIELDS, RunDir
+from fwbench.registry.determinism import mechanism, runtime
 from runfixtures import find_run
 
 pytestmark = pytest.mark.slow
@@ -105,6 +106,10 @@ def test_run_writes_every_file_with_every_field(reference, arm):
         assert env["run"]["cudnn_deterministic"] and env["run"]["deterministic_algorithms"]
     else:
         assert env["run"]["op_determinism"] is True
+    # the rule in effect, in the arm's own words (registry/determinism.py)
+    assert env["run"]["deterministic"] is True and env["run"]["deterministic_setting"] is True
+    assert env["run"]["determinism"] == mechanism(runtime(arm), True)
+    assert status["peak_memory_bytes"] > 0 and status["peak_memory_source"] == "peak RSS (host)"
     names = sorted(p.name for p in rd.checkpoints.iterdir())
     assert (
         names

@@ -35,6 +35,7 @@ from fwbench.commands import (  # noqa: E402
     plan_cmd,
     run_cmd,
     runs_cmd,
+    smoke_cmd,
     train_cmd,
 )
 from fwbench.core.errors import FwbenchError, Interrupted, from_os_error  # noqa: E402
@@ -69,6 +70,7 @@ def _root(
 
 app.command("env")(env_cmd.env)
 app.command("bench")(bench_cmd.bench)
+app.command("smoke")(smoke_cmd.smoke)
 app.command("train")(train_cmd.train)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(data_cmd.app, name="data")

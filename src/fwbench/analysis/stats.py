@@ -21,6 +21,7 @@ from fwbench.analysis.attribution import primary_runs
 from fwbench.analysis.diverged_seeds import divergence_table
 from fwbench.analysis.per_class import per_class_table
 from fwbench.analysis.replicates import CELL, STATES, finished, with_metric_columns
+from fwbench.analysis.speed_rules import mixed_determinism
 from fwbench.analysis.verdicts import holm, verdict_table
 from fwbench.analysis.wording import format_value
 from fwbench.config.analysis import AnalysisConfig, load_analysis_config
@@ -185,6 +186,7 @@ def amp_effect(runs: pd.DataFrame, cfg: AnalysisConfig) -> pd.DataFrame:
     """Per (dataset, model, variant, framework): speed-up fp32/amp and accuracy amp − fp32."""
     done = finished(runs)
     groups = runs[runs["precision"].isin(["fp32", "amp"])].groupby(AMP_GROUP, sort=True)
+    mixed = mixed_determinism(runs, AMP_GROUP)  # fp32 and amp runs under different rules
     rows = []
     for key, group in groups:
         if set(group["precision"]) != {"fp32", "amp"}:
@@ -198,7 +200,9 @@ def amp_effect(runs: pd.DataFrame, cfg: AnalysisConfig) -> pd.DataFrame:
         row["epoch_time_amp"] = float(tamp.mean()) if len(tamp) else np.nan
         row["speedup"] = row["epoch_time_fp32"] / row["epoch_time_amp"]
         row["speedup_ci_low"] = row["speedup_ci_high"] = np.nan
-        if len(t32) >= cfg.min_seeds and len(tamp) >= cfg.min_seeds:
+        if key in mixed:
+            row["speedup"] = np.nan
+        elif len(t32) >= cfg.min_seeds and len(tamp) >= cfg.min_seeds:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 low, high, _ = bootstrap_ci(t32.to_numpy(), tamp.to_numpy(), cfg, _ratio_of_means)

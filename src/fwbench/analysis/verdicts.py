@@ -40,6 +40,7 @@ from fwbench.analysis.replicates import (
     finished,
     with_metric_columns,
 )
+from fwbench.analysis.speed_rules import mixed_determinism
 from fwbench.analysis.wording import (
     arm_label,
     format_ci,
@@ -98,6 +99,7 @@ def decide(low: float, high: float, delta: float) -> str:
 
 def _rows(runs: pd.DataFrame, cfg: AnalysisConfig) -> list[dict]:
     done = finished(runs)
+    mixed = mixed_determinism(runs)  # cells whose speed is not compared
     rows = []
     for key, group in runs.groupby(CELL, sort=True, dropna=False):
         cell = dict(zip(CELL, key, strict=True))
@@ -110,6 +112,8 @@ def _rows(runs: pd.DataFrame, cfg: AnalysisConfig) -> list[dict]:
                 excluded[f"n_excluded_{side}"] = sum(counts.values())
                 excluded[f"excluded_{side}"] = excluded_text(counts)
             for metric, info in METRICS.items():
+                if metric in SPEED_METRICS and key in mixed:
+                    continue  # different determinism: the speed gap would measure the rule
                 va, vb = arm[a][metric], arm[b][metric]
                 if metric != ALWAYS_SHOWN and va.notna().sum() + vb.notna().sum() == 0:
                     continue  # not recorded by these runs (e.g. top-5 in an older test.json)

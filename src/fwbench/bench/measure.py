@@ -51,7 +51,7 @@ COLUMNS = (
     "step_ms", "step_ms_min", "step_ms_max", "step_ms_spread", "data_ms",
     "ref_mode", "ratio_to_ref", "compile_s", "param_count", "warmup", "steps", "repeats",
     "tf32", "channels_last", "compile", "execution", "intra_op_threads", "inter_op_threads",
-    "num_workers", "deterministic", "load_avg_1m",
+    "num_workers", "deterministic", "determinism", "load_avg_1m",
 )  # fmt: skip
 
 
@@ -69,7 +69,8 @@ class SpeedSettings:
       and ``min(threads, 2)`` inter-op, in both frameworks (as the backends set them).
     - ``num_workers``: DataLoader processes for PyTorch (tf.data uses AUTOTUNE):
       :func:`default_workers`.
-    - ``deterministic``: the train config's value, as in training runs.
+    - ``deterministic``: the train config's value, as in training runs, applied by every arm's
+      own mechanism (``registry.determinism``); rows record what was in effect.
     """
 
     tf32: bool = False
@@ -230,8 +231,8 @@ def harness_runners(
 ) -> dict[str, Runner]:
     """Runners of the modes that use fwbench's own code (``backend`` is built)."""
 
-    def step(batch: Any) -> int:
-        return backend.train_step([batch], lr).count
+    def step(batch: Any) -> int:  # the result read back: the step ends on the host
+        return backend.read_steps([backend.train_step([batch], lr)])[0].count
 
     runners: dict[str, Runner] = {}
     if "harness" in modes:

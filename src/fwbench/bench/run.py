@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -53,10 +54,13 @@ def plan_jobs(
     train_config: Path | None = None,
     dataset_size: int | None = None,
     compile_modes: tuple[str, ...] = ("eager",),
+    determinism: tuple[bool, ...] = (),
 ) -> list[BenchJob]:
-    """Validate the choices; one job per (model, precision, batch, arm, compile mode).
+    """Validate the choices; one job per (model, precision, batch, arm, compile mode, rule).
 
     ``dataset_size`` is the dataset's input size from the train config (None: the catalog's).
+    ``determinism``: the determinism settings to measure, each for every arm (empty:
+    ``settings.deterministic`` alone).
     """
     frameworks = [get_arm(fw).name for fw in frameworks]
     for c in compile_modes:
@@ -85,15 +89,17 @@ def plan_jobs(
                 fix="drop --img-size/--num-classes, or pass --modes bare,harness",
             )
     ordered = tuple(m for m in MODES if m in modes)
+    rules = determinism or (settings.deterministic,)
     return [
         BenchJob(
             framework=fw, model=m, precision=p, batch_size=b, input_size=size,
             num_classes=classes, dataset=dataset, modes=ordered, warmup=warmup, steps=steps,
-            repeats=repeats, settings=settings, variant=variant, workspace=str(ws.root),
-            train_config=None if train_config is None else str(train_config), compile=c,
+            repeats=repeats, settings=replace(settings, deterministic=d), variant=variant,
+            workspace=str(ws.root), compile=c,
+            train_config=None if train_config is None else str(train_config),
         )
-        for m in models for p in precisions for b in batch_sizes for fw in frameworks
-        for c in compile_modes
+        for m in models for p in precisions for b in batch_sizes for d in rules
+        for fw in frameworks for c in compile_modes
     ]  # fmt: skip
 
 
@@ -110,7 +116,8 @@ def _need_prepared(ws: Workspace, dataset: str) -> None:
 def run_job(job: BenchJob, python: str = sys.executable) -> list[dict]:
     """Run ``job`` in its framework's own process; return its rows."""
     threads = str(job.settings.threads)
-    env = os.environ | {"FWBENCH_THREADS": threads} | arm_env(job.framework, threads)
+    rule = arm_env(job.framework, threads, job.settings.deterministic)  # before it starts
+    env = os.environ | {"FWBENCH_THREADS": threads} | rule
     module = get_arm(job.framework).module("bench")
     cmd = [python, "-m", module, "--json-args", job.to_json()]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)

@@ -78,6 +78,7 @@ def analyze(config: OptPath = AnalysisConfigOpt, workspace: OptPath = WorkspaceO
     from fwbench.analysis.attribution import write_attribution
     from fwbench.analysis.diverged_seeds import divergence_lines
     from fwbench.analysis.replicates import CELL, excluded_counts, excluded_text
+    from fwbench.analysis.speed_rules import refusal_lines
     from fwbench.analysis.stats import analyze as run_analysis
     from fwbench.analysis.style import cell_label
     from fwbench.analysis.tables import write_analysis
@@ -94,6 +95,8 @@ def analyze(config: OptPath = AnalysisConfigOpt, workspace: OptPath = WorkspaceO
         if counts:
             cell = cell_label(dict(zip(CELL, key[:-1], strict=True)))
             out.print(f"{cell} {key[-1]}: excluded {excluded_text(counts)}")
+    for line in refusal_lines(runs):
+        out.print(line)
     for line in divergence_lines(analysis.divergence):
         out.print(line)
     if not analysis.comparison.empty:

@@ -22,6 +22,18 @@ def _ints(text: str, flag: str) -> list[int]:
         raise FwbenchError(f"{flag} takes whole numbers, not '{text}'", fix=f"{flag} 64") from None
 
 
+def _rules(text: str) -> tuple[bool, ...]:
+    from fwbench.core.errors import FwbenchError
+
+    words = {"on": True, "off": False, "true": True, "false": False}
+    try:
+        return tuple(dict.fromkeys(words[t.lower()] for t in _split(text)))
+    except KeyError:
+        raise FwbenchError(
+            f"--deterministic takes on, off or on,off, not '{text}'", fix="--deterministic on,off"
+        ) from None
+
+
 def bench(
     frameworks: str = typer.Option(
         "pytorch,keras",
@@ -78,8 +90,11 @@ def bench(
         help="Execution modes, comma-separated: eager and/or compiled (torch.compile, XLA "
         "jit_compile, jax.jit; keras-jax is compiled in both).",
     ),
-    deterministic: bool = typer.Option(
-        None, "--deterministic/--no-deterministic", help="Default: the train config's value."
+    deterministic: str = typer.Option(
+        None,
+        "--deterministic",
+        help="on, off or on,off (both, every arm under each); default: the train config's "
+        "training.deterministic. Each arm applies it by its own mechanism.",
     ),
     config: OptPath = TrainConfigOpt,
     workspace: OptPath = WorkspaceOpt,
@@ -103,11 +118,8 @@ def bench(
     user_config = find_user_config(ws.configs_dir, TRAIN_CONFIG, config)
     cfg = load_train_config(user_config)
     n_threads = threads or thread_count()
-    settings = default_settings(
-        n_threads,
-        cfg.training.num_workers,
-        cfg.training.deterministic if deterministic is None else deterministic,
-    )
+    rules = _rules(deterministic) if deterministic else (cfg.training.deterministic,)
+    settings = default_settings(n_threads, cfg.training.num_workers, rules[0])
     settings = replace(
         settings,
         tf32=tf32,
@@ -132,6 +144,7 @@ def bench(
         train_config=user_config,
         dataset_size=cfg.input_size.get(dataset),
         compile_modes=tuple(_split(compile_modes)),
+        determinism=rules,
     )
     out = Console()
     out.print(f"settings (every arm): {settings}")
@@ -157,14 +170,15 @@ def bench_table(rows: list[dict]):
     from rich.table import Table
 
     table = Table(
-        "arm", "execution", "model", "prec", "batch", "mode", "images/s [min-max]", "step ms",
-        "data ms", "ratio", "compile s", title="fwbench bench (median over repeats)",
+        "arm", "execution", "model", "prec", "batch", "determ.", "mode", "images/s [min-max]",
+        "step ms", "data ms", "ratio", "compile s", title="fwbench bench (median over repeats)",
     )  # fmt: skip
     for row in rows:
         ratio = row["ratio_to_ref"]
         table.add_row(
             row["framework"], f"{row['compile']}: {row['execution']}", row["model"],
-            row["precision"], str(row["batch_size"]), row["mode"],
+            row["precision"], str(row["batch_size"]), "on" if row["deterministic"] else "off",
+            row["mode"],
             f"{row['samples_per_sec']:.1f} [{row['samples_per_sec_min']:.1f}-"
             f"{row['samples_per_sec_max']:.1f}]",
             f"{row['step_ms']:.1f}", f"{row['data_ms']:.2f}",

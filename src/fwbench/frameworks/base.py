@@ -11,7 +11,8 @@ import importlib
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from numbers import Number
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,17 @@ from fwbench.record.runs import RunSpec
 
 @dataclass(frozen=True)
 class StepResult:
-    """What one optimizer step reports back to the loop."""
+    """What one optimizer step reports back to the loop.
 
-    loss_sum: float  # sum over its micro-batches of each micro-batch's mean loss (unscaled)
-    correct: int  # correct top-1 predictions over all its micro-batches
+    ``loss_sum`` and ``correct`` stay device values after the step (reading one back waits for
+    the device: a synchronisation per step would starve a GPU); :meth:`Backend.read_steps`
+    turns a batch of results into Python numbers with one copy.
+    """
+
+    loss_sum: Any  # sum over its micro-batches of each micro-batch's mean loss (unscaled)
+    correct: Any  # correct top-1 predictions over all its micro-batches
     count: int  # images in the step
-    lr: float  # the learning rate the optimizer held when it stepped
+    lr: float  # the learning rate the optimizer held when it stepped (a host number)
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,27 @@ class Backend(ABC):
     @abstractmethod
     def train_step(self, micro_batches: list[Any], lr: float) -> StepResult:
         """One optimizer step at ``lr``: gradients summed over ``micro_batches`` (loss / n)."""
+
+    def read_values(self, values: list[Any]) -> list[float]:
+        """Device scalars -> Python numbers (override: one device-to-host copy for all)."""
+        return [float(v) for v in values]
+
+    def read_steps(self, results: list[StepResult]) -> list[StepResult]:
+        """``results`` with ``loss_sum`` and ``correct`` read to the host, all in one copy."""
+        pending = [v for r in results for v in (r.loss_sum, r.correct) if not isinstance(v, Number)]
+        values = iter(self.read_values(pending) if pending else [])
+
+        def host(v: Any) -> float:
+            return v if isinstance(v, Number) else next(values)
+
+        return [
+            replace(r, loss_sum=float(host(r.loss_sum)), correct=int(round(host(r.correct))))
+            for r in results
+        ]
+
+    def peak_memory(self) -> tuple[int | None, str]:
+        """Peak device memory in bytes and how it was read (None: no device, see RSS)."""
+        return None, "cpu"
 
     @abstractmethod
     def evaluate(self, split: str) -> Evaluation:
@@ -120,11 +147,17 @@ class Backend(ABC):
         raise NotImplementedError(f"{self.name}: no lockstep parity")
 
 
-def load_backend(framework: str, model_builder: ModelBuilder | None = None) -> Backend:
-    """The backend of arm ``framework``; imports that framework only (Keras on its backend)."""
+def load_backend(
+    framework: str, model_builder: ModelBuilder | None = None, deterministic: bool | None = None
+) -> Backend:
+    """The backend of arm ``framework``; imports that framework only (Keras on its backend).
+
+    ``deterministic``: set the determinism rule's environment first (it must precede the
+    framework's start-up; ``registry.determinism``).
+    """
     from fwbench.registry.arms import activate
 
-    arm = activate(framework)
+    arm = activate(framework, deterministic)
     module = importlib.import_module(arm.module("backend"))
     return module.make_backend(model_builder)
 

@@ -86,6 +86,10 @@ def sgd_task(weights: list, grads: list, lr: float, momentum: float, nesterov: b
     variables = [keras.Variable(np.asarray(w, np.float32)) for w in weights]
     sgd = TorchSGD(momentum, nesterov, wd)
     sgd.build(variables)
+    if keras.backend.backend() == "torch":  # the fused update the keras-torch step installs
+        from fwbench.frameworks.keras.torch.step import foreach_apply
+
+        sgd.fused_apply = foreach_apply
     for _ in range(2):
         sgd.set_lr(lr)
         sgd.apply(

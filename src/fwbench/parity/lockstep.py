@@ -330,7 +330,10 @@ def run_lockstep(
     for step in range(steps):
         lrs = arms.lrs(step)
         batches = arms.batches(step)
-        out = {a: b.train_step(batches[a], lrs[a]) for a, b in arms.backends.items()}
+        out = {
+            a: b.read_steps([b.train_step(batches[a], lrs[a])])[0]
+            for a, b in arms.backends.items()
+        }
         grads = {a: b.gradients() for a, b in arms.backends.items()}
         new = arms.state()
         replay = {

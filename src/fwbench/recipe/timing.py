@@ -8,8 +8,8 @@ Definitions, identical wherever fwbench reports a speed:
   does in the background (DataLoader workers, tf.data prefetch) while a step computes is not
   waiting and is not counted.
 - **Step end**: the moment the step's result is on the host. ``sync`` runs first (e.g.
-  ``torch.cuda.synchronize``); steps that already return host values (fwbench's train steps
-  return Python floats) are synchronised by that read-back itself.
+  ``torch.cuda.synchronize``, or reading the step's loss). The training loop reads its steps'
+  results in batches instead, so its window ends after the last read (:meth:`Stopwatch.settle`).
 - **Step time**: from the start of the step's first fetch to its end (data wait included).
 - **Images per second**: images / wall time from the first fetch to the last step end, so
   anything the loop does between steps (LR schedule, progress bar) is part of the cost.
@@ -74,6 +74,11 @@ class Stopwatch:
         self.images += images
         self.steps += 1
         return t - start
+
+    def settle(self) -> None:
+        """End the window now: the device has caught up (after a read of the step results)."""
+        if self.started is not None:
+            self.ended = self.clock()
 
     @property
     def seconds(self) -> float:

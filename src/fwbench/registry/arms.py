@@ -104,30 +104,39 @@ def arm_of_backend(keras_backend: str | None) -> str:
     return next(a.name for a in ARMS.values() if a.keras_backend == wanted)
 
 
-def arm_env(name: str, threads: str | None = None) -> dict[str, str]:
+def arm_env(
+    name: str, threads: str | None = None, deterministic: bool | None = None
+) -> dict[str, str]:
     """Environment variables a process of arm ``name`` must start with (subprocess launches).
 
     ``threads``: the process's compute threads (None: ``$FWBENCH_THREADS``/``$OMP_NUM_THREADS``).
+    ``deterministic``: the determinism rule's variables (``registry.determinism``); None
+    leaves them as they are.
     """
+    from fwbench.registry.determinism import environment
+
     arm = get_arm(name)
     env = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     if arm.keras_backend:
         env["KERAS_BACKEND"] = arm.keras_backend
-    flags = os.environ.get("XLA_FLAGS", "")
+    if deterministic is not None:
+        env |= environment(arm.name, deterministic, os.environ)
+    flags = env.get("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
     threads = threads or os.environ.get("FWBENCH_THREADS") or os.environ.get("OMP_NUM_THREADS")
     if arm.keras_backend == "jax" and threads == "1" and _ONE_THREAD not in flags:
         env["XLA_FLAGS"] = f"{flags} {_ONE_THREAD}".strip()  # XLA sizes its pool at start-up
     return env
 
 
-def activate(name: str) -> Arm:
-    """Prepare this process for arm ``name``: set ``KERAS_BACKEND`` before Keras is imported.
+def activate(name: str, deterministic: bool | None = None) -> Arm:
+    """Prepare this process for arm ``name``: set ``KERAS_BACKEND`` (and the determinism rule's
+    variables, when ``deterministic`` is given) before Keras or the framework is imported.
 
     Keras reads the variable once, at its first import; a process that already imported Keras
     on another backend cannot switch (run that arm in its own process).
     """
     arm = get_arm(name)
-    os.environ.update(arm_env(arm.name))
+    os.environ.update(arm_env(arm.name, deterministic=deterministic))
     if arm.keras_backend and "keras" in sys.modules:
         current = sys.modules["keras"].backend.backend()
         if current != arm.keras_backend:

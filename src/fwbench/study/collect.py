@@ -61,6 +61,8 @@ RUN_COLUMNS = [
     "device",
     "amp_dtype",
     "execution",
+    "deterministic",
+    "determinism",
     "test_per_class_accuracy",
     "run_dir",
 ]
@@ -173,6 +175,9 @@ def run_row(run: RunDir, spec: RunSpec, epochs: pd.DataFrame, root: Path) -> dic
     row["device"] = _scalar(facts.get("device", env.get("device")))
     row["amp_dtype"] = _scalar(facts.get("amp_dtype", env.get("amp_dtype")))
     row["execution"] = _scalar(facts.get("execution"))
+    # in effect, as the arm read it back (``registry.determinism``)
+    row["deterministic"] = facts.get("deterministic")
+    row["determinism"] = _scalar(facts.get("determinism"))
     return row
 
 
@@ -318,8 +323,10 @@ def _typed(runs: pd.DataFrame) -> pd.DataFrame:
     for col in floats:
         runs[col] = pd.to_numeric(runs[col]).astype("float64")
     strings = ("stage", "settings", "error", "note", "host", "cpu_model", "device", "amp_dtype")
-    for col in (*strings, "execution", "compile", "run_dir", "test_per_class_accuracy"):
+    for col in (*strings, "execution", "determinism", "compile", "run_dir"):
         runs[col] = runs[col].astype("string")
+    runs["test_per_class_accuracy"] = runs["test_per_class_accuracy"].astype("string")
+    runs["deterministic"] = runs["deterministic"].astype("boolean")
     return runs
 
 

@@ -2,7 +2,8 @@
 
 Per optimizer step: the LR from ``fwbench.recipe.schedule.lr_at`` (warmup + cosine, one function
 for both arms), ``accumulation`` micro-batches fetched from the arm's pipeline (the time spent
-waiting for them is the epoch's ``data_time_seconds``), one ``backend.train_step``. A run whose
+waiting for them is the epoch's ``data_time_seconds``), one ``backend.train_step``, whose loss
+and hits stay on the device until a batch of steps is read (``READ_EVERY_STEPS``). A run whose
 loss is non-finite, or stays exploded over a window of steps or above chance for epochs after
 warmup, ends as ``diverged`` (``fwbench.recipe.divergence``). Per epoch: validation, one line of
 ``epochs.jsonl``, the best checkpoint by ``val_accuracy`` (first best kept on ties) and the last
@@ -49,6 +50,11 @@ from fwbench.training.sinks import Sinks
 from fwbench.training.tracking import tracking_sinks
 
 FINAL_STATES = ("done", "diverged")
+# Step results stay on the device and are read in batches: every READ_EVERY_STEPS steps, or
+# sooner once READ_EVERY_SECONDS have passed (the console and TensorBoard stay live on slow
+# machines); never once per step, which would make the host wait for the device every step.
+READ_EVERY_STEPS = 50
+READ_EVERY_SECONDS = 2.0
 StepHook = Callable[[int, StepResult], None]
 
 
@@ -77,7 +83,8 @@ def train_run(
     try:
         verify_run_data(ws, spec, run_dir)
         pin_threads(spec, run_dir)
-        backend = backend or load_backend(spec.framework)
+        t = spec.train_config.training
+        backend = backend or load_backend(spec.framework, deterministic=t.deterministic)
         return _Trainer(run_dir, ws, spec, backend, console, on_step).run()
     except KeyboardInterrupt:
         _free(reserve)
@@ -228,6 +235,7 @@ class _Trainer:
             divergence_reason=str(d),  # the rule, the value and where (epoch, step)
             diverged_epoch=d.epoch + 1,
             diverged_step=d.step,
+            **self._peak_memory(),
         )
         return "diverged"
 
@@ -296,31 +304,29 @@ class _Trainer:
     def _epoch(self, epoch: int) -> dict[str, Any]:
         plan, cfg = self.inputs.plan, self.spec.train_config
         batches = self.backend.train_batches(epoch)
-        loss_sum = correct = count = micro = 0
+        self._sums = {"loss": 0.0, "correct": 0, "count": 0, "micro": 0}
+        pending: list[tuple[int, float, StepResult]] = []
         lr, start, watch = 0.0, time.perf_counter(), Stopwatch()  # same timing as `fwbench bench`
+        last_read = start
         for i in range(plan.steps_per_epoch):
             step = epoch * plan.steps_per_epoch + i
             lr = lr_at(step, cfg.lr, plan)
             micro_batches = watch.fetch_many(batches, plan.accumulation)
-            result = self.backend.train_step(micro_batches, lr)
-            watch.step_done(result.count)
-            loss = result.loss_sum / plan.accumulation  # the step's mean loss
-            if cfg.training.stop_on_divergence:
-                self.watch.check_step(epoch, step, loss)
-            loss_sum += result.loss_sum
-            correct += result.correct
-            count += result.count
-            micro += plan.accumulation
-            if self.on_step:
-                self.on_step(step, result)
-            self.sinks.step(step, epoch, loss, lr, result.count)
+            pending.append((step, lr, self.backend.train_step(micro_batches, lr)))
+            watch.step_done(pending[-1][2].count)
+            if len(pending) >= READ_EVERY_STEPS or watch.ended - last_read >= READ_EVERY_SECONDS:
+                self._read(epoch, pending)
+                pending, last_read = [], time.perf_counter()
+        self._read(epoch, pending)
+        watch.settle()  # the device has finished the epoch's steps: the clock ends here
         del batches
+        sums = self._sums
         val = self.backend.evaluate("val")
         labels, n_cls = self.inputs.val.labels, self.inputs.num_classes
         return {
             "epoch": epoch + 1,
-            "train_loss": loss_sum / micro,
-            "train_accuracy": correct / count,
+            "train_loss": sums["loss"] / sums["micro"],
+            "train_accuracy": sums["correct"] / sums["count"],
             "val_loss": val.loss,
             "val_accuracy": metrics.accuracy(labels, val.predictions),
             "val_macro_f1": metrics.macro_f1(labels, val.predictions, n_cls),
@@ -329,6 +335,24 @@ class _Trainer:
             "images_per_second": watch.images_per_second,
             "data_time_seconds": watch.data_seconds,
         }
+
+    def _read(self, epoch: int, pending: list[tuple[int, float, StepResult]]) -> None:
+        """Read ``pending`` step results to the host (one copy), then check and report each."""
+        if not pending:
+            return
+        plan, cfg = self.inputs.plan, self.spec.train_config
+        results = self.backend.read_steps([r for _, _, r in pending])
+        for (step, lr, _), result in zip(pending, results, strict=True):
+            loss = result.loss_sum / plan.accumulation  # the step's mean loss
+            if cfg.training.stop_on_divergence:
+                self.watch.check_step(epoch, step, loss)
+            self._sums["loss"] += result.loss_sum
+            self._sums["correct"] += result.correct
+            self._sums["count"] += result.count
+            self._sums["micro"] += plan.accumulation
+            if self.on_step:
+                self.on_step(step, result)
+            self.sinks.step(step, epoch, loss, lr, result.count)
 
     # --- the end ----------------------------------------------------------------------------
     def _finish(self, best: dict) -> str:
@@ -348,9 +372,20 @@ class _Trainer:
             epochs_done=self.spec.epochs,
             best_epoch=best["epoch"] + 1,
             test_accuracy=report["accuracy"],
+            **self._peak_memory(),
         )
         _log(self.run_dir, f"done: test accuracy {report['accuracy']:.4f}")
         return "done"
+
+    def _peak_memory(self) -> dict[str, Any]:
+        """Peak device memory of this process (the host's peak RSS where there is no device)."""
+        peak, source = self.backend.peak_memory()
+        if peak is None:
+            import resource
+
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+            source = "peak RSS (host)"
+        return {"peak_memory_bytes": int(peak), "peak_memory_source": source}
 
     def _write_env(self, facts: dict[str, Any], resumed_from: int | None) -> None:
         fw = importlib.import_module(get_arm(self.spec.framework).module("envinfo"))
@@ -364,7 +399,8 @@ class _Trainer:
                 # the setting (auto | float16 | bfloat16); amp_dtype is what it resolved to
                 "amp_dtype_setting": self.spec.train_config.training.amp_dtype,
                 "seed": self.spec.seed,
-                "deterministic": self.spec.train_config.training.deterministic,
+                # the rule asked for; ``deterministic``/``determinism`` (from the arm): in effect
+                "deterministic_setting": self.spec.train_config.training.deterministic,
                 "num_workers": self.inputs.loader.num_workers,
                 "steps_per_epoch": plan.steps_per_epoch,
                 "warmup_steps": plan.warmup_steps,

@@ -163,6 +163,14 @@ class KerasBackend(Backend):
         """One SGD step: each micro-batch's mean loss / n differentiated, gradients summed."""
         return self.step.train_step(micro_batches, lr)
 
+    def read_values(self, values: list[Any]) -> list[float]:
+        """Device scalars -> Python numbers in one device-to-host copy (the step's own way)."""
+        return self.step.read_values(values)
+
+    def peak_memory(self) -> tuple[int | None, str]:
+        """Peak device memory of this backend's runtime (None on a CPU)."""
+        return self.step.peak_memory()
+
     def evaluate(self, split: str) -> Evaluation:
         """Mean cross-entropy and class probabilities on ``split`` in inference mode."""
         total, probs, n = 0.0, [], 0

@@ -135,11 +135,8 @@ def run_job(job: BenchJob) -> list[dict]:
         "inter_op_threads": setup.get("inter_op_threads"),
         # tf.data map/prefetch use AUTOTUNE; the numpy pipeline one prefetch thread
         "num_workers": "autotune" if backend.name == "keras" else "prefetch thread",
-        "deterministic": bool(
-            setup.get("op_determinism")
-            or setup.get("deterministic_algorithms")
-            or setup.get("deterministic_xla_cpu")
-        ),
+        "deterministic": setup["deterministic"],
+        "determinism": setup["determinism"],
     }
     return job_rows(job, results, facts)
 

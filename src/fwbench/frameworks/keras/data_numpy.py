@@ -9,13 +9,16 @@ converts them to its backend's tensors.
 
 Prefetch: one background thread keeps ``prefetch`` batches in flight while the step computes
 (numpy, JAX and PyTorch release the GIL in their kernels), the counterpart of tf.data's
-``prefetch`` and of DataLoader workers. Imports no framework.
+``prefetch`` and of DataLoader workers. ``convert`` (from the backend's step) runs on that thread
+too: keras-torch pins each batch there, as DataLoader's ``pin_memory`` does, so the step's copy
+to the GPU is asynchronous. Imports no framework.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -48,8 +51,14 @@ def prefetched(builders: Iterator[Callable[[], Batch]], depth: int) -> Iterator[
 class NumpyPipelines:
     """The train/val/test batches of one run, built from the prepared uint8 arrays."""
 
-    def __init__(self, inputs: RunInputs, prefetch: int = 2):
+    def __init__(
+        self,
+        inputs: RunInputs,
+        prefetch: int = 2,
+        convert: Callable[[Batch], Any] | None = None,
+    ):
         self.inputs, self.prefetch = inputs, prefetch
+        self.convert = convert or (lambda batch: batch)
         self.mean = np.asarray(inputs.mean, np.float32)
         self.std = np.asarray(inputs.std, np.float32)
 
@@ -66,12 +75,12 @@ class NumpyPipelines:
             )
         ]
         labels = self.inputs.train.labels[idx].astype(np.int64)
-        return np.ascontiguousarray(np.stack(x)), labels
+        return self.convert((np.ascontiguousarray(np.stack(x)), labels))
 
     def eval_batch(self, split: str, idx: np.ndarray) -> Batch:
         """One evaluation batch: images ``idx`` of ``split``, normalised, not augmented."""
         x = np.stack([self._image(split, i) for i in idx.tolist()])
-        return x, self.inputs.split(split).labels[idx].astype(np.int64)
+        return self.convert((x, self.inputs.split(split).labels[idx].astype(np.int64)))
 
     def train(self, epoch: int) -> Iterator[Batch]:
         """The epoch's training batches: shared order and draws, last partial batch dropped."""

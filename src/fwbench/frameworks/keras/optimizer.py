@@ -23,7 +23,10 @@ updates the weights on every Keras backend.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -55,12 +58,30 @@ class TorchSGD(keras.optimizers.Optimizer):
             self.lr64 = keras.Variable(0.0, dtype=_lr_dtype(), trainable=False, name="lr64")
         self._track_variable(self.lr64)
 
+    # A backend's step may install one update of all variables at once (keras-torch: torch
+    # ``_foreach`` ops, as Keras' own torch optimizers do): the per-variable ``update_step`` in
+    # ``keras.ops`` converts each Python constant to a device tensor, one host-to-device copy
+    # (a device synchronisation under torch) per variable and constant. Same rule, same numbers.
+    fused_apply: Callable[[TorchSGD, list, list], None] | None = None
+
     def _get_current_learning_rate(self):
         return self.lr64
 
-    def set_lr(self, lr: float) -> None:
-        """Set the learning rate of the next step."""
+    def set_lr(self, lr: float) -> float:
+        """Set the learning rate of the next step; return the value held (read on the host)."""
         self.lr64.assign(lr)
+        return self.held_lr(lr)
+
+    def held_lr(self, lr: float) -> float:
+        """``lr`` as the LR variable holds it (float64, or float32 on JAX without x64)."""
+        return float(np.asarray(lr, dtype=self.lr64.dtype))
+
+    def apply(self, grads, trainable_variables=None):
+        """Keras' apply, or the installed :attr:`fused_apply` (weights, buffers, iterations)."""
+        if self.fused_apply is None:
+            return super().apply(grads, trainable_variables)
+        variables = list(trainable_variables or self._trainable_variables)
+        self.fused_apply(self, list(grads), variables)
 
     def build(self, variables):
         """Create one momentum buffer per variable (zeros: PyTorch's first-step ``b = g``)."""

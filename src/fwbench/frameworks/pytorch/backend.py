@@ -13,7 +13,6 @@ the loss sees float32 logits.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from fwbench.frameworks.base import (
     seed_python_numpy,
 )
 from fwbench.frameworks.pytorch import data
+from fwbench.frameworks.pytorch.determinism_switches import apply as apply_determinism
 from fwbench.frameworks.pytorch.models import build_seeded, float32_head
 from fwbench.recipe.inputs import RunInputs
 from fwbench.recipe.precision import INITIAL_LOSS_SCALE, LOSS_SCALE_GROWTH_STEPS, resolve_precision
@@ -62,17 +62,11 @@ class TorchBackend(Backend):
 
     def setup(self, spec: RunSpec) -> dict[str, Any]:
         """Seeds, threads and determinism switches; returns the settings in effect."""
-        deterministic = spec.train_config.training.deterministic
-        if deterministic:
-            # cuBLAS needs this before CUDA starts to be deterministic.
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        determinism = apply_determinism(spec.train_config.training.deterministic)
         threads = thread_count()
         torch.set_num_threads(threads)
         seed_python_numpy(spec.seed)
         torch.manual_seed(spec.seed)
-        torch.backends.cudnn.deterministic = deterministic
-        torch.backends.cudnn.benchmark = not deterministic
-        torch.use_deterministic_algorithms(deterministic, warn_only=True)
         t = spec.train_config.training
         self.tf32 = t.tf32 if self.tf32 is None else self.tf32
         self.channels_last = t.channels_last if self.channels_last is None else self.channels_last
@@ -89,11 +83,7 @@ class TorchBackend(Backend):
         return {
             "device": str(self.device),
             "threads": threads,
-            "cudnn_deterministic": torch.backends.cudnn.deterministic,
-            "cudnn_benchmark": torch.backends.cudnn.benchmark,
-            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-            "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
-            "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+            **determinism,
             **self.precision.facts(),
             "tf32": self.tf32,
             "channels_last": self.channels_last,
@@ -172,9 +162,17 @@ class TorchBackend(Backend):
         used_lr = self.optimizer.param_groups[0]["lr"]
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        # one device->host copy per step (not one per value)
-        loss_value, correct_value = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
-        return StepResult(loss_value, int(correct_value), count, float(used_lr))
+        return StepResult(loss_sum, correct, count, float(used_lr))  # on the device until read
+
+    def read_values(self, values: list[Any]) -> list[float]:
+        """Device scalars -> Python numbers in one device-to-host copy."""
+        return torch.stack([v.detach().to(torch.float64) for v in values]).tolist()
+
+    def peak_memory(self) -> tuple[int | None, str]:
+        """Peak bytes allocated on the GPU (None on a CPU: the caller reports RSS)."""
+        if self.device.type != "cuda":
+            return None, "cpu"
+        return int(torch.cuda.max_memory_allocated(self.device)), "torch.cuda.max_memory_allocated"
 
     @torch.no_grad()
     def evaluate(self, split: str) -> Evaluation:

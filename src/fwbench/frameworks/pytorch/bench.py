@@ -114,7 +114,8 @@ def run_job(job: BenchJob) -> list[dict]:
         "intra_op_threads": torch.get_num_threads(),
         "inter_op_threads": torch.get_num_interop_threads(),
         "num_workers": inputs.loader.num_workers,
-        "deterministic": setup["deterministic_algorithms"],
+        "deterministic": setup["deterministic"],
+        "determinism": setup["determinism"],
     }
     return job_rows(job, results, facts)
 

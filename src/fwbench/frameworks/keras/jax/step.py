@@ -27,6 +27,7 @@ from fwbench.frameworks.base import StepResult
 from fwbench.frameworks.keras.data_numpy import NumpyPipelines
 from fwbench.frameworks.keras.losses import correct_count, loss_per_image
 from fwbench.recipe.inputs import RunInputs
+from fwbench.registry.determinism import mechanism, xla_flag_on, xla_flags
 
 
 def _device() -> str:
@@ -40,12 +41,24 @@ class Step:
         self.b = backend
 
     def setup(self, threads: int, deterministic: bool, tf32: bool) -> dict[str, Any]:
-        """JAX's precision and the runtime facts in effect (XLA CPU is deterministic)."""
+        """JAX's precision, the determinism rule's XLA flag, the runtime facts in effect."""
+        from jax._src import xla_bridge
+
+        flags = os.environ.get("XLA_FLAGS", "")
+        started = xla_bridge.backends_are_initialized()
+        if not started:  # normally ``arms.activate`` set it already; XLA reads it at start-up
+            os.environ["XLA_FLAGS"] = flags = xla_flags(flags, deterministic)
+        on = xla_flag_on(flags)
+        device = _device()
         jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "highest")
+        words = mechanism("jax", on)
+        if device == "cpu":
+            words += " (a GPU flag: XLA:CPU is deterministic either way)"
         return {
-            "device": _device(),
-            "xla_flags": os.environ.get("XLA_FLAGS", ""),
-            "deterministic_xla_cpu": _device() == "cpu",
+            "device": device,
+            "xla_flags": flags,
+            "deterministic": on,
+            "determinism": words,
             "tf32": tf32,
         }
 
@@ -115,10 +128,10 @@ class Step:
     # --- the step ---------------------------------------------------------------------------
     def _set_lr(self, lr: float) -> float:
         dtype = self.opt_vars[self.lr_slots[0]].dtype
-        value = jax.numpy.asarray(lr, dtype=dtype)
+        value = jax.numpy.asarray(lr, dtype=dtype)  # sent to the device, never read back
         for i in self.lr_slots:
             self.opt_vars[i] = value
-        return float(value)
+        return float(np.asarray(lr, dtype=dtype))
 
     def train_step(self, micro_batches: list[Any], lr: float) -> StepResult:
         """One optimizer step at ``lr`` over ``micro_batches``."""
@@ -129,7 +142,7 @@ class Step:
             loss, ok, self.trainable, self.non_trainable, self.opt_vars = self._step(
                 self.trainable, self.non_trainable, self.opt_vars, x, y
             )
-            return StepResult(float(loss), int(ok), count, used_lr)
+            return StepResult(loss, ok, count, used_lr)  # on the device until read
         n = np.float32(len(micro_batches))
         total, losses, hits = None, [], []
         for x, y in micro_batches:
@@ -140,7 +153,19 @@ class Step:
             losses.append(loss)
             hits.append(ok)
         self.trainable, self.opt_vars = self._apply(self.trainable, self.opt_vars, total)
-        return StepResult(float(sum(losses)), int(sum(hits)), count, used_lr)
+        return StepResult(sum(losses), sum(hits), count, used_lr)
+
+    def read_values(self, values: list) -> list[float]:
+        """Device scalars -> Python numbers (one ``jax.device_get`` for all)."""
+        return [float(v) for v in jax.device_get(values)]
+
+    def peak_memory(self) -> tuple[int | None, str]:
+        """Peak bytes in use on the first GPU (None on a CPU)."""
+        device = jax.devices()[0]
+        stats = device.memory_stats() if device.platform == "gpu" else None
+        if not stats or "peak_bytes_in_use" not in stats:
+            return None, "cpu"
+        return int(stats["peak_bytes_in_use"]), "jax memory_stats peak_bytes_in_use"
 
     def eval_batch(self, x, y):
         """Summed loss and class probabilities of one evaluation batch (from the held state)."""

@@ -19,13 +19,19 @@ from fwbench.frameworks.base import StepResult
 from fwbench.frameworks.keras.losses import correct_count, loss_per_image
 from fwbench.frameworks.keras.tensorflow.data import KerasPipelines
 from fwbench.recipe.inputs import RunInputs
+from fwbench.registry.determinism import mechanism
 
 
-def _op_determinism_enabled() -> bool:
-    """Whether TF op determinism is in effect (read back, not assumed)."""
-    from tensorflow.python.framework import config as tf_config  # no public getter
+def _apply_determinism(deterministic: bool) -> dict[str, Any]:
+    """TensorFlow's mechanism of the determinism rule; what is in effect (read back)."""
+    from tensorflow.python.framework import config as tf_config  # no public getter/disable
 
-    return bool(tf_config.is_op_determinism_enabled())
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    elif tf_config.is_op_determinism_enabled():  # an earlier run in this process turned it on
+        tf_config.disable_op_determinism()
+    on = bool(tf_config.is_op_determinism_enabled())
+    return {"deterministic": on, "determinism": mechanism("tf", on), "op_determinism": on}
 
 
 class Step:
@@ -41,14 +47,13 @@ class Step:
             tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
         except RuntimeError:  # TF already initialised in this process (in-process tests)
             pass
-        if deterministic:
-            tf.config.experimental.enable_op_determinism()
+        determinism = _apply_determinism(deterministic)
         tf.config.experimental.enable_tensor_float_32_execution(tf32)
         return {
             "device": "gpu" if tf.config.list_physical_devices("GPU") else "cpu",
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-            "op_determinism": _op_determinism_enabled(),
+            **determinism,
             "tf32": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
         }
 
@@ -80,23 +85,32 @@ class Step:
 
     def train_step(self, micro_batches: list[Any], lr: float) -> StepResult:
         """One optimizer step at ``lr`` over ``micro_batches``."""
-        sgd = self.b.sgd
-        sgd.set_lr(lr)
+        used_lr = self.b.sgd.set_lr(lr)
         if len(micro_batches) == 1:
             x, y = micro_batches[0]
             loss, ok = self._step(x, y)
-            return StepResult(float(loss), int(ok), int(y.shape[0]), float(sgd.lr64.numpy()))
+            return StepResult(loss, ok, int(y.shape[0]), used_lr)  # on the device until read
         n = tf.constant(float(len(micro_batches)), tf.float32)
-        total, loss_sum, correct, count = None, 0.0, 0, 0
+        total, losses, hits, count = None, [], [], 0
         for x, y in micro_batches:
             loss, ok, grads = self._grads(x, y, n)
             total = grads if total is None else [a + b for a, b in zip(total, grads, strict=True)]
-            loss_sum += float(loss)
-            correct += int(ok)
+            losses.append(loss)
+            hits.append(ok)
             count += int(y.shape[0])
-        used_lr = float(sgd.lr64.numpy())
         self._apply(total)
-        return StepResult(loss_sum, correct, count, used_lr)
+        return StepResult(tf.add_n(losses), tf.add_n(hits), count, used_lr)
+
+    def read_values(self, values: list) -> list[float]:
+        """Device scalars -> Python numbers in one device-to-host copy."""
+        return tf.stack([tf.cast(v, tf.float64) for v in values]).numpy().tolist()
+
+    def peak_memory(self) -> tuple[int | None, str]:
+        """Peak bytes on the first GPU (None on a CPU)."""
+        if not tf.config.list_physical_devices("GPU"):
+            return None, "cpu"
+        peak = tf.config.experimental.get_memory_info("GPU:0")["peak"]
+        return int(peak), "tf.config.experimental.get_memory_info peak"
 
     def _eval_impl(self, x, y):
         logits = tf.cast(self.b.model(x, training=False), tf.float32)
