@@ -331,8 +331,7 @@ def run_lockstep(
         lrs = arms.lrs(step)
         batches = arms.batches(step)
         out = {
-            a: b.read_steps([b.train_step(batches[a], lrs[a])])[0]
-            for a, b in arms.backends.items()
+            a: b.read_steps([b.train_step(batches[a], lrs[a])])[0] for a, b in arms.backends.items()
         }
         grads = {a: b.gradients() for a, b in arms.backends.items()}
         new = arms.state()
