@@ -145,7 +145,6 @@ def lr_cmd(
     )
     from fwbench.core.paths import Workspace
     from fwbench.parity.lr import (
-        APPLIED_TOLERANCE,
         RELATIVE_TOLERANCE,
         arm_lrs,
         check_lr,
@@ -182,7 +181,7 @@ def lr_cmd(
         table.add_row("max rel |arm - schedule|", f"{r.max_relative_diff_to_schedule:.3g}")
         table.add_row(
             "max rel |applied (read off the update) - schedule|",
-            f"{r.max_relative_diff_applied:.3g} (tolerance {APPLIED_TOLERANCE:.3g})",
+            f"{r.max_relative_diff_applied:.3g} (tolerance {r.applied_tolerance:.3g})",
         )
         verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
         table.add_row(f"result (tolerance {RELATIVE_TOLERANCE:g})", verdict)
