@@ -78,6 +78,7 @@ def test_the_pytorch_head_computes_in_float32_under_float16_autocast():
     assert float(safe[:, 0].min()) > FLOAT16_MAX and list(net.state_dict()) == names
 
 
+@pytest.mark.slow
 def test_the_keras_head_computes_in_float32_under_mixed_float16():
     from fwbench.frameworks.both import import_both
 

@@ -295,6 +295,7 @@ def test_decide_reads_the_four_cases_of_the_interval_against_the_margin():
     assert decide(-0.6, 0.6, 0.5) == INCONCLUSIVE
 
 
+@pytest.mark.slow
 def test_holm_levels_give_intervals_that_exclude_zero_exactly_when_holm_rejects():
     rng = np.random.default_rng(7)
     for _ in range(200):
@@ -320,6 +321,7 @@ def _random_study(rng: np.random.Generator) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+@pytest.mark.slow
 def test_no_verdict_contradicts_the_interval_it_shows_over_random_paired_data():
     cfg = CFG.model_copy(update={"bootstrap_resamples": 999})
     rng = np.random.default_rng(2018)
@@ -389,6 +391,7 @@ def verdicts(verdict_runs):
     return table[table["metric"] == "test_accuracy"].set_index(["model", "precision"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", list(EXPECTED))
 def test_fixture_built_for_a_verdict_gets_it(verdicts, model):
     row = verdicts.loc[(model, "fp32")]
@@ -400,6 +403,7 @@ def test_fixture_built_for_a_verdict_gets_it(verdicts, model):
     assert row["n_pairs"] == len(SEEDS)
 
 
+@pytest.mark.slow
 def test_verdicts_are_holm_corrected_over_the_stated_family(verdict_runs):
     table = analyze(verdict_runs).comparison
     tested = table[table["status"] == TESTED]
@@ -418,6 +422,7 @@ def test_verdicts_are_holm_corrected_over_the_stated_family(verdict_runs):
     assert "Holm-adjusted level): equivalent within ±0.50 pp (paired t p_holm = " in text
 
 
+@pytest.mark.slow
 def test_diverged_and_failed_runs_are_excluded_from_every_test_and_counted(verdict_runs, verdicts):
     none = verdicts.loc[("mobilenetv2", "amp")]
     assert none["verdict"] == "no verdict" and none["n_pairs"] == 2
@@ -439,6 +444,7 @@ def test_diverged_and_failed_runs_are_excluded_from_every_test_and_counted(verdi
     assert keras["test_accuracy_mean"] == pytest.approx(np.mean(BASE[:2]))
 
 
+@pytest.mark.slow
 def test_min_seeds_comes_from_the_config(verdict_runs):
     strict = analyze(verdict_runs, CFG.model_copy(update={"min_seeds": 4})).comparison
     acc = strict[strict["metric"] == "test_accuracy"].set_index(["model", "precision"])
@@ -449,6 +455,7 @@ def test_min_seeds_comes_from_the_config(verdict_runs):
     assert acc.loc[("mobilenetv2", "amp"), "verdict"] == NO_TEST  # two identical pairs
 
 
+@pytest.mark.slow
 def test_top5_ece_and_per_class_join_the_analysis(verdict_runs):
     a = analyze(verdict_runs)
     metrics = set(a.comparison["metric"])
@@ -463,6 +470,7 @@ def test_top5_ece_and_per_class_join_the_analysis(verdict_runs):
     assert per_class["diff"].tolist() == pytest.approx([0.02994, 0.02994])
 
 
+@pytest.mark.slow
 def test_diverged_seeds_per_arm_are_an_outcome_with_fishers_exact_test(verdict_runs):
     table = analyze(verdict_runs).divergence.set_index(["model", "precision"])
     # only cells with a diverged run; failed seeds are not counted as ended

@@ -296,6 +296,7 @@ def test_status_names_corrupt_runs(run_cli, damaged):
     assert dict(zip(header.split(), row.split(), strict=True))["corrupt"] == "3"
 
 
+@pytest.mark.slow
 def test_collect_and_analysis_count_corrupt_runs(run_cli, damaged):
     ws, ids = damaged
     assert run_cli("collect", "--stage", runfixtures.STAGE).code == 0
@@ -387,6 +388,7 @@ def _assert_interrupted(proc, err, code):
     assert len(lines) == 1 and lines[0].startswith("interrupted"), err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["import", "command", "write", "finish", "exit"])
 @pytest.mark.parametrize(("signame", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
 def test_a_signal_at_every_point_of_a_command_is_one_line_and_128_plus_signal(
@@ -459,6 +461,7 @@ def test_usage_errors_are_one_line_and_exit_2(run_cli, ws, args):
     assert tree_hashes(ws) == before and not (ws / "runs").exists()
 
 
+@pytest.mark.slow
 def test_parity_error_comes_before_any_framework_log_line(tmp_path):
     """The dataset is checked before TensorFlow loads, so its log lines never precede the error."""
     import os

@@ -183,6 +183,7 @@ def test_pipeline_modes_need_a_prepared_dataset_of_the_same_shape(tmp_path):
         plan_jobs(ws, modes=["fast"], **common)
 
 
+@pytest.mark.slow
 def test_bench_command_measures_the_pytorch_arm_in_its_own_process(tmp_path, run_cli):
     prepare(Workspace(tmp_path), "synthetic")
     args = ["bench", "-w", tmp_path, "--frameworks", "pytorch", "--batch-sizes", "4"]

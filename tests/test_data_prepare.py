@@ -160,6 +160,7 @@ def test_tiny_imagenet_folder_grayscale_becomes_rgb_and_val_is_test(ws, tmp_path
     assert classes[0] == "thing 0"
 
 
+@pytest.mark.slow
 def test_tiny_imagenet_zip_and_npy_sources(ws, tmp_path):
     folder = write_tiny_imagenet(tmp_path / "src", per_class=2, val_per_class=1)
     archive = make_zip(folder, tmp_path / "dl" / "tiny-imagenet-200.zip")

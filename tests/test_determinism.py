@@ -54,6 +54,7 @@ def _cell(deterministic: dict[str, bool]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow
 def test_speed_is_not_compared_between_runs_of_different_determinism():
     mixed = _cell({"pytorch": True, "keras-jax": False})
     table = verdict_table(mixed, CFG)
@@ -67,6 +68,7 @@ def test_speed_is_not_compared_between_runs_of_different_determinism():
     assert refusal_lines(same) == []
 
 
+@pytest.mark.slow
 def test_the_amp_speed_up_needs_both_precisions_under_one_rule():
     fp32 = _cell({"pytorch": True})
     amp = fp32.assign(precision="amp", epoch_time_s=fp32["epoch_time_s"] / 2)

@@ -66,6 +66,7 @@ def _tiny_plan(tmp_path):
     return runs
 
 
+@pytest.mark.slow
 def test_failed_runs_are_recorded_with_their_log_and_the_rest_go_on(tmp_path):
     runs = _tiny_plan(tmp_path)
     ex = LocalExecutor(2, command_for=_fake, gpus=["0", "1"], console=Console(quiet=True))

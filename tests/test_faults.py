@@ -25,6 +25,7 @@ def fixture_ws(tmp_path, monkeypatch):
     [("collect",), ("env",), ("data", "prepare", "digits")],
     ids=["collect", "env", "data prepare"],
 )
+@pytest.mark.slow
 def test_read_only_workspace_is_one_line(run_cli, fixture_ws, command):
     before = tree_hashes(fixture_ws)
     with read_only(fixture_ws):
@@ -60,6 +61,7 @@ def test_prepare_on_a_full_disk_keeps_the_previous_preparation(run_cli, tmp_path
 @pytest.mark.parametrize(
     "command", ["collect", "analyze", "report", pytest.param("env", marks=pytest.mark.slow)]
 )
+@pytest.mark.slow
 def test_full_disk_is_one_line_and_keeps_earlier_results(run_cli, tmp_path, monkeypatch, command):
     with small_disk(tmp_path / "disk", "4m") as disk:
         ws = runfixtures.build_workspace(disk / "fx")

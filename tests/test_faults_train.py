@@ -123,6 +123,7 @@ SINK = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_tracking_server_that_does_not_answer_is_given_up_within_10_seconds(tmp_path):
     pytest.importorskip("mlflow")
     server = socket.socket()

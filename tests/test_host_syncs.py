@@ -56,6 +56,7 @@ def probe(ws: Workspace, tmp_path: Path, arm: str) -> dict:
         pytest.param("keras-torch", marks=pytest.mark.slow),
     ],
 )
+@pytest.mark.slow
 def test_no_arm_reads_the_device_inside_its_step_and_the_loop_reads_once_per_epoch(
     ws, tmp_path, arm
 ):

@@ -21,6 +21,7 @@ def resnet():
     return _facts(audit_model("resnet50", 32))
 
 
+@pytest.mark.slow
 def test_resnet50_conv_bias_epsilon_momentum_and_stride_differ(resnet):
     assert resnet["conv bias"] == ("0 of 53 convs", "53 of 53 convs", True)
     assert resnet["BatchNorm epsilon"] == ("1e-05", "1.001e-05", True)
@@ -34,6 +35,7 @@ def test_resnet50_init_families_are_read_from_the_weights(resnet):
     assert resnet["classifier bias init"][1] == "zeros"
 
 
+@pytest.mark.slow
 def test_mobilenetv2_padding_dropout_and_batchnorm_differ():
     facts = _facts(audit_model("mobilenetv2", 32))
     assert facts["strided conv padding (before/after)"] == ("1/1", "0/1", True)
@@ -44,6 +46,7 @@ def test_mobilenetv2_padding_dropout_and_batchnorm_differ():
     assert facts["stem"] == ("conv 3×3/1 → BN → ReLU6",) * 2 + (False,)
 
 
+@pytest.mark.slow
 def test_convnext_differs_in_stochastic_depth_not_layer_scale():
     facts = _facts(audit_model("convnext_tiny", 64))
     assert facts["stochastic depth"] == ("0 → 0.1 over 18 blocks", "none", True)
@@ -51,12 +54,14 @@ def test_convnext_differs_in_stochastic_depth_not_layer_scale():
     assert facts["LayerNorm epsilon"] == ("1e-06", "1e-06", False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["resnet50", "mobilenetv2"])
 def test_matched_variant_removes_every_difference(model):
     rows = audit_model(model, 64, variant="matched")
     assert [r.aspect for r in rows if r.differs] == []
 
 
+@pytest.mark.slow
 def test_audit_command_writes_csv_and_markdown(tmp_path):
     from fwbench.cli import app
 

@@ -18,6 +18,7 @@ from fwbench.frameworks.keras.models import build_model as build_keras  # noqa: 
 from fwbench.frameworks.pytorch.models import build_model as build_torch  # noqa: E402
 
 
+@pytest.mark.slow
 def test_import_both_loads_torch_before_tensorflow_in_a_fresh_process():
     code = "from fwbench.frameworks.both import import_both; import_both(); print('ok')"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -39,6 +40,7 @@ def test_unsupported_input_size_and_variant_are_user_errors():
         build_torch("mobilenetv2", 10, 32, variant="tuned")
 
 
+@pytest.mark.slow
 def test_resnet50_prepool_map_is_4x4_at_64_in_both_arms():
     net = build_torch("resnet50", 200, 64).eval()
     seen = {}
@@ -55,6 +57,7 @@ def test_resnet50_prepool_map_is_4x4_at_64_in_both_arms():
     assert k.get_layer("pool1_pool").__class__.__name__ == "MaxPooling2D"
 
 
+@pytest.mark.slow
 def test_resnet50_at_32_drops_the_maxpool_and_still_ends_at_4x4():
     assert isinstance(build_torch("resnet50", 10, 32).maxpool, torch.nn.Identity)
     keras.backend.clear_session()
@@ -63,6 +66,7 @@ def test_resnet50_at_32_drops_the_maxpool_and_still_ends_at_4x4():
     assert tuple(k.get_layer("conv5_block3_out").output.shape) == (None, 4, 4, 2048)
 
 
+@pytest.mark.slow
 def test_keras_models_output_logits_without_softmax():
     keras.backend.clear_session()
     k = build_keras("mobilenetv2", 100, 32)
@@ -72,6 +76,7 @@ def test_keras_models_output_logits_without_softmax():
     assert (out < 0).any()
 
 
+@pytest.mark.slow
 def test_convnext_stem_is_2x2_stride_2_in_both_arms():
     net = build_torch("convnext_tiny", 10, 32)
     assert net.features[0][0].kernel_size == (2, 2) and net.features[0][0].stride == (2, 2)

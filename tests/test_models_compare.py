@@ -21,6 +21,7 @@ def test_thresholds_follow_the_seed():
     assert within_threshold("convnext_tiny", 4.99) and not within_threshold("convnext_tiny", 5.0)
 
 
+@pytest.mark.slow
 def test_resnet50_row_counts_keras_conv_biases():
     row = compare_one("resnet50", 64, 200)
     assert row.pytorch_trainable_params == RESNET_TORCH[200]

@@ -15,6 +15,7 @@ from fwbench.frameworks.keras.models import build_model as build_keras  # noqa: 
 from fwbench.frameworks.pytorch.models import build_model as build_torch  # noqa: E402
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("input_size", [32, 64])
 @pytest.mark.parametrize("model", ["mobilenetv2", "resnet50", "convnext_tiny"])
 def test_matched_logits_agree_after_weight_transfer(model, input_size):
@@ -32,6 +33,7 @@ def _matched_pair(model="mobilenetv2", size=32):
     return net, mirror
 
 
+@pytest.mark.slow
 def test_parity_check_catches_one_wrong_weight():
     net, mirror = _matched_pair()
     transfer_weights(net, mirror)
@@ -44,6 +46,7 @@ def test_parity_check_catches_one_wrong_weight():
     assert diff / top > 100 * RELATIVE_TOLERANCE
 
 
+@pytest.mark.slow
 def test_transfer_refuses_a_model_with_other_layer_names():
     net = build_torch("mobilenetv2", 10, 32).eval()
     keras.backend.clear_session()
@@ -52,6 +55,7 @@ def test_transfer_refuses_a_model_with_other_layer_names():
         transfer_weights(net, library)
 
 
+@pytest.mark.slow
 def test_transfer_fills_every_keras_layer_with_weights():
     net, mirror = _matched_pair("resnet50", 32)
     filled = transfer_weights(net, mirror)
@@ -62,6 +66,7 @@ def test_transfer_fills_every_keras_layer_with_weights():
     assert len(mirror.trainable_weights) == len(list(net.parameters()))
 
 
+@pytest.mark.slow
 def test_models_audit_fails_on_any_difference_in_the_matched_variant(
     run_cli, tmp_path, monkeypatch
 ):

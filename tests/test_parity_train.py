@@ -44,6 +44,7 @@ def _lockstep(run_cli, ws: Workspace, dtype: str = "float32", *extra: str):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_matched_pair_with_shared_init_evaluates_alike_before_training(digits):
     cfg = load_train_config()
     evaluations, weights, dropout = {}, {}, {}
@@ -125,6 +126,7 @@ def test_parity_train_passes_for_every_arm_and_precision(run_cli, digits, framew
     assert len(mine) > 10 and mine["passed"].all()
 
 
+@pytest.mark.slow
 def test_a_keras_process_rebuilds_the_shared_init_after_tensorflow_is_loaded():
     # A Keras training process imports TensorFlow first; loading torch's triton after it
     # segfaults (exit 139) unless `frameworks.both.import_torch` blocks triton first.
@@ -150,6 +152,7 @@ def test_a_keras_process_rebuilds_the_shared_init_after_tensorflow_is_loaded():
     assert int(count) == 262 and float(total) == pytest.approx(float(expected), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_audit_lists_the_running_variance_rule_for_the_library_build_only():
     from fwbench.parity.audit import audit_model
 

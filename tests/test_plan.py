@@ -20,6 +20,7 @@ def vws(tmp_path_factory):
     return build_verdict_workspace(tmp_path_factory.mktemp("plan"))
 
 
+@pytest.mark.slow
 def test_analyze_prints_exclusions_verdicts_and_seeds_needed(vws, run_cli):
     assert run_cli("collect", "--stage", "vx", "--stage", "vd", "--workspace", vws).code == 0
     res = run_cli("analyze", "--workspace", vws)

@@ -80,6 +80,7 @@ def pristine(tmp_path_factory):
     return runfixtures.build_workspace(tmp_path_factory.mktemp("recorded") / "fx")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(DAMAGE))
 def test_a_result_that_is_not_true_is_corrupt_and_counts_nowhere(
     run_cli, pristine, tmp_path, monkeypatch, case

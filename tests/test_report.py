@@ -75,6 +75,7 @@ FIGURES = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_every_figure_is_a_300_dpi_png_with_svg_and_pdf_beside_it(written):
     assert sorted(p.stem for p in written["plots"]) == FIGURES
     for path in written["plots"]:
@@ -355,6 +356,7 @@ BLOCKED_RUNNER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_collect_analyze_report_plan_run_with_frameworks_not_importable(tmp_path):
     ws = build_workspace(tmp_path / "ws")
     proc = subprocess.run(

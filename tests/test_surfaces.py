@@ -37,6 +37,7 @@ def vws(tmp_path_factory):
     return ws
 
 
+@pytest.mark.slow
 def test_piped_analyze_shows_every_verdict_and_interval_whole(vws):
     out = _piped("analyze", workspace=vws)
     assert ELLIPSIS not in out
@@ -49,6 +50,7 @@ def test_piped_analyze_shows_every_verdict_and_interval_whole(vws):
     assert "a − b [adjusted CI]" in out  # the header's brackets are text, not markup
 
 
+@pytest.mark.slow
 def test_piped_plan_config_show_and_help_are_whole(vws):
     plan = _piped("plan", "--sd", "0.004", "--family", "12", workspace=vws)
     assert ELLIPSIS not in plan and "seeds: equivalence" in plan

@@ -168,6 +168,7 @@ def test_epoch_line_rounds_for_reading():
     )
 
 
+@pytest.mark.slow
 def test_both_sinks_hold_the_test_metrics_one_lr_series_and_mlflow_keeps_the_artifacts(
     tmp_path, capfd
 ):
