@@ -260,10 +260,12 @@ def run(
         if detach:
             return
     out.print(_summary(name, runs))
-    failed = [r for r in runs if r.state == "failed"]
+    # A run the executor returned from unfinished (killed: SIGTERM leaves it interrupted) is no
+    # success either: the stage is incomplete, so the command exits 1 (rerunning resumes it).
+    failed = [r for r in runs if r.state in ("failed", "interrupted")]
     for r in failed:
         out.print(
-            f"failed {r.name}: {error_line(r.run_dir)} (log: {r.run_dir.log_path})",
+            f"{r.state} {r.name}: {error_line(r.run_dir)} (log: {r.run_dir.log_path})",
             soft_wrap=True,
             markup=False,
         )
