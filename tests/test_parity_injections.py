@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -45,9 +46,13 @@ class KerasOwnSGD(keras.optimizers.SGD):
         super().__init__(learning_rate=0.0, momentum=momentum, nesterov=nesterov)
         self.lr64 = keras.Variable(0.0, dtype="float64", trainable=False)
 
-    def set_lr(self, lr: float) -> None:
+    def set_lr(self, lr: float) -> float:
         self.learning_rate = lr
         self.lr64.assign(lr)
+        return self.held_lr(lr)
+
+    def held_lr(self, lr: float) -> float:
+        return float(np.float64(lr))
 
 
 def _keras_label_smoothing(mp):
@@ -152,22 +157,7 @@ def _failed_checks(ws: Workspace) -> set[str]:
     return set(mine.loc[~mine["passed"], "check"])
 
 
-@pytest.mark.parametrize(
-    "bug",
-    [
-        pytest.param(
-            b,
-            marks=pytest.mark.xfail(
-                reason="Keras' own SGD lacks the foreach hooks the keras step now calls: the "
-                "injection crashes instead of failing a check (known defect, 2026-12-04)",
-                strict=True,
-            ),
-        )
-        if b == "keras_own_sgd"
-        else b
-        for b in INJECTED
-    ],
-)
+@pytest.mark.parametrize("bug", list(INJECTED))
 def test_parity_train_catches_an_injected_bug_in_fp32(run_cli, digits, monkeypatch, bug):
     inject, check = INJECTED[bug]
     inject(monkeypatch)

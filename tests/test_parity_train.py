@@ -110,20 +110,11 @@ def test_parity_train_passes_and_writes_its_tables(run_cli, digits, dtype):
     assert "lockstep checks" in result.out and "loss keras" in result.out
 
 
-# Known defect, found when the branches met on main (2026-12-04): keras-torch's fused `_foreach`
-# SGD update (host-sync work) and the parity accessors (gradients, momentum buffer) disagree:
-# replay buffer 875, classifier gradient 1.0. Open: it must be fixed, not tolerated.
-KERAS_TORCH_FOREACH = pytest.mark.xfail(
-    reason="keras-torch foreach SGD vs parity accessors: known defect", strict=True
-)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "framework,precision",
     [("keras-tf", "amp"), ("keras-jax", "fp32"), ("keras-jax", "amp"),
-     pytest.param("keras-torch", "fp32", marks=KERAS_TORCH_FOREACH),
-     pytest.param("keras-torch", "amp", marks=KERAS_TORCH_FOREACH)],
+     ("keras-torch", "fp32"), ("keras-torch", "amp")],
 )  # fmt: skip
 def test_parity_train_passes_for_every_arm_and_precision(run_cli, digits, framework, precision):
     result = _lockstep(run_cli, digits, "float32", "--framework", framework,

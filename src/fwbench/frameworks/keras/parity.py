@@ -1,8 +1,9 @@
 """What lockstep parity reads from a Keras arm, in ``keras.ops`` terms (any Keras backend).
 
-Gradients are captured inside the optimizer's own ``update_step`` into optimizer variables, so
-they come back from whatever train step a Keras backend uses (a ``tf.function`` step, or
-``stateless_apply`` under JAX) without a second forward/backward pass.
+Gradients are captured where the optimizer's ``apply`` receives them, into optimizer variables,
+so they come back from whatever train step a Keras backend uses (a ``tf.function`` step,
+``stateless_apply`` under JAX, keras-torch's fused update) without a second forward/backward
+pass.
 """
 
 from __future__ import annotations
@@ -18,19 +19,25 @@ STOCHASTIC_LAYERS = {"Dropout": "dropout", "StochasticDepth": "stochastic_depth"
 def capture_gradients(optimizer, variables) -> list:
     """Make ``optimizer`` (built) keep each variable's last raw gradient; return the buffers.
 
-    The gradient is stored as ``update_step`` receives it: after loss-scale undoing, before any
-    weight decay the update adds.
+    The gradients are stored as ``apply`` receives them (after loss-scale undoing, before any
+    weight decay the update adds), whichever update then runs: Keras' per-variable
+    ``update_step`` (TensorFlow, JAX) or a fused update a backend installs (keras-torch's
+    ``_foreach`` SGD). ``apply`` is what every Keras step calls, ``stateless_apply`` included.
     """
     store = optimizer.add_optimizer_variables(variables, "captured_gradient")
-    inner = optimizer.update_step
+    inner = optimizer.apply
 
-    def update_step(gradient, variable, learning_rate):
-        store[optimizer._get_variable_index(variable)].assign(
-            keras.ops.cast(gradient, variable.dtype)
-        )
-        return inner(gradient, variable, learning_rate)
+    def apply(grads, trainable_variables=None):
+        grads = list(grads)
+        targets = list(trainable_variables or optimizer._trainable_variables)
+        for gradient, variable in zip(grads, targets, strict=True):
+            if gradient is not None:
+                store[optimizer._get_variable_index(variable)].assign(
+                    keras.ops.cast(gradient, variable.dtype)
+                )
+        return inner(grads, trainable_variables)
 
-    optimizer.update_step = update_step
+    optimizer.apply = apply
     return store
 
 
