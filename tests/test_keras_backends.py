@@ -16,7 +16,8 @@ import yaml
 
 from fwbench.bench.measure import SpeedSettings
 from fwbench.bench.run import plan_jobs
-from fwbench.config.train import Stage, load_train_config
+from fwbench.config.experiment_matrix import Stage
+from fwbench.config.train import load_train_config
 from fwbench.core.errors import FwbenchError
 from fwbench.core.paths import Workspace
 from fwbench.data.prepare import prepare
