@@ -17,25 +17,17 @@ import time
 import pytest
 
 from badinputs import fill_disk, small_disk
-from fwbench.config.train import load_train_config
 from fwbench.core.errors import FwbenchError
 from fwbench.core.fileio import write_json
 from fwbench.core.paths import Workspace
 from fwbench.record.guards import RESERVE_NAME, free_reserve, refuse_if_live, reserve_space
-from fwbench.record.runs import RunDir, make_spec
+from fwbench.record.runs import RunDir
 from fwbench.training import loop as training
+from specs import digits_spec
 
 
 def _spec():
-    return make_spec(
-        load_train_config(),
-        dataset="digits",
-        model="mobilenetv2",
-        precision="fp32",
-        seed=1,
-        framework="pytorch",
-        epochs_override=2,
-    )
+    return digits_spec(epochs_override=2)
 
 
 def test_a_full_disk_during_train_leaves_the_run_failed_with_its_reason(tmp_path, monkeypatch):
