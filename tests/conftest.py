@@ -1,4 +1,4 @@
-"""Shared fixtures: small datasets written in the exact official on-disk formats."""
+"""Shared fixtures: the CLI run in-process, and the workspaces tests start from."""
 
 from __future__ import annotations
 
@@ -38,3 +38,26 @@ def run_cli(capsys, monkeypatch):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    """An empty workspace folder (``configs/`` made) that the CLI uses: ``FWBENCH_WORKSPACE``.
+
+    A module that needs another kind of workspace defines its own ``ws``, which wins there.
+    """
+    root = tmp_path / "ws"
+    (root / "configs").mkdir(parents=True)
+    monkeypatch.setenv("FWBENCH_WORKSPACE", str(root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def synthetic_ws(tmp_path_factory):
+    """A workspace with the synthetic dataset prepared, one per test module."""
+    from fwbench.core.paths import Workspace
+    from fwbench.data.prepare import prepare
+
+    ws = Workspace(tmp_path_factory.mktemp("ws"))
+    prepare(ws, "synthetic")
+    return ws

@@ -18,8 +18,6 @@ import pytest
 
 from fwbench.config.train import load_train_config
 from fwbench.core.errors import FwbenchError
-from fwbench.core.paths import Workspace
-from fwbench.data.prepare import prepare
 from fwbench.recipe.precision import INITIAL_LOSS_SCALE, resolve_precision
 from fwbench.record.runs import RunDir, make_spec
 from fwbench.registry.arms import arm_env
@@ -102,18 +100,16 @@ def test_the_keras_head_computes_in_float32_under_mixed_float16():
     assert head.kernel.dtype == "float32" and [id(w) for w in net.weights] == weights
 
 
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory) -> Workspace:
-    ws = Workspace(tmp_path_factory.mktemp("ws"))
-    prepare(ws, "synthetic")
-    return ws
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("arm", ARMS4)
-def test_every_arm_trains_in_float16_on_a_cpu_with_finite_losses_even_for_huge_logits(ws, arm):
-    runs = {str(ws.runs_dir / f"{arm}-plain"): 0.0, str(ws.runs_dir / f"{arm}-huge"): 1e5}
-    payload = json.dumps({"arm": arm, "workspace": str(ws.root), "runs": runs})
+def test_every_arm_trains_in_float16_on_a_cpu_with_finite_losses_even_for_huge_logits(
+    synthetic_ws, arm
+):
+    runs = {
+        str(synthetic_ws.runs_dir / f"{arm}-plain"): 0.0,
+        str(synthetic_ws.runs_dir / f"{arm}-huge"): 1e5,
+    }
+    payload = json.dumps({"arm": arm, "workspace": str(synthetic_ws.root), "runs": runs})
     env = os.environ | arm_env(arm, threads="1") | {"FWBENCH_THREADS": "1"}
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
     p = subprocess.run([sys.executable, str(TESTS / "ampchild.py"), payload], env=env,

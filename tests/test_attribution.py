@@ -12,7 +12,8 @@ from fwbench.analysis.attribution import (
     report_section,
     wording,
 )
-from fwbench.config.train import load_matrix, load_train_config
+from fwbench.config.experiment_matrix import load_matrix
+from fwbench.config.train import load_train_config
 from fwbench.core.errors import FwbenchError
 from fwbench.record.runs import make_spec
 from fwbench.registry.attribution_rungs import LADDER

@@ -18,14 +18,6 @@ from fwbench.registry import datasets as catalog
 
 
 @pytest.fixture
-def ws(tmp_path, monkeypatch):
-    root = tmp_path / "ws"
-    (root / "configs").mkdir(parents=True)
-    monkeypatch.setenv("FWBENCH_WORKSPACE", str(root))
-    return root
-
-
-@pytest.fixture
 def cifar(tmp_path):
     """A small CIFAR-10 folder in the official format and its checksums file."""
     folder = write_cifar10(tmp_path / "src")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fwbench.config.train import load_matrix, load_train_config
+from fwbench.config.experiment_matrix import load_matrix
+from fwbench.config.train import load_train_config
 from fwbench.core.errors import FwbenchError
 
 

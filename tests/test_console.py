@@ -5,9 +5,8 @@ from __future__ import annotations
 import io
 import time
 
-from fwbench.config.train import load_train_config
-from fwbench.record.runs import make_spec
 from fwbench.training.console import ConsoleSink, warmup_warning
+from specs import digits_spec
 
 
 class _Terminal(io.StringIO):
@@ -16,8 +15,7 @@ class _Terminal(io.StringIO):
 
 
 def _spec():
-    return make_spec(load_train_config(), dataset="digits", model="mobilenetv2",
-                     precision="fp32", seed=1, framework="pytorch", epochs_override=2)  # fmt: skip
+    return digits_spec(epochs_override=2)
 
 
 def test_the_bar_shows_at_once_and_its_first_rates_are_sane():

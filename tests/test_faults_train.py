@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -16,22 +17,17 @@ import time
 import pytest
 
 from badinputs import fill_disk, small_disk
-from fwbench.config.train import load_train_config
+from fwbench.core.errors import FwbenchError
+from fwbench.core.fileio import write_json
 from fwbench.core.paths import Workspace
-from fwbench.record.runs import RunDir, make_spec
+from fwbench.record.guards import RESERVE_NAME, free_reserve, refuse_if_live, reserve_space
+from fwbench.record.runs import RunDir
 from fwbench.training import loop as training
+from specs import digits_spec
 
 
 def _spec():
-    return make_spec(
-        load_train_config(),
-        dataset="digits",
-        model="mobilenetv2",
-        precision="fp32",
-        seed=1,
-        framework="pytorch",
-        epochs_override=2,
-    )
+    return digits_spec(epochs_override=2)
 
 
 def test_a_full_disk_during_train_leaves_the_run_failed_with_its_reason(tmp_path, monkeypatch):
@@ -52,7 +48,38 @@ def test_a_full_disk_during_train_leaves_the_run_failed_with_its_reason(tmp_path
         assert status["state"] == "failed"
         assert status["error"] == f"No space left on device ({rd.checkpoints})"
         assert "failed: No space left on device" in rd.log_path.read_text()
-        assert not (rd.path / training.RESERVE_NAME).exists()
+        assert not (rd.path / RESERVE_NAME).exists()
+
+
+def _running(rd, pid, host):
+    rd.path.mkdir(parents=True, exist_ok=True)
+    write_json(rd.status_path, {"state": "running", "pid": pid, "host": host})
+
+
+def test_a_run_a_live_process_on_this_host_trains_is_refused_and_a_dead_ones_resumed(tmp_path):
+    rd, here = RunDir(tmp_path / "run"), os.uname().nodename
+    rd.write_spec(_spec())
+    _running(rd, os.getppid(), here)  # pytest's parent: alive, and not this process
+    with pytest.raises(FwbenchError, match=f"being trained by process {os.getppid()}"):
+        training.train_run(rd, Workspace(tmp_path / "ws"), backend=object(), show_progress=False)
+    assert rd.read_status()["pid"] == os.getppid()  # nothing written over the live run's state
+    code = "import os; print(os.getpid())"
+    gone = int(subprocess.run([sys.executable, "-c", code], capture_output=True).stdout)
+    for pid, host in ((gone, here), (os.getppid(), "another-host"), (os.getpid(), here)):
+        _running(rd, pid, host)
+        refuse_if_live(rd)  # gone, elsewhere, or this process itself: a resume
+
+
+def test_the_reserve_is_a_small_file_in_the_run_dir_and_freeing_it_twice_is_harmless(tmp_path):
+    rd = RunDir(tmp_path / "run")
+    rd.path.mkdir(parents=True)
+    reserve = reserve_space(rd)
+    assert reserve == rd.path / RESERVE_NAME and reserve.stat().st_size == 256 * 1024
+    free_reserve(reserve)
+    free_reserve(reserve)
+    free_reserve(None)
+    assert not reserve.exists()
+    assert reserve_space(RunDir(tmp_path / "missing")) is None  # no room, no reserve, no error
 
 
 class _Backend:

@@ -17,18 +17,10 @@ import pytest
 
 from fwbench.config.train import TrainConfig, load_train_config
 from fwbench.core.paths import Workspace
-from fwbench.data.prepare import prepare
 from fwbench.record.runs import RunDir, make_spec
 from fwbench.registry.arms import arm_env
 
 PROBE = Path(__file__).with_name("syncprobe.py")
-
-
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    ws = Workspace(tmp_path_factory.mktemp("ws"))
-    prepare(ws, "synthetic")
-    return ws
 
 
 def probe(ws: Workspace, tmp_path: Path, arm: str) -> dict:
@@ -58,9 +50,9 @@ def probe(ws: Workspace, tmp_path: Path, arm: str) -> dict:
 )
 @pytest.mark.slow
 def test_no_arm_reads_the_device_inside_its_step_and_the_loop_reads_once_per_epoch(
-    ws, tmp_path, arm
+    synthetic_ws, tmp_path, arm
 ):
-    counts = probe(ws, tmp_path, arm)
+    counts = probe(synthetic_ws, tmp_path, arm)
     assert counts["state"] == "done" and counts["epochs"] == 2
     assert counts["steps"] == 12  # 96 images / 16 per step, two epochs
     assert counts["train_step"] == 0, counts

@@ -16,7 +16,8 @@ import yaml
 
 from fwbench.bench.measure import SpeedSettings
 from fwbench.bench.run import plan_jobs
-from fwbench.config.train import Stage, load_train_config
+from fwbench.config.experiment_matrix import Stage
+from fwbench.config.train import load_train_config
 from fwbench.core.errors import FwbenchError
 from fwbench.core.paths import Workspace
 from fwbench.data.prepare import prepare
@@ -26,6 +27,7 @@ from fwbench.record.runs import make_spec
 from fwbench.registry.arms import KERAS_ARMS, arm_env, canonical, get_arm
 from fwbench.study.matrix import expand_stage
 from matrixfixtures import TINY_MATRIX, fwbench
+from specs import digits_spec
 
 ARMS4 = ("pytorch", "keras", "keras-jax", "keras-torch")
 
@@ -35,8 +37,7 @@ def test_keras_tf_is_another_spelling_of_keras_everywhere():
     assert canonical("keras-tf") == "keras" and get_arm("keras-tf").keras_backend == "tensorflow"
     stage = Stage(**{**TINY_MATRIX["stages"]["tiny"], "frameworks": ["pytorch", "keras-tf"]})
     assert stage.frameworks == ["pytorch", "keras"]
-    spec = make_spec(load_train_config(), dataset="digits", model="mobilenetv2",
-                     precision="fp32", seed=1, framework="keras-tf")  # fmt: skip
+    spec = digits_spec("keras-tf")
     assert spec.framework == "keras" and spec.readable_id.endswith("-keras")
     with pytest.raises(FwbenchError, match="unknown framework 'keras-mxnet'"):
         get_arm("keras-mxnet")

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from fwbench.config.train import load_matrix, load_train_config
+from fwbench.config.experiment_matrix import load_matrix
+from fwbench.config.train import load_train_config
 from fwbench.core.errors import FwbenchError
 from fwbench.record.runs import RunDir
 from fwbench.study.executors.interface import mark_interrupted, mark_launched, record_failure

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from fwbench.config.train import load_matrix, load_train_config
+from fwbench.config.experiment_matrix import load_matrix
+from fwbench.config.train import load_train_config
 from fwbench.parity.lr import lr_cases, step_plan
 from fwbench.registry.datasets import get_dataset
 

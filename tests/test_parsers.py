@@ -40,14 +40,6 @@ def _wrong_values(key: str) -> list[str]:
     return values
 
 
-@pytest.fixture
-def ws(tmp_path, monkeypatch):
-    root = tmp_path / "ws"
-    (root / "configs").mkdir(parents=True)
-    monkeypatch.setenv("FWBENCH_WORKSPACE", str(root))
-    return root
-
-
 def _refused(run_cli, ws, *args):
     before = tree_hashes(ws)
     line = assert_one_line(run_cli(*args), 2)

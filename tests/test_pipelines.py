@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from fwbench.config.train import AugmentationConfig, load_train_config
-from fwbench.core.paths import Workspace
-from fwbench.data.prepare import prepare
 from fwbench.frameworks.both import import_both
 from fwbench.recipe.augment import augment_numpy, draw_epoch, normalize_numpy
 from fwbench.recipe.inputs import load_inputs
 from fwbench.record.runs import make_spec
 
 import_both()  # torch before TensorFlow for this whole test module
-
-
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    ws = Workspace(tmp_path_factory.mktemp("ws"))
-    prepare(ws, "synthetic")
-    return ws
 
 
 def _inputs(ws, batch=16, padding=4, flip=True, workers=0):
@@ -73,13 +63,13 @@ def test_grayscale_image_becomes_three_identical_channels():
     np.testing.assert_allclose(x[..., 1], (gray / 255.0 - 0.5) / 0.25, atol=1e-6)
 
 
-def test_both_arms_yield_identical_train_batches(ws):
+def test_both_arms_yield_identical_train_batches(synthetic_ws):
     import tensorflow as tf
 
     from fwbench.frameworks.keras.tensorflow.data import KerasPipelines, normalize_tf
     from fwbench.frameworks.pytorch.data import eval_loader, train_loader
 
-    inputs = _inputs(ws)
+    inputs = _inputs(synthetic_ws)
     loader, sampler = train_loader(inputs)
     keras_pipes = KerasPipelines(inputs)
     for epoch in (0, 1):
@@ -97,12 +87,12 @@ def test_both_arms_yield_identical_train_batches(ws):
     assert np.array_equal(val_k[0][0].numpy(), first)
 
 
-def test_worker_count_does_not_change_batches(ws):
+def test_worker_count_does_not_change_batches(synthetic_ws):
     from fwbench.frameworks.pytorch.data import train_loader
 
     batches = []
     for workers in (0, 2):
-        loader, sampler = train_loader(_inputs(ws, workers=workers))
+        loader, sampler = train_loader(_inputs(synthetic_ws, workers=workers))
         sampler.set_epoch(1)
         batches.append([x.numpy() for x, _ in loader])
         assert loader.num_workers == workers

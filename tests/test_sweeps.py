@@ -10,7 +10,8 @@ import sys
 import pytest
 import yaml
 
-from fwbench.config.train import ExperimentMatrix, load_train_config
+from fwbench.config.experiment_matrix import ExperimentMatrix
+from fwbench.config.train import load_train_config
 from fwbench.core.fileio import append_jsonl
 from fwbench.core.paths import Workspace
 from fwbench.record.migrate import legacy_runs, migrate

@@ -15,6 +15,7 @@ from fwbench.study.executors.local import LocalExecutor
 from fwbench.study.matrix import plan
 from fwbench.training.preflight import pin_threads
 from matrixfixtures import STAGE, TINY_MATRIX
+from specs import digits_spec
 
 REPORT_THREADS = textwrap.dedent(
     """
@@ -46,14 +47,7 @@ def test_threads_setting_is_in_the_config_hash():
 
 
 def test_a_resumed_run_keeps_the_thread_count_it_started_with(tmp_path, monkeypatch):
-    spec = make_spec(
-        load_train_config(),
-        dataset="digits",
-        model="mobilenetv2",
-        precision="fp32",
-        seed=1,
-        framework="pytorch",
-    )
+    spec = digits_spec()
     rd = RunDir(tmp_path / "run")
     rd.write_spec(spec)
     monkeypatch.setenv("FWBENCH_THREADS", "3")

@@ -13,8 +13,6 @@ import sys
 import numpy as np
 import pytest
 
-from fwbench.core.paths import Workspace
-from fwbench.data.prepare import prepare
 from fwbench.record.runs import RunDir
 from fwbench.training.console import epoch_line
 from fwbench.training.sinks import Sink, Sinks
@@ -38,18 +36,17 @@ LINE = re.compile(
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    ws = Workspace(tmp_path_factory.mktemp("ws"))
-    prepare(ws, "synthetic")
+def trained(synthetic_ws):
     out = {}
     for arm in ARMS:
         p = fwbench(
             "train", "--framework", arm, "--dataset", "synthetic", "--model", "mobilenetv2",
             "--subset", "90", "--batch-size", "30", "--epochs", str(EPOCHS), "--tracking",
-            "mlflow", "--set", "lr.warmup_epochs=0.5", "--num-workers", "0", ws=ws,
+            "mlflow", "--set", "lr.warmup_epochs=0.5", "--num-workers", "0", ws=synthetic_ws,
         )  # fmt: skip
-        out[arm] = (find_run(ws.runs_dir, f"synthetic-mobilenetv2-fp32-s42-{arm}"), p.stderr)
-    return ws, out
+        rd = find_run(synthetic_ws.runs_dir, f"synthetic-mobilenetv2-fp32-s42-{arm}")
+        out[arm] = (rd, p.stderr)
+    return synthetic_ws, out
 
 
 @pytest.mark.slow
@@ -177,12 +174,10 @@ def test_both_sinks_hold_the_test_metrics_one_lr_series_and_mlflow_keeps_the_art
     from mlflow import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from fwbench.config.train import load_train_config
-    from fwbench.record.runs import make_spec
     from fwbench.training.tracking import MlflowSink, TensorBoardSink
+    from specs import digits_spec
 
-    spec = make_spec(load_train_config(), dataset="digits", model="mobilenetv2",
-                     precision="fp32", seed=1, framework="pytorch", epochs_override=1)  # fmt: skip
+    spec = digits_spec(epochs_override=1)
     rd = RunDir(tmp_path / "run")
     rd.write_spec(spec)
     (rd.checkpoints).mkdir()

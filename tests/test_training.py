@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 
 from fwbench.config.train import TrainConfig, load_train_config
-from fwbench.core.paths import Workspace
-from fwbench.data.prepare import prepare
 from fwbench.frameworks.base import load_backend
 from fwbench.frameworks.both import import_both
 from fwbench.recipe.inputs import load_inputs
@@ -40,13 +38,6 @@ def linear_model(framework: str):
     return build
 
 
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    ws = Workspace(tmp_path_factory.mktemp("ws"))
-    prepare(ws, "synthetic")
-    return ws
-
-
 def config(**sections) -> TrainConfig:
     data = load_train_config().model_dump()
     data["training"] |= {"batch_size": 16, "eval_batch_size": 64, "num_workers": 0}
@@ -65,20 +56,24 @@ def new_run(ws, tmp_path, framework, cfg, epochs=2, subset=100, name="run") -> R
     return rd
 
 
-def test_every_step_uses_the_same_lr_in_both_arms(ws, tmp_path):
+def test_every_step_uses_the_same_lr_in_both_arms(synthetic_ws, tmp_path):
     cfg = config(lr={"warmup_epochs": 1.0, "base_lr": 0.05})
     used = {}
     for arm in ARMS:
-        rd = new_run(ws, tmp_path, arm, cfg)
+        rd = new_run(synthetic_ws, tmp_path, arm, cfg)
         backend = load_backend(arm, linear_model(arm))
         used[arm] = []
         hook = used[arm].append
         state = train_run(
-            rd, ws, backend=backend, show_progress=False, on_step=lambda s, r, h=hook: h(r.lr)
+            rd,
+            synthetic_ws,
+            backend=backend,
+            show_progress=False,
+            on_step=lambda s, r, h=hook: h(r.lr),
         )
         assert state == "done"
         used[arm] = np.array(used[arm])
-    plan = load_inputs(ws, rd.read_spec()).plan
+    plan = load_inputs(synthetic_ws, rd.read_spec()).plan
     expected = np.array(lr_table(cfg.lr, plan))
     assert len(expected) == plan.total_steps == 12 and expected[0] == 0.0
     for arm in ARMS:
@@ -87,7 +82,7 @@ def test_every_step_uses_the_same_lr_in_both_arms(ws, tmp_path):
 
 
 @pytest.mark.parametrize("arm", ARMS)
-def test_accumulating_two_half_batches_equals_one_full_batch(ws, tmp_path, arm):
+def test_accumulating_two_half_batches_equals_one_full_batch(synthetic_ws, tmp_path, arm):
     # The linear model has no BatchNorm: with BN in train mode each micro-batch would be
     # normalised by its own statistics, so 2 x b/2 and 1 x b would be different functions.
     # warmup_epochs=0 because the warmup LR of step 0 is 0 (no update to compare).
@@ -97,10 +92,10 @@ def test_accumulating_two_half_batches_equals_one_full_batch(ws, tmp_path, arm):
             training={"batch_size": batch, "gradient_accumulation_steps": acc},
             lr={"warmup_epochs": 0.0},
         )
-        spec = new_run(ws, tmp_path, arm, cfg, name=f"acc{acc}").read_spec()
+        spec = new_run(synthetic_ws, tmp_path, arm, cfg, name=f"acc{acc}").read_spec()
         backend = load_backend(arm, linear_model(arm))
         backend.setup(spec)
-        backend.build(spec, load_inputs(ws, spec))
+        backend.build(spec, load_inputs(synthetic_ws, spec))
         before = backend.parameters_numpy()
         batches = backend.train_batches(0)
         result = backend.train_step([next(batches) for _ in range(acc)], 0.1)
@@ -139,49 +134,57 @@ def test_keras_sgd_follows_torch_sgd_with_a_changing_lr():
 
 
 @pytest.mark.parametrize("arm", ARMS)
-def test_non_finite_loss_ends_the_run_as_diverged(ws, tmp_path, arm):
+def test_non_finite_loss_ends_the_run_as_diverged(synthetic_ws, tmp_path, arm):
     cfg = config(  # wd * lr = 5e26: blows up; the finite-explosion limit is moved out of the way
         lr={"base_lr": 1e30, "warmup_epochs": 0.0},
         training={"divergence": {"step_loss_multiple": 1e300}},
     )
-    rd = new_run(ws, tmp_path, arm, cfg)
-    state = train_run(rd, ws, backend=load_backend(arm, linear_model(arm)), show_progress=False)
+    rd = new_run(synthetic_ws, tmp_path, arm, cfg)
+    state = train_run(
+        rd, synthetic_ws, backend=load_backend(arm, linear_model(arm)), show_progress=False
+    )
     status = rd.read_status()
     assert state == status["state"] == "diverged"
     assert "non-finite training loss" in status["error"] and status["diverged_epoch"] == 1
     assert rd.epochs() == [] and rd.test_metrics() is None
     # a diverged run is final: running it again does nothing
-    assert train_run(rd, ws, backend=load_backend(arm, linear_model(arm))) == "diverged"
+    assert train_run(rd, synthetic_ws, backend=load_backend(arm, linear_model(arm))) == "diverged"
 
 
-def test_an_exception_marks_the_run_failed_and_is_reraised(ws, tmp_path):
-    rd = new_run(ws, tmp_path, "pytorch", config())
+def test_an_exception_marks_the_run_failed_and_is_reraised(synthetic_ws, tmp_path):
+    rd = new_run(synthetic_ws, tmp_path, "pytorch", config())
 
     def broken(*args):
         raise RuntimeError("model exploded")
 
     with pytest.raises(RuntimeError, match="model exploded"):
-        train_run(rd, ws, backend=load_backend("pytorch", broken), show_progress=False)
+        train_run(rd, synthetic_ws, backend=load_backend("pytorch", broken), show_progress=False)
     status = rd.read_status()
     assert status["state"] == "failed" and status["error"] == "RuntimeError: model exploded"
 
 
 @pytest.mark.parametrize("arm", ARMS)
-def test_in_process_run_records_every_epoch_field_and_resume_is_a_no_op(ws, tmp_path, arm):
-    rd = new_run(ws, tmp_path, arm, config())
-    assert train_run(rd, ws, backend=load_backend(arm, linear_model(arm)), show_progress=False)
+def test_in_process_run_records_every_epoch_field_and_resume_is_a_no_op(
+    synthetic_ws, tmp_path, arm
+):
+    rd = new_run(synthetic_ws, tmp_path, arm, config())
+    assert train_run(
+        rd, synthetic_ws, backend=load_backend(arm, linear_model(arm)), show_progress=False
+    )
     epochs = rd.epochs()
     assert [e["epoch"] for e in epochs] == [1, 2]
     assert all(tuple(e) == EPOCH_FIELDS for e in epochs)
-    again = train_run(rd, ws, backend=load_backend(arm, linear_model(arm)), show_progress=False)
+    again = train_run(
+        rd, synthetic_ws, backend=load_backend(arm, linear_model(arm)), show_progress=False
+    )
     assert again == "done" and rd.epochs() == epochs
 
 
-def test_subset_shrinks_training_only_and_eval_subset_is_explicit(ws):
+def test_subset_shrinks_training_only_and_eval_subset_is_explicit(synthetic_ws):
     def inputs(**sizes):
         spec = make_spec(config(), dataset="synthetic", model="mobilenetv2", precision="fp32",
                          seed=1, framework="pytorch", **sizes)  # fmt: skip
-        got = load_inputs(ws, spec)
+        got = load_inputs(synthetic_ws, spec)
         return len(got.train), len(got.val), len(got.test)
 
     assert inputs(subset=100) == (100, 100, 200)  # synthetic: 500 / 100 / 200
@@ -189,16 +192,16 @@ def test_subset_shrinks_training_only_and_eval_subset_is_explicit(ws):
 
 
 def test_train_log_has_one_readable_line_per_epoch_and_warns_of_a_warmup_longer_than_training(
-    ws, tmp_path, capsys
+    synthetic_ws, tmp_path, capsys
 ):
-    rd = new_run(ws, tmp_path, "pytorch", config(lr={"warmup_epochs": 5.0}), name="warm")
-    assert train_run(rd, ws, backend=load_backend("pytorch", linear_model("pytorch")))
+    rd = new_run(synthetic_ws, tmp_path, "pytorch", config(lr={"warmup_epochs": 5.0}), name="warm")
+    assert train_run(rd, synthetic_ws, backend=load_backend("pytorch", linear_model("pytorch")))
     log = rd.log_path.read_text()
     for epoch in (1, 2):
         assert sum(f"pytorch epoch {epoch}/2  train loss" in ln for ln in log.splitlines()) == 1
     assert "train_loss=" not in log  # the raw record is epochs.jsonl's
     warning = "warning: LR warmup (12 steps) is as long as training (12 steps)"
     assert log.count(warning) == 1 and warning in capsys.readouterr().err
-    rd = new_run(ws, tmp_path, "pytorch", config(lr={"warmup_epochs": 1.0}), name="short")
-    assert train_run(rd, ws, backend=load_backend("pytorch", linear_model("pytorch")))
+    rd = new_run(synthetic_ws, tmp_path, "pytorch", config(lr={"warmup_epochs": 1.0}), name="short")
+    assert train_run(rd, synthetic_ws, backend=load_backend("pytorch", linear_model("pytorch")))
     assert "warmup" not in rd.log_path.read_text()

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from fwbench.core.paths import Workspace
-from fwbench.data.prepare import prepare
 from fwbench.record.runs import EPOCH_FIELDS, RunDir
 from fwbench.registry.determinism import mechanism, runtime
 from runfixtures import find_run
@@ -57,11 +56,9 @@ def metrics_only(records: list[dict]) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory) -> Workspace:
-    ws = Workspace(tmp_path_factory.mktemp("ws"))
-    prepare(ws, "synthetic")
-    (ws.root / "cfg.yaml").write_text(CONFIG)
-    return ws
+def ws(synthetic_ws) -> Workspace:
+    (synthetic_ws.root / "cfg.yaml").write_text(CONFIG)
+    return synthetic_ws
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,8 @@ def show(
     import yaml
     from rich.table import Table
 
-    from fwbench.config.train import (
-        EXPERIMENT_MATRIX,
-        TRAIN_CONFIG,
-        find_user_config,
-        load_matrix,
-        load_train_config,
-    )
+    from fwbench.config.experiment_matrix import EXPERIMENT_MATRIX, load_matrix
+    from fwbench.config.train import TRAIN_CONFIG, find_user_config, load_train_config
 
     ws = Workspace.from_env(workspace)
     train_path = find_user_config(ws.configs_dir, TRAIN_CONFIG, config)

@@ -137,12 +137,8 @@ def lr_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from fwbench.config.train import (
-        EXPERIMENT_MATRIX,
-        find_user_config,
-        load_matrix,
-        workspace_train_config,
-    )
+    from fwbench.config.experiment_matrix import EXPERIMENT_MATRIX, load_matrix
+    from fwbench.config.train import find_user_config, workspace_train_config
     from fwbench.core.paths import Workspace
     from fwbench.parity.lr import (
         RELATIVE_TOLERANCE,

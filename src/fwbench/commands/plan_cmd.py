@@ -13,7 +13,8 @@ from fwbench.commands.output import print_whole
 def _stage(ws, stage: str | None, matrix: OptPath):
     if stage is None:
         return None
-    from fwbench.config.train import EXPERIMENT_MATRIX, find_user_config, load_matrix
+    from fwbench.config.experiment_matrix import EXPERIMENT_MATRIX, load_matrix
+    from fwbench.config.train import find_user_config
 
     path = find_user_config(ws.configs_dir, EXPERIMENT_MATRIX, matrix)
     return load_matrix(path).stage(stage)

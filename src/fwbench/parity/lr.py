@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fwbench.config.train import ExperimentMatrix, TrainConfig
+from fwbench.config.experiment_matrix import ExperimentMatrix
+from fwbench.config.train import TrainConfig
 from fwbench.parity.lr_readback import applied_lrs, arm_schedule
 from fwbench.recipe.schedule import StepPlan, plan_steps
 from fwbench.registry.datasets import get_dataset

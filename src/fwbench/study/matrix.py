@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from fwbench.config.experiment_matrix import EXPERIMENT_MATRIX, ExperimentMatrix, Stage, load_matrix
 from fwbench.config.overrides import (
     FITTED,
     apply_sets,
@@ -27,15 +28,7 @@ from fwbench.config.overrides import (
     sweep_sets,
     value_text,
 )
-from fwbench.config.train import (
-    EXPERIMENT_MATRIX,
-    ExperimentMatrix,
-    Stage,
-    TrainConfig,
-    find_user_config,
-    load_matrix,
-    workspace_train_config,
-)
+from fwbench.config.train import TrainConfig, find_user_config, workspace_train_config
 from fwbench.core.errors import FwbenchError
 from fwbench.core.paths import Workspace
 from fwbench.record.check import corruption

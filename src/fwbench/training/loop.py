@@ -22,7 +22,6 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from fwbench.core.errors import FwbenchError, describe
@@ -42,6 +41,7 @@ from fwbench.recipe.divergence import Diverged, DivergenceWatch
 from fwbench.recipe.inputs import RunInputs, load_inputs
 from fwbench.recipe.schedule import lr_at
 from fwbench.recipe.timing import Stopwatch
+from fwbench.record.guards import free_reserve, refuse_if_live, reserve_space
 from fwbench.record.runs import RunDir, RunSpec
 from fwbench.registry.arms import get_arm
 from fwbench.training.console import ConsoleSink, epoch_line, warmup_warning
@@ -75,9 +75,9 @@ def train_run(
     state = run_dir.state
     if state in FINAL_STATES:
         return state
-    _refuse_if_live(run_dir)
+    refuse_if_live(run_dir)
     run_dir.set_status("running", run_id=spec.run_id, framework=spec.framework)
-    reserve = _reserve_space(run_dir)
+    reserve = reserve_space(run_dir)
     console = ConsoleSink(live=show_progress)
     console.prepare(spec)  # a terminal shows the bar now, not after the framework has loaded
     try:
@@ -87,60 +87,18 @@ def train_run(
         backend = backend or load_backend(spec.framework, deterministic=t.deterministic)
         return _Trainer(run_dir, ws, spec, backend, console, on_step).run()
     except KeyboardInterrupt:
-        _free(reserve)
+        free_reserve(reserve)
         console.close("failed", None)
         raise interrupted(run_dir, spec) from None
     except BaseException as e:
-        _free(reserve)  # a full disk still has room for the final state
+        free_reserve(reserve)  # a full disk still has room for the final state
         console.close("failed", None)
         error = describe(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
         run_dir.set_status("failed", error=error, traceback=traceback.format_exc()[-4000:])
         _log(run_dir, f"failed: {error}")
         raise
     finally:
-        _free(reserve)
-
-
-RESERVE_NAME = ".reserve"
-_RESERVE_BYTES = 256 * 1024
-
-
-def _reserve_space(run_dir: RunDir) -> Path | None:
-    """A small file of zeros in the run directory, deleted to make room for the run's final
-    state (``failed``/``interrupted``, its log line) when the disk fills up during training."""
-    path = run_dir.path / RESERVE_NAME
-    try:
-        with open(path, "wb") as f:
-            f.write(b"\0" * _RESERVE_BYTES)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError:
-        path.unlink(missing_ok=True)
-        return None
-    return path
-
-
-def _free(reserve: Path | None) -> None:
-    if reserve is not None:
-        reserve.unlink(missing_ok=True)
-
-
-def _refuse_if_live(run_dir: RunDir) -> None:
-    status = run_dir.read_status()
-    pid = status.get("pid")
-    if status.get("state") != "running" or not pid or pid == os.getpid():
-        return
-    if status.get("host") != os.uname().nodename:
-        return
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, PermissionError, ValueError):
-        return  # the process that wrote "running" is gone: this is a resume
-    raise FwbenchError(
-        f"run is being trained by process {pid} on this host",
-        path=run_dir.path,
-        fix="wait for it to finish, or stop that process first",
-    )
+        free_reserve(reserve)
 
 
 def _log(run_dir: RunDir, message: str) -> None:
