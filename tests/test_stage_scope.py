@@ -3,7 +3,8 @@
 
 Workspace: the verdict fixture (stage vx: 30 fp32 runs, all done; stage vd: 30 amp runs, 25
 done) plus one vx run started with other settings (`run --set lr.base_lr=0.2`, accuracy 0.5),
-all collected together as a plain `fwbench collect` does.
+all collected together as a plain `fwbench collect` does. Stage vx3 is vx with seeds 1-3 (it
+shares 18 runs with vx).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 
 import pandas as pd
 import pytest
+import yaml
 
 import fwbench
 from fwbench.config.overrides import apply_sets
@@ -25,7 +27,7 @@ from fwbench.record.runs import RunDir, make_spec
 from fwbench.study.collect import collect_runs, load_results, write_results
 from fwbench.study.stage_scope import select_stages
 from runfixtures import _epoch_records
-from verdictfixtures import BASE, build_verdict_workspace
+from verdictfixtures import BASE, build_verdict_workspace, matrix
 
 OTHER = ["lr.base_lr=0.2"]
 
@@ -51,6 +53,9 @@ def _other_settings_run(root) -> str:
 def ws(tmp_path_factory):
     root = build_verdict_workspace(tmp_path_factory.mktemp("stages"))
     _other_settings_run(root)
+    stages = matrix()["stages"]
+    stages["vx3"] = stages["vx"] | {"seeds": [1, 2, 3]}  # shares 18 runs with vx
+    (root / "configs" / "experiment_matrix.yaml").write_text(yaml.safe_dump({"stages": stages}))
     workspace = Workspace(root)
     write_results(workspace, *collect_runs(workspace))  # every run directory: 61 rows
     return workspace
@@ -161,3 +166,10 @@ def test_report_stage_covers_that_stage_and_says_so(ws):
     summary = _summary(ws)  # the report's tables: vd's runs only
     assert len(summary) == 6 and set(summary["precision"]) == {"amp"}
     assert summary["n_done"].sum() == 25 and summary["n_diverged"].sum() == 3
+
+
+def test_a_run_two_stages_share_is_one_row_and_counts_in_both(ws):
+    runs, _ = collect_runs(ws, ["vx", "vx3"])
+    assert len(runs) == 30 and runs["run_id"].is_unique and (runs["state"] == "done").all()
+    selected, _, scope = select_stages(ws, load_results(ws)[0], None, ["vx3", "vx"])
+    assert len(selected) == 30 and scope.counts == {"vx3": (18, 18, 18), "vx": (30, 30, 30)}
