@@ -82,17 +82,21 @@ def _settings(ws: Workspace) -> Any:
 
 
 def analyze(
-    runs: pd.DataFrame | str | Path | None = None, workspace: str | Path | None = None
+    runs: pd.DataFrame | str | Path | None = None,
+    workspace: str | Path | None = None,
+    stages: str | list[str] | None = None,
 ) -> Analysis:
     """The statistics of ``fwbench analyze`` for ``runs`` (default: the collected results), with
     the workspace's ``configs/analysis.yaml`` (margins, levels) if there is one.
 
     ``analyze("study/")`` (a workspace first, as ``load_results`` takes it) is read as
-    ``analyze(workspace="study/")``. Returns an ``Analysis`` whose DataFrames include
-    ``summary`` (per cell and arm) and ``comparison`` (per cell, arm pair and metric: paired
-    difference, tests, verdict).
+    ``analyze(workspace="study/")``. With ``stages`` (a name or a list), only the runs those
+    stages expect count, as ``fwbench analyze --stage`` does; a selection with no finished run
+    is an error. Returns an ``Analysis`` whose DataFrames include ``summary`` (per cell and arm)
+    and ``comparison`` (per cell, arm pair and metric: paired difference, tests, verdict).
     """
     from fwbench.analysis.stats import analyze as run_analysis
+    from fwbench.study.stage_scope import select_stages
 
     if isinstance(runs, str | Path):
         runs, workspace = None, runs
@@ -101,6 +105,7 @@ def analyze(
         from fwbench.study.collect import load_results as load_collected
 
         runs, _ = load_collected(ws)
+    runs, _, _ = select_stages(ws, runs, None, _stage_list(stages))
     return run_analysis(runs, _settings(ws))
 
 
@@ -108,13 +113,13 @@ def report(
     workspace: str | Path | None = None, stages: str | list[str] | None = None
 ) -> dict[str, Any]:
     """Collect (all run directories, or ``stages``: a name or a list), then write plots and the
-    Markdown and HTML report as ``fwbench collect && fwbench report`` do; returns the paths
-    written."""
+    Markdown and HTML report of those runs as ``fwbench collect [--stage S] && fwbench report
+    [--stage S]`` do; returns the paths written and the ``scope`` (which runs it covers)."""
     from fwbench.analysis.report import write_report
 
     load_results(workspace, stages, write=True)
     ws = _workspace(workspace)
-    return write_report(ws, _settings(ws))
+    return write_report(ws, _settings(ws), _stage_list(stages))
 
 
 def expand(

@@ -242,8 +242,9 @@ def report_section(runs: pd.DataFrame) -> list[str]:
     ]
 
 
-def write_attribution(runs: pd.DataFrame, analysis_dir) -> list:
-    """``analysis/attribution.csv`` and ``attribution.md`` (nothing without attribution runs)."""
+def write_attribution(runs: pd.DataFrame, analysis_dir, scope: str = "") -> list:
+    """``analysis/attribution.csv`` and ``attribution.md`` (nothing without attribution runs);
+    the ``.md`` opens with ``scope`` (which runs it covers) when one is given."""
     from fwbench.core.fileio import write_text
 
     table = attribution_table(runs)
@@ -251,7 +252,8 @@ def write_attribution(runs: pd.DataFrame, analysis_dir) -> list:
         return []
     csv = write_text(analysis_dir / "attribution.csv", table.to_csv(index=False))
     text = (
-        display(table).to_markdown(index=False)
+        (f"_{scope}_\n\n" if scope else "")
+        + display(table).to_markdown(index=False)
         + "\n\n"
         + "\n".join(f"- {w}" for w in wording(table))
     )

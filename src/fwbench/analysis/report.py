@@ -32,6 +32,7 @@ from fwbench.config.analysis import AnalysisConfig
 from fwbench.core.fileio import write_text
 from fwbench.core.paths import Workspace
 from fwbench.study.collect import load_results
+from fwbench.study.stage_scope import Scope, every_run, select_stages
 
 ImageRef = Callable[[Path, str], str]
 CSS = """
@@ -148,21 +149,27 @@ def _figures(plots: dict, key: str, alt: str, image: ImageRef, empty: str) -> li
 
 
 def build_markdown(
-    ws: Workspace, runs: pd.DataFrame, analysis: Analysis, plots: dict, image: ImageRef
+    ws: Workspace,
+    runs: pd.DataFrame,
+    analysis: Analysis,
+    plots: dict,
+    image: ImageRef,
+    scope: Scope | None = None,
 ) -> str:
-    """The whole report as Markdown; ``image(path, alt)`` decides how figures are referenced."""
+    """The whole report as Markdown; ``image(path, alt)`` decides how figures are referenced;
+    ``scope``: which collected runs it covers (default: all of ``runs``)."""
     views = displays(analysis)
     cfg = analysis.config
-    stages = ", ".join(sorted(runs["stage"].dropna().unique())) or "(none recorded)"
+    scope = scope or every_run(runs)
     titles = [
         "Verdicts", "Results", "Learning curves", "Confusion matrices", "Time and throughput",
         "AMP effect", "Conclusions", "Limitations", "Methods", "Appendix",
     ]  # fmt: skip
     out = [
-        "# fwbench report: does the framework change the result?",
+        f"# fwbench report{scope.title()}: does the framework change the result?",
         _question(runs, cfg),
-        f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} from `{ws.root}`; stages: {stages}; "
-        f"{len(runs)} runs in `results/runs.csv`.",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} from `{ws.root}/results/runs.csv`. "
+        f"**{scope.text()}**",
         "## Verdicts",
         sections.md_table(views["verdicts"]),
         verdict_legend(analysis),
@@ -260,19 +267,31 @@ def to_html(markdown_text: str, title: str = "fwbench report") -> str:
     )
 
 
-def write_report(ws: Workspace, cfg: AnalysisConfig | None = None) -> dict[str, Path | list[Path]]:
-    """Analyse the collected results, draw the plots and write the Markdown and HTML report."""
+def write_report(
+    ws: Workspace,
+    cfg: AnalysisConfig | None = None,
+    stages: list[str] | None = None,
+    matrix: Path | None = None,
+) -> dict[str, Path | list[Path] | Scope]:
+    """Analyse the collected results (only the runs of ``stages``, if given), draw the plots and
+    write the Markdown and HTML report; ``scope`` in the answer says which runs it covers."""
     runs, epochs = load_results(ws)
+    runs, epochs, scope = select_stages(ws, runs, epochs, stages, matrix)
     analysis = analyze(runs, cfg)
-    tables = write_analysis(ws, analysis)
+    tables = write_analysis(ws, analysis, scope.text())
     plots = make_plots(runs, epochs, analysis, ws.plots_dir, ws.root)
     md_path = write_text(
         ws.report_dir / "report.md",
-        build_markdown(ws, runs, analysis, plots, _relative_image(ws.report_dir)),
+        build_markdown(ws, runs, analysis, plots, _relative_image(ws.report_dir), scope),
     )
     html_path = write_text(
         ws.report_dir / "report.html",
-        to_html(build_markdown(ws, runs, analysis, plots, _embedded_image)),
+        to_html(
+            build_markdown(ws, runs, analysis, plots, _embedded_image, scope),
+            f"fwbench report{scope.title()}",
+        ),
     )
     figures = [p for paths in plots.values() for p in paths]
-    return {"markdown": md_path, "html": html_path, "plots": figures, "tables": tables}
+    return {
+        "markdown": md_path, "html": html_path, "plots": figures, "tables": tables, "scope": scope,
+    }  # fmt: skip

@@ -296,13 +296,15 @@ def to_markdown(frame: pd.DataFrame, empty: str = "_(no rows)_") -> str:
     return empty if frame.empty else frame.to_markdown(index=False)
 
 
-def write_analysis(ws: Workspace, analysis: Analysis) -> list[Path]:
-    """Write ``analysis/<table>.csv`` (full precision), ``.md`` (formatted) and ``.tex``."""
+def write_analysis(ws: Workspace, analysis: Analysis, scope: str = "") -> list[Path]:
+    """Write ``analysis/<table>.csv`` (full precision), ``.md`` (formatted) and ``.tex``; each
+    ``.md`` opens with ``scope`` (which runs it covers) when one is given."""
     out = ws.analysis_dir
     written = []
     for name in TABLES:
         raw: pd.DataFrame = getattr(analysis, name)
         written.append(atomic_write(out / f"{name}.csv", lambda p, f=raw: f.to_csv(p, index=False)))
+    lead = f"_{scope}_\n\n" if scope else ""
     for name, view in displays(analysis).items():
-        written.append(write_text(out / f"{name}.md", to_markdown(view) + "\n"))
+        written.append(write_text(out / f"{name}.md", lead + to_markdown(view) + "\n"))
     return written + write_latex_tables(out, analysis)

@@ -20,6 +20,14 @@ StageOpt = typer.Option(
     help="Collect this matrix stage's expected runs (repeatable); default: every run directory.",
 )
 
+ScopeStageOpt = typer.Option(
+    None,
+    "--stage",
+    "-s",
+    help="Only this matrix stage's runs, as `collect --stage` counts them (repeatable); "
+    "default: every collected run.",
+)
+
 
 def collect(
     stage: list[str] | None = StageOpt,
@@ -73,7 +81,12 @@ def _verdict_table(analysis) -> Table:
     return table
 
 
-def analyze(config: OptPath = AnalysisConfigOpt, workspace: OptPath = WorkspaceOpt) -> None:
+def analyze(
+    stage: list[str] | None = ScopeStageOpt,
+    matrix: OptPath = MatrixOpt,
+    config: OptPath = AnalysisConfigOpt,
+    workspace: OptPath = WorkspaceOpt,
+) -> None:
     """Statistics across seeds from results/ -> analysis/*.csv, *.md, *.tex, with verdicts."""
     from fwbench.analysis.attribution import write_attribution
     from fwbench.analysis.diverged_seeds import divergence_lines
@@ -83,13 +96,17 @@ def analyze(config: OptPath = AnalysisConfigOpt, workspace: OptPath = WorkspaceO
     from fwbench.analysis.style import cell_label
     from fwbench.analysis.tables import write_analysis
     from fwbench.study.collect import load_results
+    from fwbench.study.stage_scope import select_stages
 
     ws = Workspace.from_env(workspace)
     runs, _ = load_results(ws)
+    runs, _, scope = select_stages(ws, runs, None, stage, matrix)
     analysis = run_analysis(runs, load_settings(ws, config))
-    paths = write_analysis(ws, analysis)
-    paths = [*paths, *write_attribution(runs, ws.analysis_dir)]  # attribution stages
+    paths = write_analysis(ws, analysis, scope.text())
+    paths = [*paths, *write_attribution(runs, ws.analysis_dir, scope.text())]  # attribution
     out = Console(highlight=False)
+    for line in (scope.text(), *scope.unfinished()):
+        out.print(line, soft_wrap=True)  # one line each, also in a log
     for key, group in runs.groupby([*CELL, "framework"], sort=True, dropna=False):
         counts = excluded_counts(group)
         if counts:
@@ -104,13 +121,20 @@ def analyze(config: OptPath = AnalysisConfigOpt, workspace: OptPath = WorkspaceO
     out.print(f"wrote {len(paths)} tables to {ws.analysis_dir}")
 
 
-def report(config: OptPath = AnalysisConfigOpt, workspace: OptPath = WorkspaceOpt) -> None:
+def report(
+    stage: list[str] | None = ScopeStageOpt,
+    matrix: OptPath = MatrixOpt,
+    config: OptPath = AnalysisConfigOpt,
+    workspace: OptPath = WorkspaceOpt,
+) -> None:
     """Plots and report/report.md + one self-contained report/report.html from results/."""
     from fwbench.analysis.report import write_report
 
     ws = Workspace.from_env(workspace)
-    written = write_report(ws, load_settings(ws, config))
+    written = write_report(ws, load_settings(ws, config), stage, matrix)
     out = Console(highlight=False)
+    for line in (written["scope"].text(), *written["scope"].unfinished()):
+        out.print(line, soft_wrap=True)  # one line each, also in a log
     out.print(f"{len(written['plots'])} plots in {ws.plots_dir} (PNG, SVG and PDF)")
     out.print(f"report: {written['markdown']}")
     out.print(f"report (self-contained HTML): {written['html']}")

@@ -19,7 +19,7 @@ from fwbench.core.fileio import StagedWrites
 from fwbench.core.paths import Workspace
 from fwbench.record.check import corruption
 from fwbench.record.runs import EPOCH_FIELDS, RunDir, RunSpec, identity_fields
-from fwbench.study.matrix import expand_stage, load_configs, run_state
+from fwbench.study.matrix import run_state, stage_runs
 from fwbench.study.runindex import find_run_dirs
 
 # "settings": the swept train-config keys that set this run apart from the others collected
@@ -272,9 +272,10 @@ def collect_runs(
     found = {run.run_id: (run, spec) for run, spec in every if run.path not in duplicates}
     planned: list[tuple[RunDir, RunSpec | None, str | None]] = []
     if stages:
-        train, matrix = load_configs(ws, None, matrix_path)
-        expected = [s for name in stages for s in expand_stage(name, matrix.stage(name), train)]
-        for spec in expected:
+        expected: dict[str, RunSpec] = {}  # a run two stages share: one row
+        for specs in stage_runs(ws, stages, matrix=matrix_path).values():
+            expected |= {s.run_id: s for s in specs if s.run_id not in expected}
+        for spec in expected.values():
             run, on_disk = found.pop(spec.run_id, (RunDir(ws.runs_dir / spec.run_id), None))
             # a directory holding another run (a copy) is shown as the run the matrix expects
             same = on_disk is not None and on_disk.run_id == spec.run_id

@@ -315,6 +315,21 @@ def plan(
     return [PlannedRun(s, run_dir_for(ws.runs_dir, s), settings_label(s, swept)) for s in specs]
 
 
+def stage_runs(
+    ws: Workspace,
+    names: list[str],
+    *,
+    config: str | Path | None = None,
+    matrix: str | Path | None = None,
+) -> dict[str, list[RunSpec]]:
+    """Each named stage's runs, as the matrix expects them: which runs belong to a stage for
+    ``collect``, ``analyze`` and ``report --stage`` (``status --stage`` lists ``plan``'s, the
+    same expansion). A run two stages share is in both lists; an unknown name is a user error
+    naming the known stages."""
+    train, stages = load_configs(ws, config, matrix)
+    return {name: expand_stage(name, stages.stage(name), train) for name in dict.fromkeys(names)}
+
+
 def spec_conflict(run: PlannedRun) -> bool:
     """Whether the run directory already holds a spec with other settings (a changed config)."""
     if not run.run_dir.spec_path.exists():
