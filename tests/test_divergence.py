@@ -12,7 +12,7 @@ from fwbench.config.train import DivergenceConfig
 from fwbench.frameworks.base import Evaluation, load_backend
 from fwbench.recipe.divergence import Diverged, DivergenceWatch
 from fwbench.training.loop import train_run
-from test_training import config, linear_model, new_run, ws  # noqa: F401  (module fixture)
+from test_training import config, linear_model, new_run
 
 LN10 = math.log(10)
 
@@ -128,10 +128,12 @@ class _Faulty:
         return e if self.val_loss is None else Evaluation(self.val_loss, e.probabilities)
 
 
-def test_a_sustained_loss_explosion_ends_the_run_diverged_with_its_reason(ws, tmp_path):  # noqa: F811
-    rd = new_run(ws, tmp_path, "pytorch", config(training={"divergence": {"window_steps": 4}}), 3)
+def test_a_sustained_loss_explosion_ends_the_run_diverged_with_its_reason(synthetic_ws, tmp_path):
+    rd = new_run(
+        synthetic_ws, tmp_path, "pytorch", config(training={"divergence": {"window_steps": 4}}), 3
+    )
     backend = _Faulty(load_backend("pytorch", linear_model("pytorch")), step_loss_after=8)
-    assert train_run(rd, ws, backend=backend, show_progress=False) == "diverged"
+    assert train_run(rd, synthetic_ws, backend=backend, show_progress=False) == "diverged"
     status = rd.read_status()
     # steps 8 and 9 at 47 beside two at ~2.3: the window's mean crosses 23.03 at step 9
     reason = status["divergence_reason"]
@@ -142,18 +144,20 @@ def test_a_sustained_loss_explosion_ends_the_run_diverged_with_its_reason(ws, tm
     assert rd.test_metrics() is None
 
 
-def test_one_spiking_step_does_not_end_the_run(ws, tmp_path):  # noqa: F811
-    rd = new_run(ws, tmp_path, "pytorch", config(training={"divergence": {"window_steps": 4}}), 2)
+def test_one_spiking_step_does_not_end_the_run(synthetic_ws, tmp_path):
+    rd = new_run(
+        synthetic_ws, tmp_path, "pytorch", config(training={"divergence": {"window_steps": 4}}), 2
+    )
     backend = _Faulty(load_backend("pytorch", linear_model("pytorch")), spike_at=3)
-    assert train_run(rd, ws, backend=backend, show_progress=False) == "done"
+    assert train_run(rd, synthetic_ws, backend=backend, show_progress=False) == "done"
     assert rd.epochs()[0]["train_loss"] > 47.0 / 6  # the spike is in the record
 
 
-def test_an_exploded_validation_loss_after_warmup_ends_the_run_diverged(ws, tmp_path):  # noqa: F811
+def test_an_exploded_validation_loss_after_warmup_ends_the_run_diverged(synthetic_ws, tmp_path):
     cfg = config(lr={"warmup_epochs": 1.0})
-    rd = new_run(ws, tmp_path, "pytorch", cfg, epochs=4)
+    rd = new_run(synthetic_ws, tmp_path, "pytorch", cfg, epochs=4)
     backend = _Faulty(load_backend("pytorch", linear_model("pytorch")), val_loss=1.0e7)
-    assert train_run(rd, ws, backend=backend, show_progress=False) == "diverged"
+    assert train_run(rd, synthetic_ws, backend=backend, show_progress=False) == "diverged"
     status = rd.read_status()
     assert status["divergence_reason"].startswith(
         "validation loss above 10 x ln(C) = 23.03 for 2 epochs after warmup (1e+07) at epoch 3"
@@ -163,9 +167,9 @@ def test_an_exploded_validation_loss_after_warmup_ends_the_run_diverged(ws, tmp_
     assert [e["val_loss"] for e in rd.epochs()] == [1.0e7] * 3
 
 
-def test_stop_on_divergence_off_keeps_training(ws, tmp_path):  # noqa: F811
+def test_stop_on_divergence_off_keeps_training(synthetic_ws, tmp_path):
     cfg = config(training={"stop_on_divergence": False})
-    rd = new_run(ws, tmp_path, "pytorch", cfg, epochs=2)
+    rd = new_run(synthetic_ws, tmp_path, "pytorch", cfg, epochs=2)
     backend = _Faulty(load_backend("pytorch", linear_model("pytorch")), step_loss_after=0)
-    assert train_run(rd, ws, backend=backend, show_progress=False) == "done"
+    assert train_run(rd, synthetic_ws, backend=backend, show_progress=False) == "done"
     assert np.allclose([e["train_loss"] for e in rd.epochs()], 47.0)
