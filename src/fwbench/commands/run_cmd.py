@@ -390,5 +390,7 @@ def _run_lines(out: Console, runs: list[PlannedRun], unsuccessful: tuple[str, ..
             words = error_line(r.run_dir)
         else:
             words = progress_words(r.run_dir, state, r.spec.epochs)
+            if state == "interrupted":  # what stopped it, and that `run` resumes it
+                words = "; ".join(w for w in (words, error_line(r.run_dir)) if w)
         words = f": {words}" if words else ""
         out.print(f"{state} {r.name}{words}{where}", soft_wrap=True, markup=False)

@@ -272,6 +272,9 @@ def error_line(run_dir: RunDir) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if lines:
         return lines[-1][:300]
+    if run_state(run_dir) == "interrupted":
+        why = status.get("stopped_by") or "stopped before its end"
+        return f"{why}; the next `fwbench run` resumes it from its last checkpoint"
     return "diverged" if status.get("state") == "diverged" else "no error recorded"
 
 

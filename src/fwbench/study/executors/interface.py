@@ -97,7 +97,15 @@ def mark_launched(run_dir: RunDir, **fields: object) -> None:
     status = run_dir.read_status()
     if status.get("state") in ("done", "diverged") and not fields:
         return
-    for key in ("error", "traceback", "log_tail", "finished_at", "pid", "interrupted_at"):
+    for key in (
+        "error",
+        "traceback",
+        "log_tail",
+        "finished_at",
+        "pid",
+        "interrupted_at",
+        "stopped_by",
+    ):
         status.pop(key, None)
     status.update(state="pending", updated_at=time.time(), **fields)
     write_json(run_dir.status_path, status)
@@ -108,6 +116,7 @@ def outcome_line(out: Outcome, where: str) -> str:
     from rich.markup import escape
 
     mark = {"done": "[green]done[/]", "diverged": "[yellow]diverged[/]", "busy": "[yellow]busy[/]"}
+    mark["interrupted"] = "[yellow]interrupted[/]"
     result = f"  {out.result}" if out.result else ""
     text = f"{mark.get(out.state, '[red]FAILED[/]')} {escape(out.name or out.run_id)}{result}"
     text += f" ({where})"
@@ -119,6 +128,6 @@ def outcome_of(run: PlannedRun, seconds: float = 0.0) -> Outcome:
     from fwbench.record.view import progress_words
 
     state = run_state(run.run_dir)
-    error = error_line(run.run_dir) if state in ("failed", "diverged") else ""
+    error = error_line(run.run_dir) if state in ("failed", "diverged", "interrupted") else ""
     result = progress_words(run.run_dir, state, run.spec.epochs) if state == "done" else ""
     return Outcome(run.run_id, state, error, seconds, run.name, result)

@@ -194,8 +194,15 @@ class SlurmExecutor(Executor):
     def _finish(self, job: Any, run: PlannedRun) -> Outcome:
         state = run_state(run.run_dir)
         # a task that found the run busy (another trainer holds its lock) changed nothing
-        if state not in ("done", "diverged") and not is_held(run.run_dir.path):
-            record_failure(run.run_dir, f"slurm job {job.job_id} ended {_final_state(job)}")
+        if state in ("done", "diverged") or is_held(run.run_dir.path):
+            return outcome_of(run)
+        ended = f"slurm job {job.job_id} ended {_final_state(job)}"
+        if state == "interrupted":  # stopped by a signal it caught (scancel, preemption):
+            # checkpointed and resumable, so not a failure; the Slurm state says what stopped it
+            status = run.run_dir.read_status()
+            run.run_dir.set_status(status.get("state", "interrupted"), stopped_by=ended)
+        else:
+            record_failure(run.run_dir, ended)
         return outcome_of(run)
 
     def _cancel(self, jobs: list[Any], runs: list[PlannedRun]) -> None:
@@ -211,13 +218,23 @@ class SlurmExecutor(Executor):
         self.console.print(f"interrupted: cancelled job array {', '.join(array_ids)}")
 
 
+# States submitit counts as not ended (``core.Watcher.is_done``).
+_NOT_ENDED = ("READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED")
+
+
 def _final_state(job: Any, tries: int = 10, pause: float = 1.0) -> str:
-    """The job's end state. Accounting can lag a cancel by a moment (sacct then knows nothing and
-    submitit says UNKNOWN), so an UNKNOWN is asked again a few times before it is reported."""
+    """The job's end state. submitit calls a task done once its result file exists, which can
+    be before Slurm's accounting has the end (a cancelled task read PENDING or UNKNOWN for a
+    moment), so a state that is not an end is asked again a few times before it is reported."""
     state = job.state
     for _ in range(tries):
-        if not state.upper().startswith("UNKNOWN"):
+        if _ended(state):
             break
         time.sleep(pause)
         state = job.get_info(mode="force").get("State", job.state)
     return state
+
+
+def _ended(state: str) -> bool:
+    words = state.split()
+    return bool(words) and words[0].upper() not in _NOT_ENDED
