@@ -22,12 +22,20 @@ import numpy as np
 
 from fwbench.config.train import TrainConfig
 from fwbench.core.paths import Workspace
+from fwbench.parity.measures import (
+    bn_divergence,
+    classifier_name,
+    compare_batches,
+    dropout_differences,
+    ratio,
+    relative_norm,
+    weight_divergence,
+)
 from fwbench.parity.train_checks import Check, lockstep_checks
 from fwbench.recipe.schedule import lr_at
 from fwbench.record.runs import RunSpec, make_spec
 
 ARMS = ("pytorch", "keras", "control")
-BN_STATS = ("running_mean", "running_var")
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,7 @@ class StepRow:
     @property
     def ratio(self) -> float:
         """Cross-framework divergence over the instability floor."""
-        return _ratio(self.weight_div_keras, self.weight_div_control)
+        return ratio(self.weight_div_keras, self.weight_div_control)
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,7 @@ class End:
     @property
     def ratio(self) -> float:
         """The Keras arm's evaluation divergence over the control's."""
-        return _ratio(self.prob_max_abs_diff_keras, self.prob_max_abs_diff_control)
+        return ratio(self.prob_max_abs_diff_keras, self.prob_max_abs_diff_control)
 
 
 @dataclass
@@ -140,70 +148,6 @@ class Lockstep:
             **data, rows=rows, checks=checks, start=Start(**start) if start else None,
             end=End(**end) if end else None,
         )  # fmt: skip
-
-
-def _ratio(a: float, b: float) -> float:
-    return a / b if b > 0 else (0.0 if a == 0 else math.inf)
-
-
-def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    """||a - b|| / ||a|| in float64 (0 when both are 0)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return _ratio(float(np.linalg.norm(a - b)), float(np.linalg.norm(a)))
-
-
-def _params(state: dict[str, np.ndarray]) -> list[str]:
-    return [k for k in state if not k.endswith(BN_STATS)]
-
-
-def weight_divergence(ref: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> float:
-    """||Δw|| / ||w|| over every parameter (BatchNorm statistics left out)."""
-    names = _params(ref)
-    flat = [
-        np.concatenate([np.ravel(s[n]).astype(np.float64) for n in names]) for s in (ref, other)
-    ]
-    return _rel(*flat)
-
-
-def bn_divergence(ref: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> tuple[float, float]:
-    """Worst channel's BatchNorm running-mean and running-variance divergence.
-
-    The mean in units of the channel's running standard deviation (means sit near 0, where a
-    plain ratio is rounding noise; what BN's output sees is the shift over the scale), the
-    variance as a ratio (it stays near 1; the channel with the widest batch variance shows a
-    wrong update rule first).
-    """
-    means, variances = [0.0], [0.0]
-    for k in ref:
-        if k.endswith("running_var"):
-            var = ref[k].astype(np.float64)
-            mean = k.removesuffix("running_var") + "running_mean"
-            shift = np.abs(ref[mean].astype(np.float64) - other[mean])
-            means.append(float(np.max(shift / np.sqrt(var))))
-            variances.append(float(np.max(np.abs(var - other[k]) / var)))
-    return max(means), max(variances)
-
-
-def _as_nhwc(x, channels_first: bool) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu()
-    x = np.asarray(x.numpy() if hasattr(x, "numpy") else x, np.float64)
-    return x.transpose(0, 2, 3, 1) if channels_first else x
-
-
-def dropout_differences(pytorch: list[tuple], keras: list[tuple]) -> list[str]:
-    """Where the arms' dropout / stochastic-depth layers differ in placement, kind or rate."""
-    pt = {name: (kind, rate) for name, kind, rate in pytorch}
-    ks = {name: (kind, rate) for name, kind, rate in keras}
-    out = []
-    for name in dict.fromkeys([*pt, *ks]):
-        a, b = pt.get(name), ks.get(name)
-        if a is None or b is None or a[0] != b[0] or not math.isclose(a[1], b[1], abs_tol=1e-12):
-            show = [f"{v[0]} {v[1]:g}" if v else "absent" for v in (a, b)]
-            out.append(f"{name}: pytorch {show[0]} vs keras {show[1]}")
-    if not out and [n for n, *_ in pytorch] != [n for n, *_ in keras]:
-        out.append("same layers in a different order")
-    return out
 
 
 class _Arms:
@@ -279,11 +223,6 @@ def lockstep_specs(
     }
 
 
-def classifier_name(state: dict[str, np.ndarray]) -> str:
-    """The classifier's weight: the last 2-D parameter in PyTorch order."""
-    return [k for k in _params(state) if state[k].ndim == 2][-1]
-
-
 def _start(arms: _Arms) -> Start:
     """Shared init, the evaluation a run really uses, and the dropout layout, before step 0."""
     pt, ks = arms.backends["pytorch"], arms.backends["keras"]
@@ -294,7 +233,7 @@ def _start(arms: _Arms) -> Start:
         backend.disable_dropout()  # after the comparison: masks would differ per arm
     return Start(
         weights_max_abs_diff=max(float(np.max(np.abs(w_pt[k] - w_ks[k]))) for k in w_pt),
-        eval_loss_rel=_ratio(abs(e_pt.loss - e_ks.loss), abs(e_pt.loss)),
+        eval_loss_rel=ratio(abs(e_pt.loss - e_ks.loss), abs(e_pt.loss)),
         eval_prob_max_abs_diff=float(
             np.max(np.abs(e_pt.probabilities.astype(np.float64) - e_ks.probabilities))
         ),
@@ -347,7 +286,7 @@ def run_lockstep(
         }
         loss = {a: r.loss_sum / arms.inputs[a].plan.accumulation for a, r in out.items()}
         result.rows.append(
-            _row(step, lrs, out["keras"].lr, loss, grads, new, replay, _compare_batches(batches))
+            _row(step, lrs, out["keras"].lr, loss, grads, new, replay, compare_batches(batches))
         )
         state = new
     result.end = _end(arms)
@@ -370,13 +309,13 @@ def _row(step, lrs, held_keras, loss, grads, state, replay, batches) -> StepRow:
         buffer_rel_keras=replay["keras"].buffer_rel,
         buffer_rel_control=replay["control"].buffer_rel,
         loss_pytorch=loss["pytorch"], loss_keras=loss["keras"], loss_control=loss["control"],
-        loss_rel=_ratio(abs(loss["pytorch"] - loss["keras"]), abs(loss["pytorch"])),
+        loss_rel=ratio(abs(loss["pytorch"] - loss["keras"]), abs(loss["pytorch"])),
         weight_div_keras=weight_divergence(w["pytorch"], w["keras"]),
         weight_div_control=weight_divergence(w["pytorch"], w["control"]),
         bn_mean_rel=mean_rel, bn_var_rel=var_rel,
-        classifier_grad_rel=_rel(grads["pytorch"][head], grads["keras"][head]),
+        classifier_grad_rel=relative_norm(grads["pytorch"][head], grads["keras"][head]),
         classifier_momentum_rel=(
-            _rel(buffers[0][head], buffers[1][head]) if head in buffers[1] else math.inf
+            relative_norm(buffers[0][head], buffers[1][head]) if head in buffers[1] else math.inf
         ),
         batch_max_abs_diff=batches[0], labels_equal=batches[1],
     )  # fmt: skip
@@ -393,17 +332,3 @@ def _end(arms: _Arms) -> End:
     return End(
         diff("keras"), diff("control"), e["keras"].loss, e["pytorch"].loss, e["control"].loss
     )
-
-
-def _compare_batches(batches: dict[str, list]) -> tuple[float, bool]:
-    """Max |Δ| between the arms' input tensors (NHWC) and whether the labels are equal."""
-    worst, same = 0.0, True
-    if any(len(b) != len(batches["pytorch"]) for b in batches.values()):
-        return math.inf, False
-    for k, (x_pt, y_pt) in enumerate(batches["pytorch"]):
-        ref = _as_nhwc(x_pt, channels_first=True)
-        for arm, first in (("keras", False), ("control", True)):
-            x, y = batches[arm][k]
-            worst = max(worst, float(np.max(np.abs(ref - _as_nhwc(x, first)))))
-            same &= np.array_equal(np.asarray(y_pt), np.asarray(y))
-    return worst, bool(same)

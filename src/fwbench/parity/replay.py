@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-BN_STATS = ("running_mean", "running_var")
+from fwbench.parity.measures import BN_STATS
 
 
 @dataclass(frozen=True)
