@@ -43,6 +43,9 @@ def import_both(arm: str | None = None):
     # (the order above is load-bearing: ruff's import sorting must not move tensorflow first)
     tf = None
     if backend == "tensorflow":
+        import fwbench.frameworks.keras  # noqa: F401  (imports TensorFlow without its notices)
+
+        # isort: split
         import tensorflow as tf
     import keras
 
