@@ -36,6 +36,7 @@ from fwbench.commands import (  # noqa: E402
     run_cmd,
     runs_cmd,
     smoke_cmd,
+    status_cmd,
     train_cmd,
 )
 from fwbench.core.errors import FwbenchError, Interrupted, from_os_error  # noqa: E402
@@ -81,7 +82,7 @@ app.command("analyze")(analysis_cmd.analyze)
 app.command("report")(analysis_cmd.report)
 app.command("plan")(plan_cmd.plan)
 app.command("run")(run_cmd.run)
-app.command("status")(run_cmd.status)
+app.command("status")(status_cmd.status)
 app.command("migrate")(runs_cmd.migrate)
 app.add_typer(runs_cmd.app, name="runs")
 

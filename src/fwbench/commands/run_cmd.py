@@ -1,10 +1,8 @@
-"""``fwbench run`` (a stage through the local or Slurm executor) and ``fwbench status``."""
+"""``fwbench run``: a stage through the local or Slurm executor (``study/launch.py``)."""
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -21,12 +19,11 @@ from fwbench.commands.options import (
     WorkspaceOpt,
     tracking_sets,
 )
-from fwbench.core.errors import FwbenchError, Interrupted, describe
+from fwbench.core.errors import FwbenchError, Interrupted
 from fwbench.core.fileio import check_writable
 from fwbench.core.paths import Workspace
-from fwbench.record.check import corruption, quarantine
 from fwbench.record.lock import LOCK_NAME, describe_holder
-from fwbench.study.executors.interface import Executor, Outcome, train_command
+from fwbench.study.launch import make_executor, notices, prepare_run_dirs
 from fwbench.study.matrix import (
     UNSUCCESSFUL,
     VIEW_STATES,
@@ -34,14 +31,10 @@ from fwbench.study.matrix import (
     SmokeOptions,
     count_states,
     error_line,
-    load_configs,
     plan,
     spec_conflict,
     to_launch,
 )
-
-if TYPE_CHECKING:
-    from fwbench.config.executor import SlurmExecutorConfig
 
 StageOpt = typer.Option(
     None, "--stage", "-s", help="Matrix stage: stage1, stage2, demo, ... (repeatable)."
@@ -78,25 +71,8 @@ def _sbatch_options(pairs: list[str]) -> dict[str, str | bool]:
     return out
 
 
-def _slurm_config(base: SlurmExecutorConfig, updates: dict[str, Any]) -> SlurmExecutorConfig:
-    from pydantic import ValidationError
-
-    from fwbench.config.executor import SlurmExecutorConfig
-
-    data = base.model_dump() | {k: v for k, v in updates.items() if v is not None}
-    try:
-        return SlurmExecutorConfig.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise FwbenchError(
-            f"invalid slurm option '{'.'.join(map(str, err['loc']))}': {err['msg']}",
-            fix="check the --partition/--time-min/--mem-gb/--cpus/--gpus values",
-        ) from None
-
-
 def _print_runs(out: Console, runs: list[PlannedRun]) -> None:
     from fwbench.record.view import progress_words
-    from fwbench.study.matrix import error_line
 
     for r in runs:
         state = r.state
@@ -107,19 +83,6 @@ def _print_runs(out: Console, runs: list[PlannedRun]) -> None:
             words = progress_words(r.run_dir, state, r.spec.epochs)
             note += f"  ({words})" if words else ""
         out.print(f"{state:<12} {r.name}{note}", highlight=False, soft_wrap=True, markup=False)
-
-
-def _notices(out: Console, ws: Workspace, runs: list[PlannedRun]) -> None:
-    """One-line notes: old-style run directories; batches fitted to a small --subset."""
-    from fwbench.config.overrides import FITTED, fit_notice
-    from fwbench.record.migrate import legacy_notice
-
-    notice = legacy_notice(ws)
-    if notice:
-        out.print(f"note: {notice}")
-    fitted = {s for r in runs for s in r.spec.overrides if FITTED in s}
-    for line in sorted(fit_notice(s) for s in fitted):
-        out.print(line, soft_wrap=True)
 
 
 def _summary(name: str, runs: list[PlannedRun]) -> str:
@@ -183,9 +146,6 @@ def run(
     from fwbench.config.executor import EXECUTOR, load_executor_config
     from fwbench.config.overrides import combine_sets
     from fwbench.config.train import find_user_config
-    from fwbench.study.matrix import (
-        error_line,
-    )
 
     if executor not in ("local", "slurm"):
         raise FwbenchError(f"unknown executor '{executor}'; known: local, slurm")
@@ -207,7 +167,8 @@ def run(
     launch = to_launch(runs, retry_failed)
     out = Console(highlight=False, soft_wrap=True)
     out.print(_summary(name, runs))
-    _notices(out, ws, runs)
+    for line in notices(ws, runs):
+        out.print(line, soft_wrap=True)
     if dry_run:
         _print_runs(out, runs)
         out.print(f"would launch {len(launch)} run(s) with the {executor} executor")
@@ -233,7 +194,7 @@ def run(
         )
     if launch:
         check_writable(ws.runs_dir)  # a read-only workspace is one line, not one per run
-    launch, unwritable = _prepare_run_dirs(launch, out)
+    launch, unwritable = prepare_run_dirs(launch, out)
     if launch:
         exec_cfg = load_executor_config(find_user_config(ws.configs_dir, EXECUTOR, executor_config))
         slurm = dict(
@@ -241,7 +202,7 @@ def run(
             account=account, max_requeues=max_requeues,
             sbatch=exec_cfg.slurm.sbatch | _sbatch_options(sbatch_opt or []),
         )  # fmt: skip
-        chosen = _executor(
+        chosen = make_executor(
             executor, ws, exec_cfg, out, parallel=parallel, detach=detach, slurm=slurm
         )
         out.print(f"launching {len(launch)} run(s) with the {executor} executor")
@@ -274,123 +235,3 @@ def run(
             out.print(f"failed {o.run_id}: {o.error}", soft_wrap=True)
     if failed or unwritable:
         raise typer.Exit(1)
-
-
-def _prepare_run_dirs(
-    launch: list[PlannedRun], out: Console
-) -> tuple[list[PlannedRun], list[Outcome]]:
-    """Write each run's spec (repairing corrupt runs first); a run that cannot be written fails
-    alone, the others go on."""
-    ready, unwritable = [], []
-    for r in launch:
-        try:
-            damage = corruption(r.run_dir)
-            if damage:
-                where = quarantine(r.run_dir, r.spec, damage)
-                out.print(f"repairing corrupt {r.run_id}: {damage} (damaged files kept in {where})")
-            r.run_dir.write_spec(r.spec)
-        except OSError as e:
-            unwritable.append(Outcome(r.run_id, "failed", f"cannot write the run: {describe(e)}"))
-            continue
-        ready.append(r)
-    return ready, unwritable
-
-
-def _executor(kind: str, ws: Workspace, cfg: Any, out: Console, **options: Any) -> Executor:
-
-    command_for = partial(train_command, workspace=ws.root)
-    if kind == "local":
-        from fwbench.study.executors.local import LocalExecutor
-
-        parallel = options["parallel"] or cfg.local.parallel
-        return LocalExecutor(parallel, command_for=command_for, console=out)
-    from fwbench.study.executors.slurm import SlurmExecutor
-
-    slurm = _slurm_config(cfg.slurm, options["slurm"])
-    return SlurmExecutor(
-        slurm,
-        ws.logs_dir / "slurm",
-        command_for=command_for,
-        console=out,
-        detach=options["detach"],
-    )
-
-
-def status(
-    stage: list[str] | None = Opt(None, "--stage", "-s", help="Stage(s) to show (repeatable)."),
-    show_all: bool = Opt(False, "--all", help="Every stage of the matrix, also those not started."),
-    matrix: OptPath = MatrixOpt,
-    config: OptPath = TrainConfigOpt,
-    workspace: OptPath = WorkspaceOpt,
-) -> None:
-    """Per stage: how many runs are done, running, failed, diverged or pending; why runs failed;
-    each running run's epoch and val accuracy, each done run's test accuracy, Slurm states.
-
-    Only stages that have runs are listed (``--all``: every stage). Runs started with
-    ``run --set`` or ``fwbench train`` are counted under their stage (``+ other settings``) or
-    under ``train``."""
-    from fwbench.study.runindex import found_runs
-
-    ws = Workspace.from_env(workspace)
-    _, stages = load_configs(ws, config, matrix)
-    out = Console(highlight=False, soft_wrap=True)
-    header = f"{'stage':<14} {'runs':>5} " + " ".join(f"{s:>11}" for s in VIEW_STATES)
-    out.print(header)
-    on_disk = [f for f in found_runs(ws) if f.spec is not None]
-    shown: dict[str, PlannedRun] = {}
-
-    def row(name: str, runs: list[PlannedRun]) -> None:
-        counts = count_states(runs)
-        out.print(f"{name:<14} {len(runs):>5} " + " ".join(f"{counts[s]:>11}" for s in VIEW_STATES))
-
-    for name in stage or list(stages.stages):
-        runs = plan(ws, name, config=config, matrix=matrix)
-        planned = {r.run_id for r in runs}
-        other = [
-            PlannedRun(f.spec, f.run_dir, f.label)
-            for f in on_disk
-            if f.spec.stage == name and f.run_id not in planned
-        ]
-        started = [r for r in runs if r.run_dir.status_path.exists()]
-        if not (show_all or stage or started or other):
-            continue
-        row(name, runs)
-        if other:
-            row("+ other settings"[:14], other)
-        for r in [*started, *other]:  # a run shared by stages keeps the label that has one
-            if r.run_id not in shown or r.label:
-                shown[r.run_id] = r
-    outside: dict[str, list[PlannedRun]] = {}  # `fwbench train`, or a stage no longer defined
-    for f in on_disk:
-        if not f.spec.stage or f.spec.stage not in stages.stages:
-            outside.setdefault(f.spec.stage or "train", []).append(
-                PlannedRun(f.spec, f.run_dir, f.label)
-            )
-    for name, runs in sorted(outside.items()):
-        if not stage or name in stage:
-            row(name, runs)
-            shown |= {r.run_id: r for r in runs}
-    if not shown and not show_all and not stage:
-        out.print(f"no runs yet in {ws.runs_dir} (--all lists every stage of the matrix)")
-    _run_lines(out, list(shown.values()), (*UNSUCCESSFUL, "corrupt"))
-    _notices(out, ws, [])
-
-
-def _run_lines(out: Console, runs: list[PlannedRun], unsuccessful: tuple[str, ...]) -> None:
-    """One line per run that has started: state, Slurm state, progress or error."""
-    from fwbench.record.view import progress_words, slurm_states
-
-    statuses = {r.run_id: r.run_dir.read_status() for r in runs}
-    queued = [s.get("slurm_job_id") for s in statuses.values() if s.get("state") != "done"]
-    slurm = slurm_states([j for j in queued if j])
-    for r in sorted(runs, key=lambda r: (r.state != "running", r.state, r.run_id)):
-        state, job = r.state, statuses[r.run_id].get("slurm_job_id")
-        where = f"  [slurm {job} {slurm[job]}]" if job in slurm else ""
-        if state in unsuccessful:
-            words = error_line(r.run_dir)
-        else:
-            words = progress_words(r.run_dir, state, r.spec.epochs)
-            if state == "interrupted":  # what stopped it, and that `run` resumes it
-                words = "; ".join(w for w in (words, error_line(r.run_dir)) if w)
-        words = f": {words}" if words else ""
-        out.print(f"{state} {r.name}{words}{where}", soft_wrap=True, markup=False)
