@@ -108,8 +108,8 @@ def test_the_window_survives_a_checkpoint():
 class _Faulty:
     """A real backend whose reported losses are replaced after some steps (a loss explosion)."""
 
-    def __init__(self, inner, step_loss_after=None, val_loss=None, spike_at=None):
-        self.inner, self.steps = inner, 0
+    def __init__(self, inner, step_loss_after=None, val_loss=None, spike_at=None, loss=47.0):
+        self.inner, self.steps, self.loss = inner, 0, loss
         self.step_loss_after, self.val_loss, self.spike_at = step_loss_after, val_loss, spike_at
 
     def __getattr__(self, name):
@@ -120,7 +120,7 @@ class _Faulty:
         self.steps += 1
         after = self.step_loss_after is not None and self.steps > self.step_loss_after
         if after or self.steps - 1 == self.spike_at:
-            return dataclasses.replace(result, loss_sum=47.0)  # finite, 20 x ln(10)
+            return dataclasses.replace(result, loss_sum=self.loss)  # 47: finite, 20 x ln(10)
         return result
 
     def evaluate(self, split):
@@ -173,3 +173,15 @@ def test_stop_on_divergence_off_keeps_training(synthetic_ws, tmp_path):
     backend = _Faulty(load_backend("pytorch", linear_model("pytorch")), step_loss_after=0)
     assert train_run(rd, synthetic_ws, backend=backend, show_progress=False) == "done"
     assert np.allclose([e["train_loss"] for e in rd.epochs()], 47.0)
+
+
+def test_stop_on_divergence_off_still_ends_a_run_at_a_non_finite_loss(synthetic_ws, tmp_path):
+    # NaN weights cannot recover; training on would end `failed` at the test metrics instead
+    cfg = config(training={"stop_on_divergence": False})
+    rd = new_run(synthetic_ws, tmp_path, "pytorch", cfg, epochs=2)
+    inner = load_backend("pytorch", linear_model("pytorch"))
+    backend = _Faulty(inner, step_loss_after=2, loss=float("nan"))
+    assert train_run(rd, synthetic_ws, backend=backend, show_progress=False) == "diverged"
+    status = rd.read_status()
+    assert status["divergence_reason"].startswith("non-finite training loss")
+    assert status["diverged_epoch"] == 1 and status["diverged_step"] == 2

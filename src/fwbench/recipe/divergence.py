@@ -62,10 +62,16 @@ class DivergenceWatch:
         self.recent.clear()
         self.recent.extend(losses)
 
+    @staticmethod
+    def check_finite(epoch: int, step: int | None, loss: float, what: str = "training") -> None:
+        """A non-finite loss: the rule that holds even with ``stop_on_divergence: false``
+        (the weights are NaN or inf from there on and cannot recover)."""
+        if not math.isfinite(loss):
+            raise Diverged(f"non-finite {what} loss", epoch, step, loss)
+
     def check_step(self, epoch: int, step: int, loss: float) -> None:
         """A non-finite loss at once; else a full window whose mean is above the step limit."""
-        if not math.isfinite(loss):
-            raise Diverged("non-finite training loss", epoch, step, loss)
+        self.check_finite(epoch, step, loss)
         self.recent.append(loss)
         if len(self.recent) < self.recent.maxlen:
             return
@@ -86,8 +92,7 @@ class DivergenceWatch:
         all above the training or the validation limit."""
         last = records[-1]
         epoch = last["epoch"] - 1
-        if not math.isfinite(last["val_loss"]):
-            raise Diverged("non-finite validation loss", epoch, None, last["val_loss"])
+        self.check_finite(epoch, None, last["val_loss"], "validation")
         patience = self.config.patience_epochs
         recent = records[-patience:]
         if len(recent) < patience or recent[0]["epoch"] * steps_per_epoch <= self.warmup_steps:

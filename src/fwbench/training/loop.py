@@ -184,6 +184,9 @@ class _Trainer:
     def _check_epoch(self, records: list[dict[str, Any]]) -> None:
         if self.spec.train_config.training.stop_on_divergence:
             self.watch.check_epoch(records, self.inputs.plan.steps_per_epoch)
+        else:  # off: only a non-finite loss ends the run (NaN weights cannot recover)
+            last = records[-1]
+            self.watch.check_finite(last["epoch"] - 1, None, last["val_loss"], "validation")
 
     def _diverged(self, d: Diverged) -> str:
         _log(self.run_dir, f"diverged: {d}")
@@ -304,6 +307,8 @@ class _Trainer:
             loss = result.loss_sum / plan.accumulation  # the step's mean loss
             if cfg.training.stop_on_divergence:
                 self.watch.check_step(epoch, step, loss)
+            else:
+                self.watch.check_finite(epoch, step, loss)
             self._sums["loss"] += result.loss_sum
             self._sums["correct"] += result.correct
             self._sums["count"] += result.count
