@@ -187,3 +187,16 @@ def test_parity_train_passes_compiled_with_a_floor_of_float32_size(run_cli, digi
     # measured 2.83e-07 (eager control) where the compiled layout-toggled control gave 8.7e-11
     assert 1e-8 < first["weight_div_control"] < 1e-5
     assert first["weight_div_keras"] / first["weight_div_control"] < 2.0
+
+
+@pytest.mark.slow
+def test_float64_lockstep_on_keras_torch_is_float64_throughout(run_cli, digits):
+    # Keras' own BatchNormalization and ops.mean (global pooling, the loss) compute a float64
+    # model in float32 off TensorFlow (result_type(float64, float32) is float32 there)
+    result = _lockstep(run_cli, digits, "float64", "--framework", "keras-torch")
+    assert result.code == 0, result.out
+    steps = pd.read_csv(digits.results_dir / "parity_train_steps.csv")
+    mine = steps[(steps["dtype"] == "float64") & (steps["framework"] == "keras-torch")]
+    first = mine.set_index("step")
+    assert first.loc[0, "loss_rel"] < 1e-7  # 2.8e-7 with Keras' BN and mean; now 6.6e-9
+    assert first.loc[1, "weight_div_keras"] < 1e-10  # 3.8e-8 with them; now 1.3e-12

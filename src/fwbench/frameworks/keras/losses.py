@@ -15,7 +15,18 @@ def loss_per_image(logits, labels, label_smoothing: float):
     nll = -ops.squeeze(picked, -1)
     if not label_smoothing:
         return nll
-    return (1.0 - label_smoothing) * nll - label_smoothing * ops.mean(logp, axis=-1)
+    return (1.0 - label_smoothing) * nll - label_smoothing * mean_of(logp, axis=-1)
+
+
+def mean_loss(logits, labels, label_smoothing: float):
+    """The batch's mean cross-entropy (what each Keras arm's step differentiates)."""
+    return mean_of(loss_per_image(logits, labels, label_smoothing), axis=0)
+
+
+def mean_of(x, axis: int):
+    """``ops.mean`` along ``axis`` in ``x``'s own dtype: Keras' ``ops.mean`` computes float64 in
+    float32 off TensorFlow (its ``result_type(float64, "float32")`` is float32 there)."""
+    return ops.sum(x, axis=axis) / x.shape[axis]
 
 
 def correct_count(logits, labels):

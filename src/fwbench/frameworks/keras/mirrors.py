@@ -100,9 +100,23 @@ def torch_batch_norm_class():
         """BatchNormalization whose running variance takes the unbiased batch variance."""
 
         def call(self, inputs, training=None, mask=None):
-            if not (training and self.trainable) or mask is not None or self.renorm:
+            if mask is not None or self.renorm:
                 return super().call(inputs, training=training, mask=mask)
-            x = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
+            # float16/bfloat16 computed in float32, float32/float64 as they are. Not Keras' own
+            # ``result_type(dtype, "float32")``: off TensorFlow it maps float64 to float32, so a
+            # float64 model on torch normalised in float32 (2.5e-7 from PyTorch's float64).
+            dtype = keras.backend.standardize_dtype(inputs.dtype)
+            x = inputs if dtype in ("float32", "float64") else ops.cast(inputs, "float32")
+            gamma, beta = (ops.cast(w, x.dtype) for w in (self.gamma, self.beta))
+            if not (training and self.trainable):
+                mean, variance = (
+                    ops.cast(v, x.dtype) for v in (self.moving_mean, self.moving_variance)
+                )
+                out = ops.batch_normalization(
+                    x, mean, variance, axis=self.axis, offset=beta, scale=gamma,
+                    epsilon=self.epsilon,
+                )  # fmt: skip
+                return ops.cast(out, self.compute_dtype)
             mean, variance = ops.moments(x, axes=self._reduction_axes)
             n = ops.cast(ops.size(x), x.dtype) / ops.cast(ops.shape(x)[self.axis], x.dtype)
             unbiased = variance * n / (n - 1.0)
@@ -111,7 +125,6 @@ def torch_batch_norm_class():
             moving_variance = ops.cast(self.moving_variance, x.dtype)
             self.moving_mean.assign(moving_mean * m + mean * (1.0 - m))
             self.moving_variance.assign(moving_variance * m + unbiased * (1.0 - m))
-            gamma, beta = (ops.cast(w, x.dtype) for w in (self.gamma, self.beta))
             out = ops.batch_normalization(
                 x, mean, variance, axis=self.axis, offset=beta, scale=gamma, epsilon=self.epsilon
             )
@@ -119,6 +132,26 @@ def torch_batch_norm_class():
 
     torch_batch_norm_class.cache = TorchBatchNormalization
     return TorchBatchNormalization
+
+
+def _global_average_pool(x):
+    """Global average pooling as a sum over height and width divided by their size.
+
+    Keras' ``GlobalAveragePooling2D`` takes ``ops.mean``, which off TensorFlow computes a
+    float64 tensor in float32 (``result_type(float64, "float32")`` is float32 there: 1.7e-8 on
+    a float64 model on torch); a sum keeps the input's dtype on every backend (float16 and
+    bfloat16 are summed in float32, as ``ops.mean`` does).
+    """
+    keras = _keras()
+    ops = keras.ops
+    size = x.shape[1] * x.shape[2]
+
+    def pool(t):
+        dtype = keras.backend.standardize_dtype(t.dtype)  # float16/bfloat16 summed in float32
+        total = ops.sum(t if dtype in ("float32", "float64") else ops.cast(t, "float32"), (1, 2))
+        return ops.cast(total / size, dtype)
+
+    return keras.layers.Lambda(pool, output_shape=(x.shape[-1],), name="avgpool")(x)
 
 
 def _bn(x, name):
@@ -174,7 +207,7 @@ def resnet50(num_classes: int, input_size: int):
     ):
         for b in range(blocks):
             x = _bottleneck(x, planes, stride if b == 0 else 1, f"layer{i}-{b}")
-    x = layers.GlobalAveragePooling2D(name="avgpool")(x)
+    x = _global_average_pool(x)
     w_init, b_init = _torch_linear_init(2048)
     x = layers.Dense(num_classes, name="fc", kernel_initializer=w_init, bias_initializer=b_init)(x)
     return keras.Model(inputs, x, name="resnet50_matched")
@@ -234,7 +267,7 @@ def mobilenetv2(num_classes: int, input_size: int, width_mult: float = 1.0):
             )
             index += 1
     x = _conv_bn_relu6(x, _make_divisible(1280 * max(1.0, width_mult)), 1, 1, f"features-{index}")
-    x = layers.GlobalAveragePooling2D(name="avgpool")(x)
+    x = _global_average_pool(x)
     x = layers.Dropout(0.2, name="classifier-0")(x)
     init = keras.initializers.RandomNormal(stddev=0.01)
     x = layers.Dense(num_classes, name="classifier-1", kernel_initializer=init)(x)
@@ -334,7 +367,7 @@ def convnext_tiny(num_classes: int, input_size: int, stochastic_depth_prob: floa
             rate = stochastic_depth_prob * block_id / (total - 1.0)
             x = _cn_block(x, dim, rate, f"features-{2 * stage + 1}-{j}")
             block_id += 1
-    x = layers.GlobalAveragePooling2D(name="avgpool")(x)
+    x = _global_average_pool(x)
     x = layers.LayerNormalization(epsilon=LN_EPSILON, name="classifier-0")(x)
     x = layers.Dense(num_classes, kernel_initializer=init, name="classifier-2")(x)
     return keras.Model(inputs, x, name="convnext_tiny_matched")

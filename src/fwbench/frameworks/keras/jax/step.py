@@ -25,7 +25,7 @@ from keras import ops
 
 from fwbench.frameworks.base import StepResult
 from fwbench.frameworks.keras.data_numpy import NumpyPipelines
-from fwbench.frameworks.keras.losses import correct_count, loss_per_image
+from fwbench.frameworks.keras.losses import correct_count, loss_per_image, mean_loss
 from fwbench.recipe.inputs import RunInputs
 from fwbench.registry.determinism import mechanism, xla_flag_on, xla_flags
 
@@ -98,7 +98,7 @@ class Step:
     def _loss(self, trainable, non_trainable, opt_vars, x, y, n):
         b = self.b
         logits, non_trainable = b.model.stateless_call(trainable, non_trainable, x, training=True)
-        loss = ops.mean(loss_per_image(logits, y, b.label_smoothing))
+        loss = mean_loss(logits, y, b.label_smoothing)
         mapping = list(zip(b.optimizer.variables, opt_vars, strict=True))
         with keras.StatelessScope(state_mapping=mapping):
             scaled = b.optimizer.scale_loss(loss / n)

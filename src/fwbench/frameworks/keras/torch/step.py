@@ -32,7 +32,7 @@ from keras.src.backend.torch.core import get_device
 
 from fwbench.frameworks.base import StepResult
 from fwbench.frameworks.keras.data_numpy import NumpyPipelines
-from fwbench.frameworks.keras.losses import correct_count, loss_per_image
+from fwbench.frameworks.keras.losses import correct_count, loss_per_image, mean_loss
 from fwbench.frameworks.pytorch.determinism_switches import apply as apply_determinism
 from fwbench.recipe.inputs import RunInputs
 
@@ -84,7 +84,7 @@ class Step:
         for x, y in micro_batches:
             x, y = self._device(x), self._device(y)
             logits = self.forward(x)
-            loss = ops.mean(loss_per_image(logits, y, b.label_smoothing))
+            loss = mean_loss(logits, y, b.label_smoothing)
             b.optimizer.scale_loss(loss / n).backward()
             ok = correct_count(logits.detach(), y)
             loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
