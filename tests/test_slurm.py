@@ -13,7 +13,10 @@ import pytest
 import yaml
 
 from fwbench.config.executor import SlurmExecutorConfig
-from fwbench.study.executors.slurm import _final_state, slurm_parameters
+from fwbench.core.fileio import write_json
+from fwbench.record.runs import RunDir
+from fwbench.study.executors.slurm import SlurmExecutor, _final_state, slurm_parameters
+from fwbench.study.matrix import PlannedRun
 from matrixfixtures import (
     RUN_IDS,
     STAGE,
@@ -25,6 +28,7 @@ from matrixfixtures import (
     start_fwbench,
     wait_until,
 )
+from specs import digits_spec
 
 # Resources a 2-core, GPU-less test node can give two tasks at once.
 SLURM_ARGS = ("--executor", "slurm", "--cpus", "1", "--mem-gb", "3", "--gpus", "0")
@@ -78,6 +82,33 @@ def test_a_task_done_before_accounting_ends_reports_the_end_state_not_pending():
     assert _final_state(job, pause=0) == "CANCELLED by 0" and job.asked == 2
     assert _final_state(_Job("FAILED"), pause=0) == "FAILED"
     assert _final_state(_Job("RUNNING"), tries=3, pause=0) == "RUNNING"  # reported, not hung
+
+
+@pytest.mark.parametrize(
+    "written,expected", [("interrupted", "interrupted"), ("running", "failed")]
+)
+def test_an_ended_task_leaves_its_run_resumable_only_if_the_run_stopped_itself(
+    tmp_path, written, expected
+):
+    # scancel: the run caught SIGTERM and wrote `interrupted` at a checkpoint -> resumable.
+    # OOM kill / node failure: `running` left behind by a dead process -> failed.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    spec = digits_spec()
+    rd = RunDir(tmp_path / spec.run_id)
+    rd.path.mkdir()
+    rd.write_spec(spec)
+    write_json(rd.status_path, {"state": written, "pid": dead.pid, "host": os.uname().nodename})
+    job = _Job("CANCELLED by 0" if written == "interrupted" else "OUT_OF_MEMORY")
+    job.job_id = "7_0"
+    out = SlurmExecutor._finish(None, job, PlannedRun(spec, rd))
+    status = rd.read_status()
+    assert out.state == status["state"] == expected
+    ended = f"slurm job 7_0 ended {job.state}"
+    if expected == "interrupted":
+        assert status["stopped_by"] == ended and "resumes it" in out.error
+    else:
+        assert status["error"].startswith(ended) and "stopped_by" not in status
 
 
 @pytest.mark.slurm

@@ -115,8 +115,12 @@ def outcome_line(out: Outcome, where: str) -> str:
     """One rich-markup line for a finished run: state, id, where it ran, and the error line."""
     from rich.markup import escape
 
-    mark = {"done": "[green]done[/]", "diverged": "[yellow]diverged[/]", "busy": "[yellow]busy[/]"}
-    mark["interrupted"] = "[yellow]interrupted[/]"
+    mark = {
+        "done": "[green]done[/]",
+        "diverged": "[yellow]diverged[/]",
+        "busy": "[yellow]busy[/]",
+        "interrupted": "[yellow]interrupted[/]",
+    }
     result = f"  {out.result}" if out.result else ""
     text = f"{mark.get(out.state, '[red]FAILED[/]')} {escape(out.name or out.run_id)}{result}"
     text += f" ({where})"

@@ -197,10 +197,11 @@ class SlurmExecutor(Executor):
         if state in ("done", "diverged") or is_held(run.run_dir.path):
             return outcome_of(run)
         ended = f"slurm job {job.job_id} ended {_final_state(job)}"
-        if state == "interrupted":  # stopped by a signal it caught (scancel, preemption):
-            # checkpointed and resumable, so not a failure; the Slurm state says what stopped it
-            status = run.run_dir.read_status()
-            run.run_dir.set_status(status.get("state", "interrupted"), stopped_by=ended)
+        if run.run_dir.read_status().get("state") == "interrupted":
+            # the run caught the signal (scancel's SIGTERM) and wrote its own resumable state at
+            # a checkpoint: not a failure; the Slurm state says what stopped it. A task killed
+            # without that (OOM, node failure) left `running` and fails below.
+            run.run_dir.set_status("interrupted", stopped_by=ended)
         else:
             record_failure(run.run_dir, ended)
         return outcome_of(run)
